@@ -1,0 +1,1 @@
+"""The OCR pipeline: plain synchronous functions, local files in, local files out."""

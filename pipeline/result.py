@@ -1,0 +1,87 @@
+"""What recognition yields: pages of lines of words, each with a box and a confidence."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom
+Method = Literal["text-layer", "ocr"]
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    confidence: float
+    bbox: Box
+
+
+@dataclass(frozen=True)
+class Line:
+    bbox: Box
+    words: tuple[Word, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(word.text for word in self.words)
+
+
+@dataclass(frozen=True)
+class PageError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PageResult:
+    number: int
+    method: Method
+    width: int
+    height: int
+    dpi: int
+    text: str
+    lines: tuple[Line, ...] = ()
+    seconds: float = 0.0
+    error: PageError | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def words(self) -> int:
+        return sum(len(line.words) for line in self.lines)
+
+    @property
+    def confidence(self) -> float | None:
+        """Mean word confidence (0-100), or None for a page without words."""
+        scores = [word.confidence for line in self.lines for word in line.words]
+        return round(sum(scores) / len(scores), 2) if scores else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "method": self.method,
+            "width": self.width,
+            "height": self.height,
+            "dpi": self.dpi,
+            "confidence": self.confidence,
+            "words": self.words,
+            "seconds": round(self.seconds, 3),
+            "error": asdict(self.error) if self.error else None,
+            "text": self.text,
+            "lines": [
+                {
+                    "text": line.text,
+                    "bbox": line.bbox,
+                    "words": [asdict(word) for word in line.words],
+                }
+                for line in self.lines
+            ],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The per-page figures without the text, for progress events and the CSV."""
+        return {
+            "number": self.number,
+            "method": self.method,
+            "confidence": self.confidence,
+            "words": self.words,
+            "seconds": round(self.seconds, 3),
+            "error": self.error.code if self.error else None,
+        }
