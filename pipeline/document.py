@@ -41,8 +41,15 @@ def _plan_pdf(source: Path, workdir: Path, options: OcrOptions, limits: Limits) 
         text_pages = _read_text_layer(source, limits)
     answered = {page.number for page in text_pages}
     tasks = tuple(
-        _task(source, MediaType.PDF, number, _capped_dpi(size, options.dpi, limits), workdir,
-              options, limits)
+        _task(
+            source,
+            MediaType.PDF,
+            number,
+            _capped_dpi(size, options.dpi, limits),
+            workdir,
+            options,
+            limits,
+        )
         for number, size in enumerate(info.sizes, start=1)
         if number not in answered
     )
@@ -60,8 +67,13 @@ def _read_text_layer(source: Path, limits: Limits) -> list[PageResult]:
             continue
         results.append(
             PageResult(
-                number=number, method="text-layer", width=round(page.width),
-                height=round(page.height), dpi=POINTS_PER_INCH, text=text, lines=page.lines,
+                number=number,
+                method="text-layer",
+                width=round(page.width),
+                height=round(page.height),
+                dpi=POINTS_PER_INCH,
+                text=text,
+                lines=page.lines,
                 seconds=each,
             )
         )
@@ -86,7 +98,7 @@ def _plan_raster(
         try:
             image.load()
         except (OSError, ValueError, SyntaxError) as exc:
-            raise InvalidImage("the image could not be decoded: it is damaged or truncated") from exc
+            raise InvalidImage("the image could not be decoded: damaged or truncated") from exc
     tasks = tuple(
         _task(source, media_type, number, options.dpi, workdir, options, limits)
         for number in range(1, frames + 1)
@@ -96,14 +108,27 @@ def _plan_raster(
 
 def _check_page_count(pages: int, limits: Limits) -> None:
     if pages > limits.max_pages:
-        raise TooManyPages(f"the document has {pages} pages, more than the limit of {limits.max_pages}")
+        raise TooManyPages(
+            f"the document has {pages} pages, more than the limit of {limits.max_pages}"
+        )
 
 
 def _task(
-    source: Path, media_type: MediaType, number: int, dpi: int, workdir: Path,
-    options: OcrOptions, limits: Limits,
+    source: Path,
+    media_type: MediaType,
+    number: int,
+    dpi: int,
+    workdir: Path,
+    options: OcrOptions,
+    limits: Limits,
 ) -> PageTask:
     return PageTask(
-        source=source, media_type=media_type, number=number, dpi=dpi, workdir=workdir,
-        options=options, timeout=limits.page_timeout, max_pixels=limits.max_page_pixels,
+        source=source,
+        media_type=media_type,
+        number=number,
+        dpi=dpi,
+        workdir=workdir,
+        options=options,
+        timeout=limits.page_timeout,
+        max_pixels=limits.max_page_pixels,
     )

@@ -49,14 +49,26 @@ def process_page(task: PageTask) -> PageResult:
         )
     except PipelineError as exc:
         return PageResult(
-            number=task.number, method="ocr", width=0, height=0, dpi=task.dpi, text="",
-            seconds=time.perf_counter() - started, error=PageError(exc.code, exc.message),
+            number=task.number,
+            method="ocr",
+            width=0,
+            height=0,
+            dpi=task.dpi,
+            text="",
+            seconds=time.perf_counter() - started,
+            error=PageError(exc.code, exc.message),
         )
     finally:
         _remove_scratch(task, image)
     return PageResult(
-        number=task.number, method="ocr", width=width, height=height, dpi=dpi,
-        text=found.text, lines=found.lines, seconds=time.perf_counter() - started,
+        number=task.number,
+        method="ocr",
+        width=width,
+        height=height,
+        dpi=dpi,
+        text=found.text,
+        lines=found.lines,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -64,7 +76,10 @@ def prepare_image(task: PageTask) -> tuple[Path, int]:
     """The page as an image file Tesseract reads well, and its resolution."""
     if task.media_type is MediaType.PDF:
         rendered = poppler.render_page(
-            task.source, number=task.number, dpi=task.dpi, out_dir=task.workdir,
+            task.source,
+            number=task.number,
+            dpi=task.dpi,
+            out_dir=task.workdir,
             timeout=task.timeout,
         )
         return rendered, task.dpi

@@ -1,10 +1,12 @@
 """Thin wrappers over poppler: page count and sizes, the text layer, one page rendered."""
 
+import math
 import re
 import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pdf2image
 from pdf2image import exceptions as pdf_errors
@@ -34,7 +36,7 @@ def pdf_info(path: Path, *, timeout: float, max_pages: int) -> PdfInfo:
     """Page count, and the sizes of the first `max_pages` pages, from one pdfinfo run."""
     try:
         info = pdf2image.pdfinfo_from_path(
-            str(path), timeout=timeout, first_page=1, last_page=max_pages
+            str(path), timeout=math.ceil(timeout), first_page=1, last_page=max_pages
         )
     except pdf_errors.PDFPageCountError as exc:
         if "password" in str(exc).lower():
@@ -118,7 +120,7 @@ def render_page(path: Path, *, number: int, dpi: int, out_dir: Path, timeout: fl
             fmt="png",
             grayscale=True,
             paths_only=True,
-            timeout=timeout,
+            timeout=math.ceil(timeout),
         )
     except pdf_errors.PDFPopplerTimeoutError as exc:
         raise PageTimeout(f"rendering page {number} took longer than {timeout:g} s") from exc
@@ -126,4 +128,5 @@ def render_page(path: Path, *, number: int, dpi: int, out_dir: Path, timeout: fl
         raise InvalidPdf(f"page {number} could not be rendered") from exc
     if not rendered:
         raise InvalidPdf(f"page {number} could not be rendered")
-    return Path(rendered[0])
+    # With paths_only, pdf2image returns file paths rather than images.
+    return Path(cast(list[str], rendered)[0])

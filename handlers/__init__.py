@@ -1,0 +1,1 @@
+"""ocrflow's service side: HTTP ingress, arq worker, storage and the processes around them."""

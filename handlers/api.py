@@ -1,0 +1,131 @@
+"""The HTTP API: submit a job, read its document, its result and its output files."""
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from handlers.errors import ApiError
+from handlers.intake import accept
+from handlers.jobs import Job, JobState, Source, new_job_id, now
+from handlers.services import Services
+from handlers.uploads import parse_metadata, parse_options, receive_upload
+from pipeline.options import check_languages
+from pipeline.outputs import FILENAMES, MEDIA_TYPES
+
+SERVICES = web.AppKey("services", Services)
+PRIORITIES = ("high", "normal", "low")
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/jobs")
+async def submit_job(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    settings = services.settings
+    if request.content_type != "multipart/form-data":
+        raise ApiError("unsupported_media_type", "send the document as multipart/form-data")
+    spool = settings.work_dir / "incoming"
+    upload = await receive_upload(request, spool, settings.max_upload_bytes)
+    try:
+        options = parse_options(upload.fields, settings.default_options)
+        check_languages(options)
+        job = Job(
+            id=new_job_id(),
+            created_at=now(),
+            priority=_priority(upload.fields),
+            source=Source(
+                filename=upload.filename,
+                sha256=upload.sha256,
+                bytes=upload.size,
+                media_type=upload.media_type,
+            ),
+            options=options,
+            metadata=parse_metadata(upload.fields),
+        )
+        await accept(services, job, upload.path)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    location = request.app.router["job"].url_for(job_id=job.id)
+    return web.json_response(
+        render_job(job, request), status=202, headers={"Location": str(location)}
+    )
+
+
+def _priority(fields: dict[str, list[str]]) -> Any:
+    value = fields.get("priority", ["normal"])[-1]
+    if value not in PRIORITIES:
+        raise ApiError("invalid_options", f"priority must be one of {', '.join(PRIORITIES)}")
+    return value
+
+
+@routes.get("/v1/jobs/{job_id}", name="job")
+async def get_job(request: web.Request) -> web.Response:
+    job = await _job(request)
+    return web.json_response(render_job(job, request))
+
+
+@routes.get("/v1/jobs/{job_id}/result")
+async def get_result(request: web.Request) -> web.Response:
+    job = await _job(request)
+    _require_success(job)
+    body = await request.app[SERVICES].storage.read_bytes(job.outputs["json"])
+    return web.Response(body=body, content_type="application/json")
+
+
+@routes.get("/v1/jobs/{job_id}/outputs/{name}", name="output")
+async def get_output(request: web.Request) -> web.StreamResponse:
+    job = await _job(request)
+    name = request.match_info["name"]
+    if name not in job.outputs or name not in FILENAMES:
+        raise ApiError("output_not_found", f"job {job.id} has no output named {name!r}")
+    path = request.app[SERVICES].storage.local_path(job.outputs[name])
+    if path is None:
+        raise ApiError("output_not_found", f"output {name!r} of job {job.id} is gone")
+    download = quote(f"{Path(job.source.filename).stem or job.id}-{FILENAMES[name]}", safe="")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": MEDIA_TYPES[name],
+            "Content-Disposition": f"attachment; filename*=UTF-8''{download}",
+        },
+    )
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    await services.redis.ping()
+    await services.storage.check()
+    return web.json_response({"status": "ready"})
+
+
+async def _job(request: web.Request) -> Job:
+    job_id = request.match_info["job_id"]
+    job = await request.app[SERVICES].jobs.get(job_id) if job_id.startswith("j_") else None
+    if job is None:
+        raise ApiError("job_not_found", f"no job {job_id!r}")
+    return job
+
+
+def _require_success(job: Job) -> None:
+    if job.state is JobState.FAILED and job.error:
+        raise ApiError("job_failed", f"job {job.id} failed: {job.error.message}")
+    if job.state is not JobState.SUCCEEDED:
+        raise ApiError("job_not_finished", f"job {job.id} is {job.state}, not succeeded")
+
+
+def render_job(job: Job, request: web.Request) -> dict[str, Any]:
+    """The job document a client sees: output names become download links."""
+    document = job.model_dump(mode="json")
+    document["outputs"] = {
+        name: str(request.url.join(request.app.router["output"].url_for(job_id=job.id, name=name)))
+        for name in job.outputs
+    }
+    return document

@@ -1,0 +1,32 @@
+"""The aiohttp application: routes, error handling, and the services it opens and closes."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from handlers import api
+from handlers.errors import error_middleware
+from handlers.services import open_services
+from handlers.settings import Settings
+from pipeline.options import installed_languages
+
+SETTINGS = web.AppKey("settings", Settings)
+JSON_BODY_LIMIT = 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_services)
+    app.add_routes(api.routes)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    services = await open_services(app[SETTINGS])
+    # Warm the installed-language list so the first submission does not block the loop on it.
+    await asyncio.to_thread(installed_languages)
+    app[api.SERVICES] = services
+    yield
+    await services.close()

@@ -1,0 +1,150 @@
+"""The `ocrflow` command: up, web, worker, ocr."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from arq.worker import run_worker
+from pydantic import ValidationError
+
+from handlers.app import create_app
+from handlers.pool import OcrPool
+from handlers.runner import run_document
+from handlers.settings import Settings
+from handlers.supervisor import run_up
+from handlers.worker import worker_settings
+from pipeline.errors import PipelineError
+from pipeline.media import SNIFF_BYTES, sniff
+from pipeline.options import OUTPUTS, OcrOptions, Output, check_languages
+from pipeline.outputs import write_outputs
+from pipeline.result import PageResult
+
+log = logging.getLogger("ocrflow")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocrflow", description="OCR job service: documents in, text and OCR results out."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up",
+        help="run everything on this machine: a private Redis (unless REDIS_URL is set), "
+        "the HTTP ingress and a worker",
+    )
+    web_cmd = commands.add_parser("web", help="run the HTTP ingress only (needs REDIS_URL)")
+    for command in (up, web_cmd):
+        command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (default 8080, or PORT)")
+    up.add_argument("--data-dir", type=Path, help="where Redis data and stored files live")
+    commands.add_parser("worker", help="run an OCR worker only (needs REDIS_URL)")
+    _add_ocr_parser(commands)
+    return parser
+
+
+def _add_ocr_parser(commands: Any) -> None:
+    ocr = commands.add_parser("ocr", help="OCR one file locally, with no server")
+    ocr.add_argument("file", type=Path, help="a PDF, PNG, JPEG or TIFF file")
+    ocr.add_argument("-o", "--out", type=Path, help="output directory (default: FILE-ocrflow)")
+    ocr.add_argument("-l", "--lang", default="eng", help="Tesseract languages, e.g. eng+deu")
+    ocr.add_argument("--outputs", default=",".join(OUTPUTS), help="comma-separated outputs")
+    ocr.add_argument("--dpi", type=int, default=300, help="rendering resolution for PDF pages")
+    ocr.add_argument("--psm", type=int, default=3, help="Tesseract page segmentation mode")
+    ocr.add_argument("--force-ocr", action="store_true", help="OCR pages with a text layer too")
+    ocr.add_argument("-j", "--processes", type=int, help="pool processes (default: all cores)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        name: value
+        for name in ("host", "port", "data_dir")
+        if (value := getattr(args, name, None)) is not None
+    }
+    settings = Settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "up":
+        return run_up(settings, os.environ)
+    if args.command == "web":
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        return 0
+    if args.command == "worker":
+        run_worker(worker_settings(settings))
+        return 0
+    try:
+        return asyncio.run(ocr_file(args, settings))
+    except (PipelineError, ValidationError, OSError) as exc:
+        print(f"ocrflow ocr: {_explain(exc)}", file=sys.stderr)
+        return 2
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, PipelineError):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:
+    options = OcrOptions(
+        languages=tuple(args.lang.replace(",", "+").split("+")),
+        outputs=tuple(name.strip() for name in args.outputs.split(",") if name.strip()),
+        dpi=args.dpi,
+        psm=args.psm,
+        force_ocr=args.force_ocr,
+    )
+    check_languages(options)
+    with args.file.open("rb") as handle:
+        media_type = sniff(handle.read(SNIFF_BYTES))
+    out_dir: Path = args.out or Path(f"{args.file.stem}-ocrflow")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pool = OcrPool(args.processes or settings.pool_processes)
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ocrflow-") as workdir:
+            pages = await run_document(
+                pool,
+                args.file.resolve(),
+                media_type,
+                Path(workdir),
+                options,
+                settings.limits,
+                _progress_bar(sys.stderr.isatty()),
+            )
+    finally:
+        pool.close()
+    files = write_outputs(pages, out_dir, options.outputs)
+    _print_summary(pages, time.perf_counter() - started, files)
+    return 0
+
+
+def _progress_bar(enabled: bool) -> Any:
+    async def show(done: int, total: int, page: PageResult | None) -> None:
+        if enabled and total:
+            filled = int(30 * done / total)
+            bar = "#" * filled + "-" * (30 - filled)
+            end = "\n" if done == total else ""
+            print(f"\r[{bar}] {done}/{total} pages", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _print_summary(pages: list[PageResult], seconds: float, files: dict[Output, Path]) -> None:
+    failed = [page for page in pages if page.error]
+    print(f"{len(pages)} pages in {seconds:.1f} s ({len(pages) / seconds:.2f} pages/s)")
+    for page in failed:
+        assert page.error is not None
+        print(f"page {page.number} failed: {page.error.code}: {page.error.message}")
+    for name, path in files.items():
+        print(f"{name}: {path}")

@@ -1,0 +1,96 @@
+"""HTTP errors: one JSON shape, and the one place where failures become statuses."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from handlers.storage import StorageError
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    "malformed_request": 400,
+    "not_found": 404,
+    "job_not_found": 404,
+    "output_not_found": 404,
+    "method_not_allowed": 405,
+    "job_not_finished": 409,
+    "job_failed": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "invalid_options": 422,
+    "unsupported_language": 422,
+    "service_unavailable": 503,
+}
+CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+UNAVAILABLE_RETRY_AFTER = "5"
+
+
+class ApiError(Exception):
+    """A failure the caller caused or can act on, with a stable code."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = STATUS_BY_CODE.get(code, 400)
+        self.details = details
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return web.json_response({"error": body}, status=self.status, headers=self.headers)
+
+
+def from_pipeline(exc: PipelineError) -> ApiError:
+    return ApiError(exc.code, exc.message)
+
+
+def unavailable(what: str) -> ApiError:
+    return ApiError(
+        "service_unavailable",
+        f"{what} is unavailable; try again shortly",
+        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except PipelineError as exc:
+        return from_pipeline(exc).response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = CODE_BY_STATUS.get(exc.status, "http_error")
+        body = {"error": {"code": code, "message": exc.reason}}
+        return web.json_response(body, status=exc.status)
+    except (RedisError, ConnectionError) as exc:
+        log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
+        return unavailable("the job queue").response()
+    except StorageError as exc:
+        log.warning("storage failed during %s %s: %s", request.method, request.path, exc)
+        return unavailable("storage").response()
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        body = {"error": {"code": "internal_error", "message": "internal error"}}
+        return web.json_response(body, status=500)

@@ -1,0 +1,139 @@
+"""The job record: its document, its states, and the Redis hash that holds it."""
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
+from redis.asyncio import Redis
+
+from handlers import keys
+from pipeline.options import OcrOptions
+
+Priority = Literal["high", "normal", "low"]
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING})
+
+
+class Source(BaseModel):
+    kind: Literal["upload"] = "upload"
+    filename: str
+    sha256: str
+    bytes: int
+    media_type: str
+
+
+class Progress(BaseModel):
+    stage: str = "queued"
+    pages_done: int = 0
+    pages_total: int | None = None
+    fraction: float = 0.0
+    message: str = ""
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class Job(BaseModel):
+    id: str
+    state: JobState = JobState.QUEUED
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempt: int = 0
+    priority: Priority = "normal"
+    source: Source
+    options: OcrOptions
+    progress: Progress = Field(default_factory=Progress)
+    outputs: dict[str, str] = Field(default_factory=dict)  # output name -> storage key
+    error: JobError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def new_job_id() -> str:
+    """`j_` + a sortable timestamp + randomness: ids of later jobs sort later."""
+    stamp = int(time.time() * 1000)
+    head = "".join(_CROCKFORD[(stamp >> shift) & 31] for shift in range(45, -1, -5))
+    return "j_" + head + "".join(secrets.choice(_CROCKFORD) for _ in range(12))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Update fields only while the job is in one of the allowed states (ARGV[1], comma-separated,
+# empty = any), so a late progress write can never overwrite a cancel or a terminal state.
+_UPDATE = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return -1 end
+if ARGV[1] ~= '' then
+  local allowed = false
+  for state in string.gmatch(ARGV[1], '[^,]+') do
+    if state == current then allowed = true end
+  end
+  if not allowed then return 0 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+
+class JobStore:
+    """Job records as Redis hashes, one JSON value per top-level field."""
+
+    def __init__(self, redis: Redis, *, retention: int) -> None:
+        self._redis = redis
+        self._retention = retention
+        self._update = redis.register_script(_UPDATE)
+
+    async def create(self, job: Job) -> None:
+        key = keys.job_key(job.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))
+            pipe.expire(key, self._retention)
+            pipe.zadd(keys.JOB_INDEX, {job.id: job.created_at.timestamp()})
+            await pipe.execute()
+
+    async def get(self, job_id: str) -> Job | None:
+        raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(keys.job_key(job_id)))
+        if not raw:
+            return None
+        return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+
+    async def update(
+        self, job_id: str, *, only_from: frozenset[JobState] | None = None, **fields: Any
+    ) -> bool:
+        """Set fields atomically; False when the job is gone or not in one of `only_from`."""
+        allowed = ",".join(json.dumps(str(state)) for state in sorted(only_from or ()))
+        flat = [item for pair in _encode(to_jsonable_python(fields)).items() for item in pair]
+        done = await self._update(keys=[keys.job_key(job_id)], args=[allowed, *flat])
+        if done == 1 and fields.get("state") in TERMINAL:
+            await self._redis.expire(keys.job_key(job_id), self._retention)
+        return bool(done == 1)
+
+
+def _encode(document: dict[str, Any]) -> dict[str, str]:
+    return {name: json.dumps(value) for name, value in document.items()}

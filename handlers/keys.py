@@ -1,0 +1,23 @@
+"""Every Redis key, storage key and arq function name ocrflow uses, in one place."""
+
+JOB_PREFIX = "ocrflow:job:"
+JOB_INDEX = "ocrflow:jobs"
+
+PROCESS_JOB = "process_job"
+
+
+def job_key(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+def arq_job_id(job_id: str, run: int) -> str:
+    """arq refuses a job id it still holds, so each explicit run of a job gets its own."""
+    return f"{job_id}:{run}"
+
+
+def source_key(job_id: str) -> str:
+    return f"jobs/{job_id}/source"
+
+
+def output_key(job_id: str, filename: str) -> str:
+    return f"jobs/{job_id}/outputs/{filename}"

@@ -1,0 +1,63 @@
+"""The OCR process pool: one Tesseract thread per process, rebuilt when a process dies."""
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from handlers.deathsig import die_with_parent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def init_process() -> None:
+    """Runs in each pool process before any work."""
+    # Parallelism comes from the pool; OpenMP threads inside each Tesseract would thrash.
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    # Ignore Ctrl-C in the terminal's process group: the worker decides when the pool stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker killed outright must not leave its pool processes behind.
+    die_with_parent()
+
+
+class OcrPool:
+    """A ProcessPoolExecutor that replaces itself after a crash and retries the lost call."""
+
+    def __init__(self, processes: int, *, crash_retries: int = 2) -> None:
+        self.processes = processes
+        self.crash_retries = crash_retries
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_process,
+        )
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        for attempt in range(self.crash_retries + 1):
+            executor = self._executor
+            try:
+                return await loop.run_in_executor(executor, fn, *args)
+            except BrokenProcessPool:
+                if attempt == self.crash_retries:
+                    raise
+                log.warning("a pool process died; rebuilding the pool and retrying")
+                self._replace(executor)
+        raise AssertionError("unreachable")
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is broken:
+            self._executor = self._new_executor()
+            broken.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,44 @@
+"""The arq side of Redis: connection settings, a JSON serializer, and enqueueing a job's run."""
+
+import json
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from handlers import keys
+from handlers.settings import Settings
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    config: RedisSettings = RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS_URL)
+    config.conn_timeout = 5
+    config.conn_retries = 3
+    config.retry_on_timeout = True
+    return config
+
+
+def serialize(value: Any) -> bytes:
+    """arq's job serializer: JSON, so nothing stored in Redis is ever executable."""
+    return json.dumps(value, default=repr).encode()
+
+
+def deserialize(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+async def connect(settings: Settings) -> ArqRedis:
+    pool: ArqRedis = await create_pool(
+        redis_settings(settings),
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=settings.queue_name,
+    )
+    return pool
+
+
+async def enqueue_run(arq: ArqRedis, job_id: str, *, run: int = 1) -> bool:
+    """Queue one run of a job; False when that run is already queued or finished."""
+    queued = await arq.enqueue_job(keys.PROCESS_JOB, job_id, _job_id=keys.arq_job_id(job_id, run))
+    return queued is not None

@@ -1,0 +1,37 @@
+"""The shared resources every ocrflow process opens once: queue, job records, storage."""
+
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+
+from handlers import queue
+from handlers.jobs import JobStore
+from handlers.settings import Settings
+from handlers.storage import Storage, open_storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: ArqRedis
+    jobs: JobStore
+    storage: Storage
+    owns_redis: bool = True
+
+    async def close(self) -> None:
+        await self.storage.close()
+        if self.owns_redis:
+            await self.redis.aclose()
+
+
+async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Services:
+    """Open what a process needs; a `redis` passed in (arq's own) stays the caller's to close."""
+    owned = redis is None
+    connection = redis or await queue.connect(settings)
+    return Services(
+        settings=settings,
+        redis=connection,
+        jobs=JobStore(connection, retention=settings.job_retention),
+        storage=open_storage(settings),
+        owns_redis=owned,
+    )

@@ -1,0 +1,73 @@
+"""Every setting ocrflow reads, from OCRFLOW_* variables, a .env file, or the platform's names."""
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipeline.options import Limits, OcrOptions
+
+MIB = 1024 * 1024
+
+
+def _both(name: str, platform_name: str) -> AliasChoices:
+    """Accept the OCRFLOW_ name, the platform's name (Render: REDIS_URL, PORT) and the field."""
+    return AliasChoices(f"OCRFLOW_{name.upper()}", platform_name, name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OCRFLOW_", env_file=".env", extra="ignore", validate_by_name=True
+    )
+
+    redis_url: str | None = Field(default=None, validation_alias=_both("redis_url", "REDIS_URL"))
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, validation_alias=_both("port", "PORT"))
+    data_dir: Path = Path("data")
+    storage_backend: Literal["local"] = "local"
+    public_url: str | None = None
+
+    max_upload_bytes: int = Field(default=100 * MIB, gt=0)
+    max_pages: int = Field(default=500, gt=0)
+    max_page_pixels: int = Field(default=80_000_000, gt=0)
+    ocr_languages: Annotated[tuple[str, ...], NoDecode] = ("eng",)
+    ocr_dpi: int = Field(default=300, ge=72, le=600)
+
+    pool_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
+    worker_max_jobs: int = Field(default=4, gt=0)
+    job_timeout: float = Field(default=1800.0, gt=0)
+    page_timeout: float = Field(default=180.0, gt=0)
+    job_max_tries: int = Field(default=3, gt=0)
+    job_retention: int = Field(default=7 * 24 * 3600, gt=0)
+    queue_name: str = "ocrflow:queue"
+
+    log_level: str = "INFO"
+
+    @field_validator("ocr_languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part for part in value.replace("+", ",").split(",") if part.strip())
+        return value
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_pages=self.max_pages,
+            max_page_pixels=self.max_page_pixels,
+            page_timeout=self.page_timeout,
+        )
+
+    @property
+    def default_options(self) -> OcrOptions:
+        return OcrOptions(languages=self.ocr_languages, dpi=self.ocr_dpi)
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"

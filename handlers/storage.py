@@ -1,0 +1,93 @@
+"""Where sources and outputs live: behind one interface, a local directory by default."""
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from handlers.settings import Settings
+
+
+class StorageError(Exception):
+    """A storage operation failed in a way worth retrying."""
+
+    code = "storage_error"
+    retryable = True
+
+
+class ObjectNotFound(StorageError):
+    code = "object_not_found"
+    retryable = False
+
+
+class Storage(Protocol):
+    async def put_file(self, key: str, path: Path, *, content_type: str) -> None: ...
+
+    async def fetch(self, key: str, dest: Path) -> None: ...
+
+    async def read_bytes(self, key: str) -> bytes: ...
+
+    def local_path(self, key: str) -> Path | None: ...
+
+    async def check(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalStorage:
+    """Objects as files under one directory; keys are built by ocrflow, never by callers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"storage key escapes the storage root: {key!r}")
+        return path
+
+    async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
+        await asyncio.to_thread(_copy_atomically, path, self._path(key))
+
+    async def fetch(self, key: str, dest: Path) -> None:
+        try:
+            await asyncio.to_thread(shutil.copyfile, self._path(key), dest)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object at {key}") from exc
+
+    async def read_bytes(self, key: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self._path(key).read_bytes)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object at {key}") from exc
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
+
+    async def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"storage directory {self.root} is not writable")
+
+    async def close(self) -> None:
+        return None
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Readers never see a half-written object: copy beside the target, then rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, temporary)
+        Path(temporary).replace(target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def open_storage(settings: Settings) -> Storage:
+    return LocalStorage(settings.storage_dir)

@@ -1,0 +1,147 @@
+"""Reading a multipart submission: the file streamed to disk under a size limit, and its fields."""
+
+import hashlib
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from pydantic import ValidationError
+
+from handlers.errors import ApiError
+from pipeline.media import SNIFF_BYTES, MediaType, sniff
+from pipeline.options import OcrOptions
+
+CHUNK = 256 * 1024
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FILENAME = 200
+_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f]")
+LIST_FIELDS = frozenset({"languages", "outputs"})
+JOB_FIELDS = frozenset({"priority", "metadata"})
+
+
+@dataclass
+class Upload:
+    path: Path
+    filename: str
+    sha256: str
+    size: int
+    media_type: MediaType
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> Upload:
+    """Stream the `file` part to a file in `spool`; the caller owns (and removes) that file."""
+    if request.content_length is not None and request.content_length > max_bytes + MAX_FIELD_BYTES:
+        raise _too_large(max_bytes)
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError) as exc:
+        raise ApiError("malformed_request", f"not a multipart/form-data body: {exc}") from exc
+    fields: dict[str, list[str]] = {}
+    upload: Upload | None = None
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                continue
+            if part.name == "file" and upload is None:
+                upload = await _spool_file(part, spool, max_bytes)
+            else:
+                fields.setdefault(part.name, []).append(await _read_field(part))
+    except (ValueError, AssertionError) as exc:
+        if upload:
+            upload.path.unlink(missing_ok=True)
+        raise ApiError("malformed_request", f"the multipart body is malformed: {exc}") from exc
+    if upload is None:
+        raise ApiError("malformed_request", "the form has no `file` part")
+    upload.fields = fields
+    return upload
+
+
+async def _spool_file(part: BodyPartReader, spool: Path, max_bytes: int) -> Upload:
+    digest, size, head = hashlib.sha256(), 0, b""
+    spool.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=spool, prefix="upload-", delete=False) as handle:
+        path = Path(handle.name)
+        try:
+            while chunk := await part.read_chunk(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                digest.update(chunk)
+                handle.write(chunk)
+            media_type = sniff(head)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    return Upload(
+        path=path,
+        filename=clean_filename(part.filename or "upload"),
+        sha256=digest.hexdigest(),
+        size=size,
+        media_type=media_type,
+    )
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    raw = b""
+    while chunk := await part.read_chunk(CHUNK):
+        raw += chunk
+        if len(raw) > MAX_FIELD_BYTES:
+            raise ApiError("payload_too_large", f"form field `{part.name}` is too large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError("malformed_request", f"form field `{part.name}` is not UTF-8") from exc
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError("payload_too_large", f"the file is larger than the limit of {max_bytes} bytes")
+
+
+def clean_filename(name: str) -> str:
+    """A display name only, never a path: last path component, no control characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE_FILENAME.sub("", base).strip() or "upload"
+    return base[:MAX_FILENAME]
+
+
+def parse_options(fields: dict[str, list[str]], defaults: OcrOptions) -> OcrOptions:
+    """Form fields to validated options; repeated or comma/plus-separated lists both work."""
+    given: dict[str, Any] = {}
+    for name, values in fields.items():
+        if name in JOB_FIELDS:
+            continue
+        if name in LIST_FIELDS:
+            given[name] = [v.strip() for raw in values for v in re.split(r"[,+\s]+", raw) if v]
+        else:
+            given[name] = values[-1]
+    try:
+        return OcrOptions.model_validate({**defaults.model_dump(), **given})
+    except ValidationError as exc:
+        raise invalid_options(exc) from exc
+
+
+def invalid_options(exc: ValidationError) -> ApiError:
+    details = [
+        {"field": ".".join(str(p) for p in error["loc"]), "message": error["msg"]}
+        for error in exc.errors()
+    ]
+    return ApiError("invalid_options", "the job options are invalid", details=details)
+
+
+def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:
+    if "metadata" not in fields:
+        return {}
+    try:
+        metadata = json.loads(fields["metadata"][-1])
+    except json.JSONDecodeError as exc:
+        raise ApiError("invalid_options", "`metadata` must be a JSON object") from exc
+    if not isinstance(metadata, dict):
+        raise ApiError("invalid_options", "`metadata` must be a JSON object")
+    return metadata

@@ -1,0 +1,222 @@
+"""The arq worker: runs each job's document through the pool, records progress and outcome."""
+
+import asyncio
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from arq import Retry
+from arq.worker import func
+
+from handlers import keys, queue
+from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
+from handlers.pool import OcrPool
+from handlers.runner import run_document
+from handlers.services import Services, open_services
+from handlers.settings import Settings
+from pipeline.errors import PipelineError
+from pipeline.media import MediaType
+from pipeline.outputs import MEDIA_TYPES, write_outputs
+from pipeline.result import PageResult
+
+log = logging.getLogger(__name__)
+
+SETTINGS, SERVICES, POOL = "settings", "services", "pool"
+RUNNING_ONLY = frozenset({JobState.RUNNING})
+# arq gives up on its own after this many extra tries; ocrflow's own limit ends the job first,
+# so a record is never left queued by arq dropping the run.
+ARQ_SPARE_TRIES = 5
+ARQ_TIMEOUT_GRACE = 60.0
+MAX_BACKOFF = 60
+
+
+class JobStopped(Exception):
+    """The job left the running state (cancelled) while its pages were being read."""
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx[SETTINGS]
+    ctx[SERVICES] = await open_services(settings, redis=ctx["redis"])
+    ctx[POOL] = OcrPool(settings.pool_processes)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if POOL in ctx:
+        await asyncio.to_thread(ctx[POOL].close)
+    if SERVICES in ctx:
+        await ctx[SERVICES].close()
+
+
+async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
+    """The arq function: one run of one job, ending in a recorded outcome or a retry."""
+    services: Services = ctx[SERVICES]
+    settings = services.settings
+    attempt: int = ctx["job_try"]
+    job = await services.jobs.get(job_id)
+    if job is None or job.state.terminal:
+        return {"job_id": job_id, "outcome": "skipped"}
+    if attempt > settings.job_max_tries:
+        error = JobError(code="too_many_attempts", message=f"gave up after {attempt - 1} tries")
+        await _fail(services, job_id, error, only_from=ACTIVE)
+        return {"job_id": job_id, "outcome": "failed"}
+    started = await services.jobs.update(
+        job_id,
+        only_from=ACTIVE,
+        state=JobState.RUNNING,
+        attempt=attempt,
+        started_at=now(),
+        error=None,
+        progress=Progress(stage="starting", message="starting"),
+    )
+    if not started:
+        return {"job_id": job_id, "outcome": "skipped"}
+    return await _run(ctx, services, job, attempt)
+
+
+async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) -> dict[str, str]:
+    settings = services.settings
+    try:
+        async with asyncio.timeout(settings.job_timeout):
+            outputs, page_count = await _ocr(services, ctx[POOL], job)
+    except TimeoutError:
+        message = f"the job took longer than {settings.job_timeout:g} s"
+        await _fail(services, job.id, JobError(code="timeout", message=message))
+    except JobStopped:
+        return {"job_id": job.id, "outcome": "stopped"}
+    except PipelineError as exc:
+        error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
+        await _retry_or_fail(services, job.id, error, attempt)
+    except asyncio.CancelledError:
+        # Worker shutdown: hand the job back so the next run starts it afresh.
+        await asyncio.shield(_requeue(services, job.id, "the worker stopped; the job will rerun"))
+        raise
+    except Exception as exc:
+        log.exception("job %s: run %d failed", job.id, attempt)
+        message = f"{type(exc).__name__}: {exc}"
+        error = JobError(code="internal_error", message=message, retryable=True)
+        await _retry_or_fail(services, job.id, error, attempt)
+    else:
+        await _succeed(services, job.id, outputs, page_count)
+        return {"job_id": job.id, "outcome": "succeeded"}
+    return {"job_id": job.id, "outcome": "failed"}
+
+
+async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, str], int]:
+    """Fetch the source, read every page, store the outputs; returns output keys and pages."""
+    settings = services.settings
+    media_type = MediaType(job.source.media_type)
+    workdir = settings.work_dir / job.id / uuid.uuid4().hex[:8]
+    workdir.mkdir(parents=True)
+    try:
+        source = workdir / f"source{media_type.extension}"
+        await services.storage.fetch(keys.source_key(job.id), source)
+        pages = await run_document(
+            pool,
+            source,
+            media_type,
+            workdir,
+            job.options,
+            settings.limits,
+            _reporter(services, job.id),
+        )
+        return await _store_outputs(services, job, pages, workdir), len(pages)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+
+def _reporter(services: Services, job_id: str) -> Any:
+    async def report(done: int, total: int, page: PageResult | None) -> None:
+        progress = Progress(
+            stage="ocr",
+            pages_done=done,
+            pages_total=total,
+            fraction=round(done / total, 4) if total else 0.0,
+            message=f"page {done}/{total}",
+        )
+        if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
+            raise JobStopped(job_id)
+
+    return report
+
+
+async def _store_outputs(
+    services: Services, job: Job, pages: list[PageResult], workdir: Path
+) -> dict[str, str]:
+    out_dir = workdir / "out"
+    out_dir.mkdir()
+    # The JSON result is always kept: GET /v1/jobs/{id}/result serves it.
+    names = (*job.options.outputs, "json")
+    files = await asyncio.to_thread(write_outputs, pages, out_dir, names)
+    stored: dict[str, str] = {}
+    for name, path in files.items():
+        key = keys.output_key(job.id, path.name)
+        await services.storage.put_file(key, path, content_type=MEDIA_TYPES[name])
+        stored[name] = key
+    return stored
+
+
+async def _succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
+    done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
+    await services.jobs.update(
+        job_id,
+        only_from=RUNNING_ONLY,
+        state=JobState.SUCCEEDED,
+        outputs=outputs,
+        finished_at=now(),
+        progress=done,
+    )
+
+
+async def _retry_or_fail(services: Services, job_id: str, error: JobError, attempt: int) -> None:
+    if not error.retryable or attempt >= services.settings.job_max_tries:
+        await _fail(services, job_id, error)
+        return
+    delay = min(2**attempt, MAX_BACKOFF)
+    log.warning("job %s: run %d failed (%s); retrying in %d s", job_id, attempt, error.code, delay)
+    await _requeue(services, job_id, f"retrying in {delay} s after: {error.message}")
+    raise Retry(defer=delay)
+
+
+async def _requeue(services: Services, job_id: str, message: str) -> None:
+    await services.jobs.update(
+        job_id,
+        only_from=RUNNING_ONLY,
+        state=JobState.QUEUED,
+        progress=Progress(stage="queued", message=message),
+    )
+
+
+async def _fail(
+    services: Services, job_id: str, error: JobError, only_from: frozenset[JobState] = RUNNING_ONLY
+) -> None:
+    log.info("job %s failed: %s: %s", job_id, error.code, error.message)
+    await services.jobs.update(
+        job_id, only_from=only_from, state=JobState.FAILED, error=error, finished_at=now()
+    )
+
+
+def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """arq Worker keyword arguments (what arq calls WorkerSettings) built from ocrflow settings."""
+    process = func(
+        process_job,
+        name=keys.PROCESS_JOB,
+        timeout=settings.job_timeout + ARQ_TIMEOUT_GRACE,
+        max_tries=settings.job_max_tries + ARQ_SPARE_TRIES,
+    )
+    return {
+        "functions": [process],
+        "queue_name": settings.queue_name,
+        "redis_settings": queue.redis_settings(settings),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker_max_jobs,
+        "job_serializer": queue.serialize,
+        "job_deserializer": queue.deserialize,
+        "keep_result": 60,
+        "poll_delay": 0.2,
+        "health_check_interval": 30,
+        "ctx": {SETTINGS: settings},
+        **overrides,
+    }
