@@ -47,7 +47,7 @@ async def submit_job(request: web.Request) -> web.Response:
         await accept(services, job, upload.path)
     finally:
         upload.path.unlink(missing_ok=True)
-    location = request.app.router["job"].url_for(job_id=job.id)
+    location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     return web.json_response(
         render_job(job, request), status=202, headers={"Location": str(location)}
     )

@@ -26,7 +26,13 @@ STATUS_BY_CODE = {
     "unsupported_language": 422,
     "service_unavailable": 503,
 }
-CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+# Codes for errors aiohttp raises itself (unknown route, wrong method, body too large).
+CODE_BY_STATUS = {
+    400: "malformed_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 UNAVAILABLE_RETRY_AFTER = "5"
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import redis
 
+from handlers.deathsig import die_with_parent
+
 UNIX_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; leave room
 
 
@@ -67,7 +69,12 @@ class RedisServer:
         if binary is None:
             raise RedisServerError("redis-server is not installed (see scripts/setup)")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self._command(binary), stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self._command(binary),
+            stdin=subprocess.DEVNULL,
+            process_group=0,  # Ctrl-C goes to the owner, which stops Redis last
+            preexec_fn=die_with_parent,
+        )
         self._wait_ready(timeout)
         return self.url
 

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
@@ -106,7 +107,8 @@ def _too_large(max_bytes: int) -> ApiError:
 
 def clean_filename(name: str) -> str:
     """A display name only, never a path: last path component, no control characters."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Some clients percent-encode the name (aiohttp does), others send it raw (curl, browsers).
+    base = unquote(name).replace("\\", "/").rsplit("/", 1)[-1]
     base = _UNSAFE_FILENAME.sub("", base).strip() or "upload"
     return base[:MAX_FILENAME]
 

@@ -1,5 +1,7 @@
 """Documents of known text, rendered on the fly so tests and benchmarks can check what OCR read."""
 
+import os
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,4 +31,20 @@ def write_image_pdf(path: Path, pages: Sequence[Sequence[str]], **kwargs: int) -
     """A PDF of scanned-looking pages: images only, no text layer."""
     images = [page_image(lines, **kwargs) for lines in pages]
     images[0].save(path, save_all=True, append_images=images[1:], resolution=DPI)
+    return path
+
+
+def write_searchable_pdf(path: Path, pages: Sequence[Sequence[str]], **kwargs: int) -> Path:
+    """A PDF whose pages carry a text layer (Tesseract's own PDF renderer makes it)."""
+    workdir = path.parent / f".{path.stem}-pages"
+    workdir.mkdir(exist_ok=True)
+    images = [write_png(workdir / f"{n:03d}.png", lines, **kwargs) for n, lines in enumerate(pages)]
+    listing = workdir / "pages.txt"
+    listing.write_text("\n".join(str(image) for image in images) + "\n")
+    subprocess.run(
+        ["tesseract", str(listing), str(path.with_suffix("")), "-l", "eng", "pdf"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+    )
     return path

@@ -1,0 +1,75 @@
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+from redis.asyncio import Redis
+
+from handlers.app import create_app
+from handlers.redis_server import RedisServer, free_port
+from handlers.settings import Settings
+from handlers.worker import worker_settings
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the whole test session, on a free loopback port."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), port=free_port(), persist=False)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        pool_processes=2,
+        # A queue of its own per test: a worker never sees another test's jobs.
+        queue_name=f"ocrflow:test:{uuid.uuid4().hex[:8]}",
+        page_timeout=60,
+        job_timeout=120,
+    )
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    test_client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    return test_client
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    """A real arq worker with a real process pool, running in the test's event loop."""
+    arq_worker = Worker(**worker_settings(settings, handle_signals=False, poll_delay=0.05))
+    task = asyncio.create_task(arq_worker.async_run())
+    yield arq_worker
+    await arq_worker.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def wait_for_job(client: TestClient[Any, Any], job_id: str, timeout: float = 60) -> Any:
+    """Poll the job document until it reaches a terminal state."""
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get(f"/v1/jobs/{job_id}")
+            assert response.status == 200
+            job = await response.json()
+            if job["state"] in TERMINAL:
+                return job
+            await asyncio.sleep(0.05)

@@ -1,0 +1,133 @@
+"""What the ingress refuses, and how: JSON errors with stable codes and the right statuses."""
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from handlers.settings import Settings
+from handlers.uploads import clean_filename
+from tests.corpus import write_png
+from tests.test_jobs import form
+
+
+async def error_of(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    body = await response.json()
+    assert set(body) == {"error"}
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+async def queue_length(redis: Redis, settings: Settings) -> int:
+    return int(await redis.zcard(settings.queue_name))
+
+
+async def test_unsupported_type_is_415_whatever_the_name_says(
+    client: TestClient[Any, Any], tmp_path: Path, redis: Redis, settings: Settings
+) -> None:
+    fake = tmp_path / "notes.pdf"
+    fake.write_text("just some text pretending to be a PDF\n")
+    error = await error_of(await client.post("/v1/jobs", data=form(fake)), 415)
+    assert error["code"] == "unsupported_media_type"
+    assert await queue_length(redis, settings) == 0
+
+
+async def test_empty_file_is_415(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    error = await error_of(await client.post("/v1/jobs", data=form(empty)), 415)
+    assert error["code"] == "unsupported_media_type"
+
+
+async def test_upload_over_the_limit_is_413(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    from handlers.app import create_app
+
+    small = settings.model_copy(update={"max_upload_bytes": 4096})
+    client = await aiohttp_client(create_app(small))
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100_000)
+    error = await error_of(await client.post("/v1/jobs", data=form(big)), 413)
+    assert error["code"] == "payload_too_large"
+    assert await queue_length(redis, small) == 0
+    assert not list((small.work_dir / "incoming").glob("*")), "the spooled upload was left behind"
+
+
+async def test_unknown_job_is_404(client: TestClient[Any, Any]) -> None:
+    for path in ("/v1/jobs/j_doesnotexist", "/v1/jobs/j_x/result", "/v1/jobs/j_x/outputs/text"):
+        error = await error_of(await client.get(path), 404)
+        assert error["code"] == "job_not_found"
+    error = await error_of(await client.get("/v1/nothing-here"), 404)
+    assert error["code"] == "not_found"
+
+
+async def test_missing_file_part_is_400(client: TestClient[Any, Any]) -> None:
+    data = aiohttp.FormData(default_to_multipart=True)
+    data.add_field("languages", "eng")
+    data.add_field("other", "x")
+    error = await error_of(await client.post("/v1/jobs", data=data), 400)
+    assert error["code"] == "malformed_request"
+
+
+async def test_json_body_is_not_a_document(client: TestClient[Any, Any]) -> None:
+    error = await error_of(await client.post("/v1/jobs", json={"file": "x"}), 415)
+    assert error["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"dpi": "5"}, "dpi"),
+        ({"psm": "0"}, "psm"),
+        ({"outputs": "text,docx"}, "outputs.1"),
+        ({"force_ocr": "maybe"}, "force_ocr"),
+        ({"languages": "../../etc"}, "languages"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_invalid_options_are_422_with_the_field(
+    client: TestClient[Any, Any], tmp_path: Path, fields: dict[str, str], field: str
+) -> None:
+    png = write_png(tmp_path / "p.png", ["x"])
+    error = await error_of(await client.post("/v1/jobs", data=form(png, **fields)), 422)
+    assert error["code"] == "invalid_options"
+    assert [detail["field"] for detail in error["details"]] == [field]
+
+
+async def test_language_not_installed_is_422(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    png = write_png(tmp_path / "p.png", ["x"])
+    response = await client.post("/v1/jobs", data=form(png, languages="eng+klingon"))
+    error = await error_of(response, 422)
+    assert error["code"] == "unsupported_language"
+    assert "klingon" in error["message"]
+
+
+async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert await ready.json() == {"status": "ready"}
+
+
+async def test_filename_is_only_a_display_name(
+    client: TestClient[Any, Any], tmp_path: Path, settings: Settings
+) -> None:
+    png = write_png(tmp_path / "p.png", ["x"])
+    data = aiohttp.FormData()
+    data.add_field("file", png.read_bytes(), filename="../../etc/passwd.png")
+    job = await (await client.post("/v1/jobs", data=data)).json()
+    assert job["source"]["filename"] == "passwd.png"
+    stored = list(settings.storage_dir.rglob("*"))
+    assert all(path.resolve().is_relative_to(settings.storage_dir.resolve()) for path in stored)
+
+
+def test_clean_filename_strips_paths_and_control_characters() -> None:
+    assert clean_filename("..\\..\\boot.ini") == "boot.ini"
+    assert clean_filename("a\x00b\x07c\r\n.pdf") == "abc.pdf"
+    assert clean_filename("../") == "upload"
+    assert len(clean_filename("x" * 1000)) == 200

@@ -1,0 +1,98 @@
+"""`ocrflow up` as a user runs it: a real process tree that serves a job, then leaves nothing."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import psutil
+import pytest
+
+from handlers.redis_server import free_port
+from tests.conftest import TERMINAL
+from tests.corpus import write_png
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("OCRFLOW_")}
+    env.update(OCRFLOW_PORT=str(port), OCRFLOW_POOL_PROCESSES="1")
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "handlers", "up"], cwd=tmp_path, env=env, stdout=log, stderr=log
+    )
+    yield process, f"http://127.0.0.1:{port}"
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+async def wait_healthy(session: aiohttp.ClientSession, base: str) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def run_one_job(session: aiohttp.ClientSession, base: str, png: Path) -> dict[str, object]:
+    data = aiohttp.FormData()
+    data.add_field("file", png.read_bytes(), filename=png.name)
+    async with session.post(f"{base}/v1/jobs", data=data) as response:
+        assert response.status == 202
+        location = response.headers["Location"]
+    async with asyncio.timeout(60):
+        while True:
+            async with session.get(location) as response:
+                job: dict[str, object] = await response.json()
+            if job["state"] in TERMINAL:
+                return job
+            await asyncio.sleep(0.1)
+
+
+def descendants(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    return psutil.Process(process.pid).children(recursive=True)
+
+
+async def test_up_serves_a_job_and_stops_cleanly(
+    up: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    process, base = up
+    png = write_png(tmp_path / "page.png", ["Served by ocrflow up"])
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, base)
+        job = await run_one_job(session, base, png)
+        assert job["state"] == "succeeded", job
+        async with session.get(f"{base}/v1/jobs/{job['id']}/outputs/text") as response:
+            assert (await response.text()).split() == ["Served", "by", "ocrflow", "up"]
+    family = descendants(process)
+    commands = [" ".join(child.cmdline()) for child in family]
+    assert any("redis-server" in command for command in commands), commands
+    assert (tmp_path / "data" / "redis" / "redis.sock").exists()
+
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 40) == 0
+    _, alive = psutil.wait_procs(family, timeout=10)
+    assert alive == []
+
+
+async def test_children_follow_a_killed_supervisor(up: tuple[subprocess.Popen[bytes], str]) -> None:
+    process, base = up
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, base)
+    family = descendants(process)
+    assert len(family) >= 3  # redis-server, web, worker
+    process.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(family, timeout=20)
+    assert alive == []
