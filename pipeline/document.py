@@ -82,10 +82,18 @@ def _read_text_layer(source: Path, limits: Limits) -> list[PageResult]:
 
 def _capped_dpi(size: tuple[float, float], dpi: int, limits: Limits) -> int:
     """The requested resolution, lowered where the page would exceed the pixel limit."""
-    width, height = (points / POINTS_PER_INCH * dpi for points in size)
-    if width * height <= limits.max_page_pixels:
+    if _pixels(size, dpi) <= limits.max_page_pixels:
         return dpi
-    return max(1, math.floor(dpi * math.sqrt(limits.max_page_pixels / (width * height))))
+    scaled = math.floor(dpi * math.sqrt(limits.max_page_pixels / _pixels(size, dpi)))
+    # poppler rounds each side up, so step down until the rendered size really fits.
+    while scaled > 1 and _pixels(size, scaled) > limits.max_page_pixels:
+        scaled -= 1
+    return max(1, scaled)
+
+
+def _pixels(size: tuple[float, float], dpi: int) -> int:
+    width, height = (math.ceil(points / POINTS_PER_INCH * dpi) for points in size)
+    return width * height
 
 
 def _plan_raster(

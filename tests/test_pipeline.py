@@ -1,0 +1,149 @@
+"""The pipeline on its own: no server, real poppler and Tesseract."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.document import plan_document
+from pipeline.errors import InvalidImage, InvalidPdf, PipelineError, TooManyPages
+from pipeline.media import MediaType, sniff
+from pipeline.options import Limits, OcrOptions
+from pipeline.outputs import check_pages
+from pipeline.page import process_page
+from pipeline.result import PageError, PageResult
+from pipeline.tesseract import parse_tsv
+from tests.corpus import page_image, write_image_pdf, write_png, write_searchable_pdf
+
+PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"%PDF-1.7\n", MediaType.PDF),
+        (b"\r\n\r\n%PDF-1.4 junk before the header", MediaType.PDF),
+        (b"\x89PNG\r\n\x1a\n....", MediaType.PNG),
+        (b"\xff\xd8\xff\xe0..JFIF", MediaType.JPEG),
+        (b"II*\x00....", MediaType.TIFF),
+        (b"MM\x00*....", MediaType.TIFF),
+    ],
+)
+def test_sniff_knows_the_four_types(head: bytes, expected: MediaType) -> None:
+    assert sniff(head) is expected
+
+
+@pytest.mark.parametrize("head", [b"", b"GIF89a", b"PK\x03\x04 a zip", b"hello %PD"])
+def test_sniff_refuses_everything_else(head: bytes) -> None:
+    with pytest.raises(PipelineError) as error:
+        sniff(head)
+    assert error.value.code == "unsupported_media_type"
+
+
+def test_text_layer_pages_are_read_not_ocred(tmp_path: Path) -> None:
+    pdf = write_searchable_pdf(tmp_path / "searchable.pdf", PAGES)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Limits())
+    assert plan.page_count == 3
+    assert plan.tasks == ()
+    assert [page.method for page in plan.text_pages] == ["text-layer"] * 3
+    assert [page.text.split() for page in plan.text_pages] == [p[0].split() for p in PAGES]
+    assert plan.text_pages[0].lines[0].words[0].bbox[2] > 0
+
+
+def test_force_ocr_sends_every_page_to_recognition(tmp_path: Path) -> None:
+    pdf = write_searchable_pdf(tmp_path / "searchable.pdf", PAGES)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(force_ocr=True), Limits())
+    assert plan.text_pages == ()
+    assert [task.number for task in plan.tasks] == [1, 2, 3]
+    page = process_page(plan.tasks[1])
+    assert page.method == "ocr"
+    assert page.text.split() == ["Beta", "page", "two"]
+
+
+def test_scanned_pdf_pages_go_to_recognition(tmp_path: Path) -> None:
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=200), Limits())
+    assert plan.text_pages == ()
+    assert [(task.number, task.dpi) for task in plan.tasks] == [(1, 200), (2, 200), (3, 200)]
+
+
+def test_page_pixel_limit_lowers_the_rendering_dpi(tmp_path: Path) -> None:
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES[:1])
+    limits = Limits(max_page_pixels=200_000)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=300), limits)
+    (task,) = plan.tasks
+    assert task.dpi < 300
+    page = process_page(task)
+    assert page.width * page.height <= 200_000
+
+
+def test_too_many_pages(tmp_path: Path) -> None:
+    pdf = write_image_pdf(tmp_path / "long.pdf", PAGES)
+    with pytest.raises(TooManyPages):
+        plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Limits(max_pages=2))
+
+
+def test_truncated_png_is_invalid_image(tmp_path: Path) -> None:
+    png = write_png(tmp_path / "page.png", ["some text"])
+    png.write_bytes(png.read_bytes()[:300])
+    with pytest.raises(InvalidImage):
+        plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Limits())
+
+
+def test_image_over_the_pixel_limit_fails_before_decoding(tmp_path: Path) -> None:
+    png = write_png(tmp_path / "page.png", ["some text"])
+    with pytest.raises(PipelineError) as error:
+        plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Limits(max_page_pixels=1000))
+    assert error.value.code == "page_too_large"
+
+
+def test_multi_page_tiff_is_one_task_per_frame(tmp_path: Path) -> None:
+    frames = [page_image(lines) for lines in PAGES]
+    tiff = tmp_path / "fax.tif"
+    frames[0].save(tiff, save_all=True, append_images=frames[1:], compression="tiff_lzw")
+    plan = plan_document(tiff, MediaType.TIFF, tmp_path, OcrOptions(), Limits())
+    assert [task.number for task in plan.tasks] == [1, 2, 3]
+    assert process_page(plan.tasks[2]).text.split() == ["Gamma", "page", "three"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fax.tif"], "scratch files left behind"
+
+
+def test_corrupt_pdf(tmp_path: Path) -> None:
+    pdf = tmp_path / "bad.pdf"
+    pdf.write_bytes(b"%PDF-1.4\nnot really a pdf\n%%EOF\n")
+    with pytest.raises(InvalidPdf):
+        plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Limits())
+
+
+def test_one_failed_page_does_not_fail_the_document() -> None:
+    good = PageResult(number=1, method="ocr", width=1, height=1, dpi=300, text="ok")
+    bad = PageResult(
+        number=2,
+        method="ocr",
+        width=0,
+        height=0,
+        dpi=300,
+        text="",
+        error=PageError("page_timeout", "too slow"),
+    )
+    check_pages([good, bad])
+    with pytest.raises(PipelineError) as error:
+        check_pages([bad])
+    assert error.value.code == "page_timeout"
+
+
+def test_tsv_rows_become_lines_of_words() -> None:
+    tsv = "\n".join(
+        [
+            "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext",
+            "1\t1\t0\t0\t0\t0\t0\t0\t500\t100\t-1\t",
+            "4\t1\t1\t1\t1\t0\t10\t10\t200\t20\t-1\t",
+            "5\t1\t1\t1\t1\t1\t10\t10\t50\t20\t96.5\tHello",
+            "5\t1\t1\t1\t1\t2\t70\t12\t60\t18\t91.25\tworld",
+            "5\t1\t1\t1\t2\t1\t10\t40\t40\t20\t-1\t ",
+            '5\t1\t1\t1\t2\t2\t10\t40\t40\t20\t88\t"quoted"',
+        ]
+    )
+    first, second = parse_tsv(tsv)
+    assert first.text == "Hello world"
+    assert first.bbox == (10, 10, 130, 30)
+    assert [w.confidence for w in first.words] == [96.5, 91.25]
+    assert second.text == '"quoted"'
