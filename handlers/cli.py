@@ -119,7 +119,7 @@ async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:
                 media_type,
                 Path(workdir),
                 options,
-                settings.limits,
+                settings.runtime,
                 _progress_bar(sys.stderr.isatty()),
             )
     finally:

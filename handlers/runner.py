@@ -7,7 +7,7 @@ from pathlib import Path
 from handlers.pool import OcrPool
 from pipeline.document import Plan, plan_document
 from pipeline.media import MediaType
-from pipeline.options import Limits, OcrOptions
+from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import check_pages
 from pipeline.page import process_page
 from pipeline.result import PageResult
@@ -22,11 +22,11 @@ async def run_document(
     media_type: MediaType,
     workdir: Path,
     options: OcrOptions,
-    limits: Limits,
+    runtime: Runtime,
     on_page: PageCallback,
 ) -> list[PageResult]:
     """Recognise every page; pages come back in page order."""
-    plan: Plan = await pool.run(plan_document, source, media_type, workdir, options, limits)
+    plan: Plan = await pool.run(plan_document, source, media_type, workdir, options, runtime)
     pages: list[PageResult] = []
     await on_page(0, plan.page_count, None)
     for page in plan.text_pages:

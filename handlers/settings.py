@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.options import Limits, OcrOptions
+from pipeline.options import Engine, OcrOptions, Runtime
 
 MIB = 1024 * 1024
 
@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_page_pixels: int = Field(default=80_000_000, gt=0)
     ocr_languages: Annotated[tuple[str, ...], NoDecode] = ("eng",)
     ocr_dpi: int = Field(default=300, ge=72, le=600)
+    ocr_engine: Engine = "auto"
 
     pool_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
     worker_max_jobs: int = Field(default=4, gt=0)
@@ -53,11 +54,12 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def limits(self) -> Limits:
-        return Limits(
+    def runtime(self) -> Runtime:
+        return Runtime(
             max_pages=self.max_pages,
             max_page_pixels=self.max_page_pixels,
             page_timeout=self.page_timeout,
+            engine=self.ocr_engine,
         )
 
     @property

@@ -118,7 +118,7 @@ async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, s
             media_type,
             workdir,
             job.options,
-            settings.limits,
+            settings.runtime,
             _reporter(services, job.id),
         )
         return await _store_outputs(services, job, pages, workdir), len(pages)

@@ -1,4 +1,4 @@
-"""What a caller may ask of the pipeline, and the limits an operator sets."""
+"""What a caller may ask of the pipeline, and the runtime an operator sets."""
 
 import re
 import subprocess
@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.errors import UnsupportedLanguage
 
-Output = Literal["text", "json", "csv"]
-OUTPUTS: tuple[Output, ...] = ("text", "json", "csv")
+Output = Literal["text", "json", "hocr", "csv", "pdf"]
+OUTPUTS: tuple[Output, ...] = ("text", "json", "hocr", "csv", "pdf")
+Engine = Literal["auto", "tesserocr", "tesseract"]
 LANGUAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{1,31}$")
 # Page segmentation modes that recognise text (0 and 2 only analyse layout).
+_QUOTED = re.compile(r'"([^"]+)"')
 PSMS = frozenset({1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 
 
@@ -26,6 +28,8 @@ class OcrOptions(BaseModel):
     dpi: Annotated[int, Field(ge=72, le=600)] = 300
     psm: int = 3
     force_ocr: bool = False
+    rotate: bool = True
+    deskew: bool = True
     outputs: Annotated[tuple[Output, ...], Field(min_length=1)] = ("text", "json")
 
     @field_validator("languages")
@@ -54,21 +58,39 @@ class OcrOptions(BaseModel):
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Operator-set bounds on one document."""
+class Runtime:
+    """How the operator runs the pipeline: bounds on one document, and the Tesseract binding."""
 
     max_pages: int = 500
     max_page_pixels: int = 80_000_000
     page_timeout: float = 120.0
+    # tesserocr keeps the model loaded in each pool process; tesseract spawns the binary per
+    # page (through pytesseract); auto takes tesserocr when it is installed.
+    engine: Engine = "auto"
+
+
+@dataclass(frozen=True)
+class Tessdata:
+    directory: str
+    languages: frozenset[str]
 
 
 @cache
-def installed_languages() -> frozenset[str]:
-    """The traineddata names the local Tesseract can load."""
+def tessdata() -> Tessdata:
+    """Where the local Tesseract keeps its traineddata, and which languages are there."""
     listing = subprocess.run(
         ["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30, check=True
     )
-    return frozenset(line.strip() for line in listing.stdout.splitlines()[1:] if line.strip())
+    lines = listing.stdout.splitlines()
+    directory = _QUOTED.search(lines[0]) if lines else None
+    return Tessdata(
+        directory=directory[1] if directory else "",
+        languages=frozenset(line.strip() for line in lines[1:] if line.strip()),
+    )
+
+
+def installed_languages() -> frozenset[str]:
+    return tessdata().languages - {"osd"}  # osd detects orientation; it reads no text
 
 
 def check_languages(options: OcrOptions) -> None:

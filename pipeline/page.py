@@ -7,14 +7,17 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from pipeline import poppler, tesseract
+from pipeline import poppler
+from pipeline.engine import Engine, get_engine
 from pipeline.errors import InvalidImage, PageTooLarge, PipelineError
 from pipeline.media import MediaType
+from pipeline.options import Engine as EngineName
 from pipeline.options import OcrOptions
 from pipeline.result import PageError, PageResult
+from pipeline.skew import estimate_skew
 
 DEFAULT_IMAGE_DPI = 300
-_PLAIN_MODES = frozenset({"1", "L", "RGB"})
+MIN_SKEW = 0.5  # degrees; Tesseract copes with less, and turning an image blurs it a little
 
 
 @dataclass(frozen=True)
@@ -29,24 +32,14 @@ class PageTask:
     options: OcrOptions
     timeout: float
     max_pixels: int
+    engine: EngineName = "auto"
 
 
 def process_page(task: PageTask) -> PageResult:
     """Recognise one page; a page-level failure comes back as a result carrying its error."""
     started = time.perf_counter()
-    image: Path | None = None
     try:
-        image, dpi = prepare_image(task)
-        with Image.open(image) as opened:
-            width, height = opened.size
-        found = tesseract.recognize(
-            image,
-            out_base=task.workdir / f"ocr-{task.number:05d}",
-            lang=task.options.tesseract_lang,
-            psm=task.options.psm,
-            dpi=dpi,
-            timeout=task.timeout,
-        )
+        return _recognize(task, get_engine(task.engine), started)
     except PipelineError as exc:
         return PageResult(
             number=task.number,
@@ -58,22 +51,49 @@ def process_page(task: PageTask) -> PageResult:
             seconds=time.perf_counter() - started,
             error=PageError(exc.code, exc.message),
         )
-    finally:
-        _remove_scratch(task, image)
+
+
+def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
+    image, dpi = load_page(task)
+    source_size = image.size
+    scratch = task.workdir / f"ocr-{task.number:05d}"
+    rotation = 0
+    if task.options.rotate:
+        rotation = engine.orientation(image, timeout=task.timeout, scratch=scratch)
+    if rotation:
+        image = image.rotate(rotation, expand=True)
+    skew = estimate_skew(image) if task.options.deskew else 0.0
+    if abs(skew) >= MIN_SKEW:
+        image = image.rotate(skew, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255)
+    else:
+        skew = 0.0
+    found = engine.recognize(
+        image,
+        lang=task.options.tesseract_lang,
+        psm=task.options.psm,
+        dpi=dpi,
+        timeout=task.timeout,
+        hocr="hocr" in task.options.outputs,
+        scratch=scratch,
+    )
     return PageResult(
         number=task.number,
         method="ocr",
-        width=width,
-        height=height,
+        width=image.width,
+        height=image.height,
         dpi=dpi,
         text=found.text,
         lines=found.lines,
         seconds=time.perf_counter() - started,
+        rotation=rotation,
+        skew=skew,
+        source_size=source_size,
+        hocr=found.hocr,
     )
 
 
-def prepare_image(task: PageTask) -> tuple[Path, int]:
-    """The page as an image file Tesseract reads well, and its resolution."""
+def load_page(task: PageTask) -> tuple[Image.Image, int]:
+    """The page as a grayscale image in memory, and its resolution."""
     if task.media_type is MediaType.PDF:
         rendered = poppler.render_page(
             task.source,
@@ -82,25 +102,23 @@ def prepare_image(task: PageTask) -> tuple[Path, int]:
             out_dir=task.workdir,
             timeout=task.timeout,
         )
-        return rendered, task.dpi
-    return _prepare_raster(task)
-
-
-def _prepare_raster(task: PageTask) -> tuple[Path, int]:
-    with open_image(task.source) as image:
-        image.seek(task.number - 1)
-        check_pixels(image.size, task.max_pixels, task.number)
-        dpi = image_dpi(image)
-        exif_turned = image.getexif().get(0x0112, 1) != 1
-        if task.media_type is not MediaType.TIFF and image.mode in _PLAIN_MODES and not exif_turned:
-            return task.source, dpi
-        target = task.workdir / f"page-{task.number:05d}.png"
         try:
-            upright = ImageOps.exif_transpose(image)
-            upright.convert("L").save(target, dpi=(dpi, dpi))
-        except (OSError, ValueError) as exc:
+            with Image.open(rendered) as image:
+                return image.convert("L"), task.dpi
+        finally:
+            rendered.unlink(missing_ok=True)
+    return _load_raster(task)
+
+
+def _load_raster(task: PageTask) -> tuple[Image.Image, int]:
+    with open_image(task.source) as image:
+        try:
+            image.seek(task.number - 1)
+            check_pixels(image.size, task.max_pixels, task.number)
+            upright = ImageOps.exif_transpose(image) if task.number == 1 else image
+            return upright.convert("L"), image_dpi(image)
+        except (OSError, ValueError, EOFError) as exc:
             raise InvalidImage(f"page {task.number} could not be decoded") from exc
-        return target, dpi
 
 
 def open_image(path: Path) -> Image.Image:
@@ -130,11 +148,3 @@ def image_dpi(image: Image.Image) -> int:
     if isinstance(dpi, tuple) and dpi and 70 <= float(dpi[0]) <= 1200:
         return round(float(dpi[0]))
     return DEFAULT_IMAGE_DPI
-
-
-def _remove_scratch(task: PageTask, image: Path | None) -> None:
-    scratch = [task.workdir / f"ocr-{task.number:05d}{ext}" for ext in (".txt", ".tsv")]
-    if image is not None and image != task.source:
-        scratch.append(image)
-    for path in scratch:
-        path.unlink(missing_ok=True)

@@ -16,6 +16,9 @@ from pipeline.result import Line, Word
 
 _XHTML = "{http://www.w3.org/1999/xhtml}"
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+) size$")
+_PDFIMAGES_COLUMNS = 16
+# An image shown over at least this share of the page makes the page a scan.
+SCAN_COVERAGE = 0.5
 _POINTS = re.compile(r"^([\d.]+) x ([\d.]+) pts")
 
 
@@ -104,6 +107,37 @@ def _box(element: ET.Element) -> tuple[int, int, int, int]:
         round(float(element.get("xMax", 0))),
         round(float(element.get("yMax", 0))),
     )
+
+
+def native_resolutions(
+    path: Path, *, sizes: tuple[tuple[float, float], ...], timeout: float
+) -> dict[int, int]:
+    """Pages that are scans (one image covering most of the page) -> that image's resolution."""
+    try:
+        run = subprocess.run(
+            ["pdfimages", "-list", "-l", str(len(sizes)), str(path)],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            text=True,
+            errors="replace",
+        )
+    except subprocess.TimeoutExpired:
+        return {}
+    found: dict[int, int] = {}
+    for row in run.stdout.splitlines()[2:]:
+        cells = row.split()
+        if len(cells) < _PDFIMAGES_COLUMNS or cells[2] != "image" or not cells[0].isdigit():
+            continue
+        page, width, height = int(cells[0]), int(cells[3]), int(cells[4])
+        x_ppi, y_ppi = float(cells[12]), float(cells[13])
+        if not 0 < page <= len(sizes) or x_ppi <= 0 or y_ppi <= 0:
+            continue
+        shown = (width / x_ppi * 72) * (height / y_ppi * 72)
+        page_area = sizes[page - 1][0] * sizes[page - 1][1]
+        if page_area and shown / page_area >= SCAN_COVERAGE:
+            found[page] = max(found.get(page, 0), round(min(x_ppi, y_ppi)))
+    return found
 
 
 def render_page(path: Path, *, number: int, dpi: int, out_dir: Path, timeout: float) -> Path:

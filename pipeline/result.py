@@ -1,6 +1,6 @@
 """What recognition yields: pages of lines of words, each with a box and a confidence."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
@@ -41,7 +41,12 @@ class PageResult:
     lines: tuple[Line, ...] = ()
     seconds: float = 0.0
     error: PageError | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    # How the page image was turned before recognition: boxes are in the turned image, whose
+    # size is width x height; the image as rendered or scanned was source_size.
+    rotation: int = 0
+    skew: float = 0.0
+    source_size: tuple[int, int] = (0, 0)
+    hocr: str | None = None
 
     @property
     def words(self) -> int:
@@ -60,6 +65,8 @@ class PageResult:
             "width": self.width,
             "height": self.height,
             "dpi": self.dpi,
+            "rotation": self.rotation,
+            "skew": self.skew,
             "confidence": self.confidence,
             "words": self.words,
             "seconds": round(self.seconds, 3),

@@ -1,33 +1,88 @@
-"""A thin wrapper over the tesseract binary: one recognition per page, every renderer at once."""
+"""The tesseract binary through pytesseract: one process per page, every renderer in one pass."""
 
-import csv
-import io
+import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from pytesseract import pytesseract
 
+from pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
 from pipeline.errors import EngineFailure, PageTimeout
 from pipeline.result import Line, Word
 
 _WORD_LEVEL = "5"
+_TSV_COLUMNS = 12
+_PAGE_DIV = re.compile(r"<div class=['\"]ocr_page['\"].*</div>", re.DOTALL)
+_ROTATE = re.compile(r"^Rotate: (\d+)$", re.MULTILINE)
+_CONFIDENCE = re.compile(r"^Orientation confidence: ([\d.]+)$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Recognition:
-    text: str
-    lines: tuple[Line, ...]
+class BinaryEngine:
+    name = "tesseract"
+
+    def recognize(
+        self,
+        image: Image.Image,
+        *,
+        lang: str,
+        psm: int,
+        dpi: int,
+        timeout: float,
+        hocr: bool,
+        scratch: Path,
+    ) -> Recognition:
+        source = scratch.with_suffix(".png")
+        image.save(source, compress_level=1)
+        renderers = "txt hocr" if hocr else "txt"
+        _run(
+            source,
+            scratch,
+            renderers,
+            lang,
+            f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1",
+            timeout,
+        )
+        produced = [scratch.with_suffix(ext) for ext in (".txt", ".tsv", ".hocr", ".png")]
+        try:
+            return Recognition(
+                text=produced[0].read_text(encoding="utf-8").strip("\f\n "),
+                lines=parse_tsv(produced[1].read_text(encoding="utf-8")),
+                hocr=page_div(produced[2].read_text(encoding="utf-8")) if hocr else None,
+            )
+        finally:
+            for path in produced:
+                path.unlink(missing_ok=True)
+
+    def orientation(self, image: Image.Image, *, timeout: float, scratch: Path) -> int:
+        source = scratch.with_suffix(".osd.png")
+        image.save(source, compress_level=1)
+        try:
+            report = pytesseract.image_to_osd(str(source), config="--psm 0", timeout=timeout)
+        except pytesseract.TesseractError:
+            return 0  # too little text to tell; leave the page as it is
+        except RuntimeError as exc:
+            raise PageTimeout(f"orientation detection took longer than {timeout:g} s") from exc
+        finally:
+            source.unlink(missing_ok=True)
+        rotate, confidence = _ROTATE.search(report), _CONFIDENCE.search(report)
+        if not rotate or not confidence or float(confidence[1]) < MIN_ORIENTATION_CONFIDENCE:
+            return 0
+        # tesseract says how far to turn clockwise; Pillow turns counter-clockwise.
+        return (360 - int(rotate[1])) % 360
 
 
-def recognize(
-    image: Path, *, out_base: Path, lang: str, psm: int, dpi: int, timeout: float
-) -> Recognition:
-    """Run Tesseract once on `image`, producing plain text and word boxes from the same pass."""
-    config = f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1"
+def _run(
+    source: Path, out_base: Path, renderers: str, lang: str, config: str, timeout: float
+) -> None:
     try:
         pytesseract.run_tesseract(
-            str(image), str(out_base), extension="txt", lang=lang, config=config, timeout=timeout
+            str(source),
+            str(out_base),
+            extension=renderers,
+            lang=lang,
+            config=config,
+            timeout=timeout,
         )
     except RuntimeError as exc:
         if "timeout" in str(exc):
@@ -35,23 +90,28 @@ def recognize(
         raise EngineFailure(f"tesseract failed: {exc}") from exc
     except (pytesseract.TesseractError, OSError, subprocess.SubprocessError) as exc:
         raise EngineFailure(f"tesseract failed: {exc}") from exc
-    text = out_base.with_suffix(".txt").read_text(encoding="utf-8")
-    tsv = out_base.with_suffix(".tsv").read_text(encoding="utf-8")
-    return Recognition(text=text.strip("\f\n "), lines=parse_tsv(tsv))
+
+
+def page_div(hocr: str) -> str:
+    """The ocr_page element of an hOCR document (or of a page's hOCR fragment)."""
+    found = _PAGE_DIV.search(hocr)
+    return found[0] if found else ""
 
 
 def parse_tsv(tsv: str) -> tuple[Line, ...]:
-    """Group Tesseract's TSV word rows into lines, in reading order."""
+    """Group Tesseract's TSV word rows into lines, in reading order (header row optional)."""
     lines: dict[tuple[str, str, str], list[Word]] = {}
-    reader = csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
-    for row in reader:
-        text = (row.get("text") or "").strip()
-        if row["level"] != _WORD_LEVEL or not text:
+    for row in tsv.splitlines():
+        cells = row.split("\t")
+        if len(cells) < _TSV_COLUMNS or cells[0] != _WORD_LEVEL or not cells[11].strip():
             continue
-        left, top = int(row["left"]), int(row["top"])
-        box = (left, top, left + int(row["width"]), top + int(row["height"]))
-        word = Word(text=text, confidence=round(max(float(row["conf"]), 0.0), 2), bbox=box)
-        lines.setdefault((row["block_num"], row["par_num"], row["line_num"]), []).append(word)
+        left, top, width, height = (int(value) for value in cells[6:10])
+        word = Word(
+            text=cells[11].strip(),
+            confidence=round(max(float(cells[10]), 0.0), 2),
+            bbox=(left, top, left + width, top + height),
+        )
+        lines.setdefault((cells[2], cells[3], cells[4]), []).append(word)
     return tuple(Line(bbox=_union(words), words=tuple(words)) for words in lines.values())
 
 

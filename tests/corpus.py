@@ -27,10 +27,12 @@ def write_png(path: Path, lines: Sequence[str], **kwargs: int) -> Path:
     return path
 
 
-def write_image_pdf(path: Path, pages: Sequence[Sequence[str]], **kwargs: int) -> Path:
-    """A PDF of scanned-looking pages: images only, no text layer."""
+def write_image_pdf(
+    path: Path, pages: Sequence[Sequence[str]], *, dpi: int = DPI, **kwargs: int
+) -> Path:
+    """A PDF of scanned-looking pages: images only, no text layer, scanned at `dpi`."""
     images = [page_image(lines, **kwargs) for lines in pages]
-    images[0].save(path, save_all=True, append_images=images[1:], resolution=DPI)
+    images[0].save(path, save_all=True, append_images=images[1:], resolution=dpi)
     return path
 
 

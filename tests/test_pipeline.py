@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import pytest
+from pypdf import PdfWriter
 
 from pipeline.document import plan_document
 from pipeline.errors import InvalidImage, InvalidPdf, PipelineError, TooManyPages
 from pipeline.media import MediaType, sniff
-from pipeline.options import Limits, OcrOptions
+from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import check_pages
 from pipeline.page import process_page
 from pipeline.result import PageError, PageResult
@@ -41,7 +42,7 @@ def test_sniff_refuses_everything_else(head: bytes) -> None:
 
 def test_text_layer_pages_are_read_not_ocred(tmp_path: Path) -> None:
     pdf = write_searchable_pdf(tmp_path / "searchable.pdf", PAGES)
-    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Limits())
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Runtime())
     assert plan.page_count == 3
     assert plan.tasks == ()
     assert [page.method for page in plan.text_pages] == ["text-layer"] * 3
@@ -51,7 +52,7 @@ def test_text_layer_pages_are_read_not_ocred(tmp_path: Path) -> None:
 
 def test_force_ocr_sends_every_page_to_recognition(tmp_path: Path) -> None:
     pdf = write_searchable_pdf(tmp_path / "searchable.pdf", PAGES)
-    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(force_ocr=True), Limits())
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(force_ocr=True), Runtime())
     assert plan.text_pages == ()
     assert [task.number for task in plan.tasks] == [1, 2, 3]
     page = process_page(plan.tasks[1])
@@ -59,40 +60,51 @@ def test_force_ocr_sends_every_page_to_recognition(tmp_path: Path) -> None:
     assert page.text.split() == ["Beta", "page", "two"]
 
 
-def test_scanned_pdf_pages_go_to_recognition(tmp_path: Path) -> None:
-    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES)
-    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=200), Limits())
+@pytest.mark.parametrize(("scanned", "rendered"), [(150, 300), (300, 300), (400, 400), (1200, 600)])
+def test_scans_render_at_their_own_resolution(tmp_path: Path, scanned: int, rendered: int) -> None:
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES, dpi=scanned)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=200), Runtime())
     assert plan.text_pages == ()
-    assert [(task.number, task.dpi) for task in plan.tasks] == [(1, 200), (2, 200), (3, 200)]
+    assert [(task.number, task.dpi) for task in plan.tasks] == [(n, rendered) for n in (1, 2, 3)]
+
+
+def test_pages_without_images_or_text_render_at_the_option_dpi(tmp_path: Path) -> None:
+    writer = PdfWriter()
+    writer.add_blank_page(width=612, height=792)
+    pdf = tmp_path / "blank.pdf"
+    writer.write(pdf)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=150), Runtime())
+    assert [(task.number, task.dpi) for task in plan.tasks] == [(1, 150)]
 
 
 def test_page_pixel_limit_lowers_the_rendering_dpi(tmp_path: Path) -> None:
     pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES[:1])
-    limits = Limits(max_page_pixels=200_000)
-    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=300), limits)
+    runtime = Runtime(max_page_pixels=200_000)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(dpi=300), runtime)
     (task,) = plan.tasks
     assert task.dpi < 300
     page = process_page(task)
-    assert page.width * page.height <= 200_000
+    width, height = page.source_size
+    assert width * height <= 200_000
 
 
 def test_too_many_pages(tmp_path: Path) -> None:
     pdf = write_image_pdf(tmp_path / "long.pdf", PAGES)
     with pytest.raises(TooManyPages):
-        plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Limits(max_pages=2))
+        plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Runtime(max_pages=2))
 
 
 def test_truncated_png_is_invalid_image(tmp_path: Path) -> None:
     png = write_png(tmp_path / "page.png", ["some text"])
     png.write_bytes(png.read_bytes()[:300])
     with pytest.raises(InvalidImage):
-        plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Limits())
+        plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Runtime())
 
 
 def test_image_over_the_pixel_limit_fails_before_decoding(tmp_path: Path) -> None:
     png = write_png(tmp_path / "page.png", ["some text"])
     with pytest.raises(PipelineError) as error:
-        plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Limits(max_page_pixels=1000))
+        plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Runtime(max_page_pixels=1000))
     assert error.value.code == "page_too_large"
 
 
@@ -100,7 +112,7 @@ def test_multi_page_tiff_is_one_task_per_frame(tmp_path: Path) -> None:
     frames = [page_image(lines) for lines in PAGES]
     tiff = tmp_path / "fax.tif"
     frames[0].save(tiff, save_all=True, append_images=frames[1:], compression="tiff_lzw")
-    plan = plan_document(tiff, MediaType.TIFF, tmp_path, OcrOptions(), Limits())
+    plan = plan_document(tiff, MediaType.TIFF, tmp_path, OcrOptions(), Runtime())
     assert [task.number for task in plan.tasks] == [1, 2, 3]
     assert process_page(plan.tasks[2]).text.split() == ["Gamma", "page", "three"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fax.tif"], "scratch files left behind"
@@ -110,7 +122,7 @@ def test_corrupt_pdf(tmp_path: Path) -> None:
     pdf = tmp_path / "bad.pdf"
     pdf.write_bytes(b"%PDF-1.4\nnot really a pdf\n%%EOF\n")
     with pytest.raises(InvalidPdf):
-        plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Limits())
+        plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Runtime())
 
 
 def test_one_failed_page_does_not_fail_the_document() -> None:

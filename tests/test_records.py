@@ -55,7 +55,7 @@ def test_platform_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.redis_url == "redis://render-kv:6379"
     assert settings.port == 10000
     assert settings.ocr_languages == ("eng", "deu")
-    assert settings.limits.max_pages == 42
+    assert settings.runtime.max_pages == 42
 
 
 def test_ocrflow_names_win_over_platform_names(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,72 @@
+"""tesserocr: Tesseract in-process, the model loaded once per pool process and kept warm."""
+
+from collections import OrderedDict
+from pathlib import Path
+
+import tesserocr
+from PIL import Image
+
+from pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
+from pipeline.errors import EngineFailure, PageTimeout
+from pipeline.options import tessdata
+from pipeline.tesseract import page_div, parse_tsv
+
+MAX_CACHED_APIS = 4
+
+
+class TesserocrEngine:
+    name = "tesserocr"
+
+    def __init__(self) -> None:
+        self._apis: OrderedDict[tuple[str, int], tesserocr.PyTessBaseAPI] = OrderedDict()
+
+    def _api(self, lang: str, psm: int) -> tesserocr.PyTessBaseAPI:
+        key = (lang, psm)
+        if key in self._apis:
+            self._apis.move_to_end(key)
+            return self._apis[key]
+        try:
+            api = tesserocr.PyTessBaseAPI(path=tessdata().directory, lang=lang, psm=psm)
+        except RuntimeError as exc:
+            raise EngineFailure(f"Tesseract could not load {lang!r}: {exc}") from exc
+        self._apis[key] = api
+        if len(self._apis) > MAX_CACHED_APIS:
+            _, evicted = self._apis.popitem(last=False)
+            evicted.End()
+        return api
+
+    def recognize(
+        self,
+        image: Image.Image,
+        *,
+        lang: str,
+        psm: int,
+        dpi: int,
+        timeout: float,
+        hocr: bool,
+        scratch: Path,
+    ) -> Recognition:
+        api = self._api(lang, psm)
+        try:
+            api.SetImage(image)
+            api.SetSourceResolution(dpi)
+            if not api.Recognize(timeout=int(timeout * 1000)):
+                raise PageTimeout(f"recognition took longer than {timeout:g} s")
+            return Recognition(
+                text=(api.GetUTF8Text() or "").strip("\f\n "),
+                lines=parse_tsv(api.GetTSVText(0) or ""),
+                hocr=page_div(api.GetHOCRText(0) or "") if hocr else None,
+            )
+        finally:
+            api.Clear()
+
+    def orientation(self, image: Image.Image, *, timeout: float, scratch: Path) -> int:
+        api = self._api("osd", int(tesserocr.PSM.OSD_ONLY))
+        try:
+            api.SetImage(image)
+            found = api.DetectOrientationScript()
+        finally:
+            api.Clear()
+        if not found or found["orient_conf"] < MIN_ORIENTATION_CONFIDENCE:
+            return 0
+        return int(found["orient_deg"]) % 360
