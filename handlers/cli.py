@@ -124,7 +124,9 @@ async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:
             )
     finally:
         pool.close()
-    files = write_outputs(pages, out_dir, options.outputs)
+    files = write_outputs(
+        pages, out_dir, options.outputs, source=args.file.resolve(), media_type=media_type
+    )
     _print_summary(pages, time.perf_counter() - started, files)
     return 0
 

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import shutil
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, s
             settings.runtime,
             _reporter(services, job.id),
         )
-        return await _store_outputs(services, job, pages, workdir), len(pages)
+        return await _store_outputs(services, pool, job, pages, source), len(pages)
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
 
@@ -142,13 +143,15 @@ def _reporter(services: Services, job_id: str) -> Any:
 
 
 async def _store_outputs(
-    services: Services, job: Job, pages: list[PageResult], workdir: Path
+    services: Services, pool: OcrPool, job: Job, pages: list[PageResult], source: Path
 ) -> dict[str, str]:
-    out_dir = workdir / "out"
+    out_dir = source.parent / "out"
     out_dir.mkdir()
     # The JSON result is always kept: GET /v1/jobs/{id}/result serves it.
     names = (*job.options.outputs, "json")
-    files = await asyncio.to_thread(write_outputs, pages, out_dir, names)
+    # Rendering outputs (a searchable PDF above all) is CPU work: keep it off the event loop.
+    write = partial(write_outputs, source=source, media_type=MediaType(job.source.media_type))
+    files = await pool.run(write, pages, out_dir, names)
     stored: dict[str, str] = {}
     for name, path in files.items():
         key = keys.output_key(job.id, path.name)

@@ -1,4 +1,4 @@
-"""Writing a document's results to files: text, JSON and a per-page CSV."""
+"""Writing a document's results to files: text, JSON, hOCR, a per-page CSV, a searchable PDF."""
 
 import csv
 import json
@@ -7,14 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import AllPagesFailed, PipelineError
+from pipeline.hocr import hocr_document
+from pipeline.media import MediaType
 from pipeline.options import Output
 from pipeline.result import PageResult
+from pipeline.searchable import write_searchable_pdf
 
-FILENAMES: dict[Output, str] = {"text": "text.txt", "json": "result.json", "csv": "pages.csv"}
+FILENAMES: dict[Output, str] = {
+    "text": "text.txt",
+    "json": "result.json",
+    "hocr": "hocr.html",
+    "csv": "pages.csv",
+    "pdf": "searchable.pdf",
+}
 MEDIA_TYPES: dict[Output, str] = {
     "text": "text/plain; charset=utf-8",
     "json": "application/json",
+    "hocr": "text/html; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
+    "pdf": "application/pdf",
 }
 PAGE_BREAK = "\f"
 CSV_COLUMNS = ("number", "method", "confidence", "words", "seconds", "error")
@@ -56,21 +67,34 @@ def write_csv(pages: Sequence[PageResult], path: Path) -> None:
         writer.writerows(page.summary() for page in pages)
 
 
+def write_hocr(pages: Sequence[PageResult], path: Path) -> None:
+    path.write_text(hocr_document(pages), encoding="utf-8")
+
+
 WRITERS: dict[Output, Callable[[Sequence[PageResult], Path], None]] = {
     "text": write_text,
     "json": write_json,
+    "hocr": write_hocr,
     "csv": write_csv,
 }
 
 
 def write_outputs(
-    pages: Sequence[PageResult], out_dir: Path, names: Iterable[Output]
+    pages: Sequence[PageResult],
+    out_dir: Path,
+    names: Iterable[Output],
+    *,
+    source: Path,
+    media_type: MediaType,
 ) -> dict[Output, Path]:
     """Write each named output for pages in page order; returns the files by output name."""
     ordered = sorted(pages, key=lambda page: page.number)
     written: dict[Output, Path] = {}
     for name in dict.fromkeys(names):
         path = out_dir / FILENAMES[name]
-        WRITERS[name](ordered, path)
+        if name == "pdf":
+            write_searchable_pdf(ordered, source, media_type, path)
+        else:
+            WRITERS[name](ordered, path)
         written[name] = path
     return written

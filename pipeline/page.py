@@ -1,5 +1,6 @@
 """One page through recognition: the function the process pool runs."""
 
+import secrets
 import time
 import warnings
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ def process_page(task: PageTask) -> PageResult:
 def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
     image, dpi = load_page(task)
     source_size = image.size
-    scratch = task.workdir / f"ocr-{task.number:05d}"
+    # Unique per call: a retried or duplicated page may run beside another in the same workdir.
+    scratch = task.workdir / f"ocr-{task.number:05d}-{secrets.token_hex(4)}"
     rotation = 0
     if task.options.rotate:
         rotation = engine.orientation(image, timeout=task.timeout, scratch=scratch)

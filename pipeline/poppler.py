@@ -2,6 +2,7 @@
 
 import math
 import re
+import secrets
 import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ def native_resolutions(
 
 
 def render_page(path: Path, *, number: int, dpi: int, out_dir: Path, timeout: float) -> Path:
-    """Render one page to a grayscale PNG in `out_dir`, never loading the others."""
+    """Render one page to a grayscale image file in `out_dir`, never loading the others."""
     try:
         rendered = pdf2image.convert_from_path(
             str(path),
@@ -149,9 +150,10 @@ def render_page(path: Path, *, number: int, dpi: int, out_dir: Path, timeout: fl
             first_page=number,
             last_page=number,
             output_folder=str(out_dir),
-            output_file=f"page-{number:05d}",
+            output_file=f"page-{number:05d}-{secrets.token_hex(4)}",
             single_file=True,
-            fmt="png",
+            # Raw PGM: poppler's PNG encoder costs twenty times the rendering itself.
+            fmt="ppm",
             grayscale=True,
             paths_only=True,
             timeout=math.ceil(timeout),

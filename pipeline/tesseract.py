@@ -50,6 +50,8 @@ class BinaryEngine:
                 lines=parse_tsv(produced[1].read_text(encoding="utf-8")),
                 hocr=page_div(produced[2].read_text(encoding="utf-8")) if hocr else None,
             )
+        except OSError as exc:
+            raise EngineFailure(f"tesseract wrote no result: {exc}") from exc
         finally:
             for path in produced:
                 path.unlink(missing_ok=True)

@@ -1,0 +1,323 @@
+"""Pipeline benchmark: ocrflow vs OCRmyPDF vs raw tesseract on the same generated scans.
+
+Prints pages/s, their ratios and the character error rate (CER) per rotation for each, the
+text-layer read rate, and the peak memory of a 10-page and a 300-page document. Run it through
+`scripts/bench_pipeline`, which sets up first.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import venv
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from pypdf import PdfReader, PdfWriter
+from rapidfuzz.distance import Levenshtein
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.pool import OcrPool
+from handlers.runner import run_document
+from pipeline.document import plan_document
+from pipeline.media import MediaType
+from pipeline.options import OcrOptions, Runtime
+from pipeline.result import Line, PageResult, Word
+from pipeline.searchable import write_searchable_pdf
+from tests.corpus import Style, available_fonts, page_image, scan_page
+
+ROTATIONS = (0, 90, 180, 270)
+OCRMYPDF_VENV = Path.home() / ".cache" / "ocrflow-bench" / "ocrmypdf-venv"
+SINGLE_THREAD = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
+@dataclass
+class Corpus:
+    directory: Path
+    pdfs: dict[int, Path] = field(default_factory=dict)  # rotation -> image-only PDF
+    pngs: dict[int, list[Path]] = field(default_factory=dict)
+    truths: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return sum(len(t) for t in self.truths.values())
+
+
+def build_corpus(directory: Path, per_rotation: int) -> Corpus:
+    corpus = Corpus(directory)
+    fonts = available_fonts() or [""]
+    seed = 0
+    for rotation in ROTATIONS:
+        images, truths, pngs = [], [], []
+        for n in range(per_rotation):
+            seed += 1
+            style = Style(
+                rotation=rotation,
+                skew=(-2.5, 1.5, 0.0, 3.0)[seed % 4],
+                columns=1 + seed % 2,
+                font_size=(30, 34, 38)[seed % 3],
+                font=fonts[seed % len(fonts)],
+                noise=seed % 2 == 0,
+            )
+            page = scan_page(seed, style)
+            png = directory / f"r{rotation}-{n}.png"
+            page.image.save(png, dpi=(300, 300))
+            images.append(page.image)
+            truths.append(page.truth)
+            pngs.append(png)
+        pdf = directory / f"r{rotation}.pdf"
+        images[0].save(pdf, save_all=True, append_images=images[1:], resolution=300)
+        corpus.pdfs[rotation], corpus.pngs[rotation], corpus.truths[rotation] = pdf, pngs, truths
+    return corpus
+
+
+def cer(found: list[str], truth: list[str]) -> float:
+    norm = [(" ".join(f.split()), " ".join(t.split())) for f, t in zip(found, truth, strict=True)]
+    return sum(Levenshtein.distance(f, t) for f, t in norm) / sum(len(t) for _, t in norm)
+
+
+@dataclass
+class Run:
+    name: str
+    seconds: float = 0.0
+    pages: int = 0
+    cer: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.pages / self.seconds if self.seconds else 0.0
+
+
+def run_ocrflow(corpus: Corpus, processes: int, engine: str) -> Run:
+    run = Run(f"ocrflow ({engine})")
+    pool = OcrPool(processes)
+    options, runtime = OcrOptions(), Runtime(engine=engine)  # type: ignore[arg-type]
+    try:
+        asyncio.run(_warm(pool, corpus, runtime))
+        for rotation, pdf in corpus.pdfs.items():
+            with tempfile.TemporaryDirectory() as work:
+                started = time.perf_counter()
+                pages = asyncio.run(
+                    run_document(pool, pdf, MediaType.PDF, Path(work), options, runtime, _quiet)
+                )
+                run.seconds += time.perf_counter() - started
+            run.pages += len(pages)
+            run.cer[rotation] = cer([p.text for p in pages], corpus.truths[rotation])
+    finally:
+        pool.close()
+    return run
+
+
+async def _quiet(done: int, total: int, page: object) -> None:
+    return None
+
+
+async def _warm(pool: OcrPool, corpus: Corpus, runtime: Runtime) -> None:
+    """Start every pool process (and load its model) before the clock runs, as a worker would."""
+    small = corpus.directory / "warm.png"
+    page_image(["warm up"]).save(small, dpi=(300, 300))
+    with tempfile.TemporaryDirectory() as work:
+        options = OcrOptions()
+        tasks = [
+            run_document(pool, small, MediaType.PNG, Path(work), options, runtime, _quiet)
+            for _ in range(pool.processes * 2)
+        ]
+        await asyncio.gather(*tasks)
+
+
+def ensure_ocrmypdf() -> Path:
+    binary = OCRMYPDF_VENV / "bin" / "ocrmypdf"
+    if not binary.exists():
+        print("installing OCRmyPDF into a throwaway venv at", OCRMYPDF_VENV, file=sys.stderr)
+        venv.create(OCRMYPDF_VENV, with_pip=True)
+        subprocess.run([OCRMYPDF_VENV / "bin" / "pip", "install", "-q", "ocrmypdf"], check=True)
+    return binary
+
+
+def run_ocrmypdf(corpus: Corpus, processes: int) -> Run:
+    binary = ensure_ocrmypdf()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+    run = Run(f"OCRmyPDF {version}")
+    for rotation, pdf in corpus.pdfs.items():
+        sidecar = corpus.directory / f"ocrmypdf-r{rotation}.txt"
+        command = [
+            binary,
+            "-q",
+            "-j",
+            str(processes),
+            "--force-ocr",
+            "--rotate-pages",
+            "--deskew",
+            "--output-type",
+            "none",
+            "--sidecar",
+            sidecar,
+            pdf,
+            "-",
+        ]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, env=SINGLE_THREAD, stdout=subprocess.DEVNULL)
+        run.seconds += time.perf_counter() - started
+        texts = sidecar.read_text().split("\f")[: len(corpus.truths[rotation])]
+        run.pages += len(texts)
+        run.cer[rotation] = cer(texts, corpus.truths[rotation])
+    return run
+
+
+def run_tesseract(corpus: Corpus, processes: int) -> Run:
+    run = Run("tesseract (raw)")
+
+    def one(png: Path) -> str:
+        base = png.with_suffix("")
+        subprocess.run(
+            ["tesseract", png, base, "-l", "eng"],
+            check=True,
+            env=SINGLE_THREAD,
+            capture_output=True,
+        )
+        return base.with_suffix(".txt").read_text()
+
+    with ThreadPoolExecutor(processes) as threads:
+        for rotation, pngs in corpus.pngs.items():
+            started = time.perf_counter()
+            texts = list(threads.map(one, pngs))
+            run.seconds += time.perf_counter() - started
+            run.pages += len(texts)
+            run.cer[rotation] = cer(texts, corpus.truths[rotation])
+    return run
+
+
+def text_layer_rate(directory: Path, pages: int) -> float:
+    """Pages per second for a PDF whose pages all carry a text layer (read, not OCRed)."""
+    unique = []
+    for seed in range(10):
+        page = scan_page(1000 + seed, Style(columns=1 + seed % 2))
+        unique.append((page, _known_result(seed + 1, page.words, page.image.size)))
+    images = directory / "text-images.pdf"
+    unique[0][0].image.save(
+        images, save_all=True, append_images=[p.image for p, _ in unique[1:]], resolution=300
+    )
+    searchable = directory / "text-10.pdf"
+    write_searchable_pdf([r for _, r in unique], images, MediaType.PDF, searchable)
+    reader, writer = PdfReader(searchable), PdfWriter()
+    for n in range(pages):
+        writer.add_page(reader.pages[n % len(reader.pages)])
+    long_pdf = directory / f"text-{pages}.pdf"
+    writer.write(long_pdf)
+    started = time.perf_counter()
+    plan = plan_document(long_pdf, MediaType.PDF, directory, OcrOptions(), Runtime(max_pages=pages))
+    seconds = time.perf_counter() - started
+    assert len(plan.text_pages) == pages and not plan.tasks, "text-layer pages were not read"
+    return pages / seconds
+
+
+def _known_result(
+    number: int, words: tuple[tuple[str, tuple[int, int, int, int]], ...], size: tuple[int, int]
+) -> PageResult:
+    lines = tuple(Line(bbox=box, words=(Word(text, 100.0, box),)) for text, box in words)
+    return PageResult(
+        number=number,
+        method="ocr",
+        width=size[0],
+        height=size[1],
+        dpi=300,
+        text="",
+        lines=lines,
+        source_size=size,
+    )
+
+
+@contextmanager
+def peak_memory() -> Iterator[Callable[[], int]]:
+    """Peak resident memory of this process and all its children, sampled every 20 ms."""
+    me, peak, stop = psutil.Process(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a child may exit while we look
+                    total += proc.memory_info().rss
+            peak[0] = max(peak[0], total)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield lambda: peak[0]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def memory_for(directory: Path, pages: int, processes: int) -> int:
+    lines = ["Memory stays flat as documents grow", "page after page after page"]
+    pdf = directory / f"memory-{pages}.pdf"
+    image = page_image(lines)
+    image.save(pdf, save_all=True, append_images=[image] * (pages - 1), resolution=300)
+    pool = OcrPool(processes)
+    try:
+        with tempfile.TemporaryDirectory() as work, peak_memory() as peak:
+            runtime = Runtime(max_pages=pages)
+            asyncio.run(
+                run_document(pool, pdf, MediaType.PDF, Path(work), OcrOptions(), runtime, _quiet)
+            )
+            return peak()
+    finally:
+        pool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=2, help="scanned pages per rotation")
+    parser.add_argument("-j", "--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-ocrmypdf", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocrflow-bench-") as tmp:
+        directory = Path(tmp)
+        corpus = build_corpus(directory, args.pages)
+        print(
+            f"corpus: {corpus.pages} scanned letter pages, {args.pages} per rotation; "
+            f"{args.processes} processes\n"
+        )
+        runs = [
+            run_ocrflow(corpus, args.processes, "tesserocr"),
+            run_ocrflow(corpus, args.processes, "tesseract"),
+            run_tesseract(corpus, args.processes),
+        ]
+        if not args.skip_ocrmypdf:
+            runs.append(run_ocrmypdf(corpus, args.processes))
+        report(runs)
+        print(f"\ntext-layer pages: {text_layer_rate(directory, 300):.0f} pages/s (300-page PDF)")
+        if not args.skip_memory:
+            small, large = (memory_for(directory, n, args.processes) for n in (10, 300))
+            print(
+                f"peak memory: 10 pages {small / 2**20:.0f} MiB, 300 pages "
+                f"{large / 2**20:.0f} MiB, ratio {large / small:.2f}"
+            )
+
+
+def report(runs: list[Run]) -> None:
+    base = runs[0]
+    print(
+        f"{'engine':<32}{'pages/s':>9}{'vs ocrflow':>12}"
+        + "".join(f"{f'CER {r}°':>11}" for r in ROTATIONS)
+    )
+    for run in runs:
+        ratio = base.rate / run.rate if run.rate else float("nan")
+        cers = "".join(f"{run.cer.get(r, float('nan')):>11.4f}" for r in ROTATIONS)
+        print(f"{run.name:<32}{run.rate:>9.3f}{ratio:>11.2f}x{cers}")
+
+
+if __name__ == "__main__":
+    main()
