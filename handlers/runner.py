@@ -5,11 +5,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from handlers.pool import OcrPool
-from pipeline.document import Plan, plan_document
+from pipeline.document import Plan, inspect_document, read_text_pages
 from pipeline.media import MediaType
 from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import check_pages
-from pipeline.page import process_page
+from pipeline.page import PageTask, process_page
 from pipeline.result import PageResult
 
 # Called with the pages done so far, the page count, and the page that just finished (if any).
@@ -26,27 +26,51 @@ async def run_document(
     on_page: PageCallback,
 ) -> list[PageResult]:
     """Recognise every page; pages come back in page order."""
-    plan: Plan = await pool.run(plan_document, source, media_type, workdir, options, runtime)
+    plan: Plan = await pool.run(inspect_document, source, media_type, workdir, options, runtime)
     pages: list[PageResult] = []
-    await on_page(0, plan.page_count, None)
-    for page in plan.text_pages:
+
+    async def finished(page: PageResult) -> None:
         pages.append(page)
         await on_page(len(pages), plan.page_count, page)
+
+    await on_page(0, plan.page_count, None)
+    read = await _read_text_layers(pool, source, plan, runtime, finished)
+    await _recognize(pool, plan.answered(read).tasks, finished)
+    check_pages(pages)
+    return sorted(pages, key=lambda page: page.number)
+
+
+Finished = Callable[[PageResult], Awaitable[None]]
+
+
+async def _read_text_layers(
+    pool: OcrPool, source: Path, plan: Plan, runtime: Runtime, finished: Finished
+) -> list[PageResult]:
+    """Read text layers chunk by chunk, the chunks spread over the pool."""
+    chunks = await asyncio.gather(
+        *(
+            pool.run(read_text_pages, source, first, last, runtime)
+            for first, last in plan.text_chunks()
+        )
+    )
+    read = [page for chunk in chunks for page in chunk]
+    for page in read:
+        await finished(page)
+    return read
+
+
+async def _recognize(pool: OcrPool, tasks: tuple[PageTask, ...], finished: Finished) -> None:
     # A bounded window per document lets documents running side by side share the pool.
     window = asyncio.Semaphore(pool.processes * 2)
 
-    async def one(task: object) -> PageResult:
+    async def one(task: PageTask) -> PageResult:
         async with window:
             return await pool.run(process_page, task)
 
-    running = [asyncio.ensure_future(one(task)) for task in plan.tasks]
+    running = [asyncio.ensure_future(one(task)) for task in tasks]
     try:
-        for finished in asyncio.as_completed(running):
-            page = await finished
-            pages.append(page)
-            await on_page(len(pages), plan.page_count, page)
+        for next_done in asyncio.as_completed(running):
+            await finished(await next_done)
     finally:
         for future in running:
             future.cancel()
-    check_pages(pages)
-    return sorted(pages, key=lambda page: page.number)

@@ -1,8 +1,7 @@
 """A document's plan: which pages are read from their text layer and which go to recognition."""
 
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline import poppler
@@ -10,77 +9,84 @@ from pipeline.errors import InvalidImage, TooManyPages
 from pipeline.media import MediaType
 from pipeline.options import OcrOptions, Runtime
 from pipeline.page import PageTask, check_pixels, open_image
+from pipeline.resolution import POINTS_PER_INCH
 from pipeline.result import PageResult
 
 # A page whose text layer has fewer characters than this is treated as a scan.
 MIN_TEXT_LAYER_CHARS = 8
-POINTS_PER_INCH = 72
-LOW_RESOLUTION = 250
-TARGET_DPI = 300
-MAX_SCAN_DPI = 600
+# Text layers are read this many pages at a time, so the pool reads a long document in parallel.
+TEXT_CHUNK = 25
 
 
 @dataclass(frozen=True)
 class Plan:
     page_count: int
-    text_pages: tuple[PageResult, ...]
-    tasks: tuple[PageTask, ...]
+    tasks: tuple[PageTask, ...]  # one per page still to recognise
+    text_pages: tuple[PageResult, ...] = ()  # pages already answered from their text layer
+    text_layer: bool = False  # whether pages may still be answered from a text layer
+
+    def answered(self, pages: list[PageResult]) -> "Plan":
+        """This plan with `pages` answered from the text layer instead of recognised."""
+        done = {page.number for page in pages}
+        return replace(
+            self,
+            tasks=tuple(task for task in self.tasks if task.number not in done),
+            text_pages=self.text_pages + tuple(pages),
+            text_layer=False,
+        )
+
+    def text_chunks(self) -> list[tuple[int, int]]:
+        """Page ranges whose text layer is still to be read."""
+        if not self.text_layer:
+            return []
+        return [
+            (first, min(first + TEXT_CHUNK - 1, self.page_count))
+            for first in range(1, self.page_count + 1, TEXT_CHUNK)
+        ]
 
 
 def plan_document(
     source: Path, media_type: MediaType, workdir: Path, options: OcrOptions, runtime: Runtime
 ) -> Plan:
-    """Inspect the document once and split its pages into text-layer results and OCR tasks."""
+    """Inspect a document and triage every page, in this process."""
+    plan = inspect_document(source, media_type, workdir, options, runtime)
+    read: list[PageResult] = []
+    for first, last in plan.text_chunks():
+        read.extend(read_text_pages(source, first, last, runtime))
+    return plan.answered(read) if plan.text_layer else plan
+
+
+def inspect_document(
+    source: Path, media_type: MediaType, workdir: Path, options: OcrOptions, runtime: Runtime
+) -> Plan:
+    """Count the pages and make a recognition task for each; text layers are read apart."""
     if media_type is MediaType.PDF:
-        return _plan_pdf(source, workdir, options, runtime)
-    return _plan_raster(source, media_type, workdir, options, runtime)
+        return _inspect_pdf(source, workdir, options, runtime)
+    return _inspect_raster(source, media_type, workdir, options, runtime)
 
 
-def _plan_pdf(source: Path, workdir: Path, options: OcrOptions, runtime: Runtime) -> Plan:
+def _inspect_pdf(source: Path, workdir: Path, options: OcrOptions, runtime: Runtime) -> Plan:
     info = poppler.pdf_info(source, timeout=runtime.page_timeout, max_pages=runtime.max_pages)
     _check_page_count(info.pages, runtime)
-    text_pages: list[PageResult] = []
-    if not options.force_ocr:
-        text_pages = _read_text_layer(source, runtime)
-    answered = {page.number for page in text_pages}
-    scans: dict[int, int] = {}
-    if len(answered) < info.pages:
-        scans = poppler.native_resolutions(source, sizes=info.sizes, timeout=runtime.page_timeout)
-    tasks = []
-    for number, size in enumerate(info.sizes, start=1):
-        if number in answered:
-            continue
-        dpi = scan_dpi(scans[number]) if number in scans else options.dpi
-        tasks.append(
-            _task(
-                source,
-                MediaType.PDF,
-                number,
-                _capped_dpi(size, dpi, runtime),
-                workdir,
-                options,
-                runtime,
-            )
+    tasks = tuple(
+        replace(
+            _task(source, MediaType.PDF, number, options.dpi, workdir, options, runtime),
+            page_size=size,
         )
-    return Plan(page_count=info.pages, text_pages=tuple(text_pages), tasks=tuple(tasks))
+        for number, size in enumerate(info.sizes, start=1)
+    )
+    return Plan(page_count=info.pages, tasks=tasks, text_layer=not options.force_ocr)
 
 
-def scan_dpi(native: int) -> int:
-    """Render a scanned page at its own resolution: low ones raised to where Tesseract reads
-    best, very high ones lowered to where it gains nothing more."""
-    if native < LOW_RESOLUTION:
-        return TARGET_DPI
-    return min(native, MAX_SCAN_DPI)
-
-
-def _read_text_layer(source: Path, runtime: Runtime) -> list[PageResult]:
+def read_text_pages(source: Path, first: int, last: int, runtime: Runtime) -> list[PageResult]:
+    """Pages first..last that carry a usable text layer, read from it."""
     started = time.perf_counter()
-    pages = poppler.text_layer(source, timeout=runtime.page_timeout)
+    pages = poppler.text_layer(source, first=first, last=last, timeout=runtime.page_timeout)
     each = (time.perf_counter() - started) / max(len(pages), 1)
     results = []
-    for number, page in enumerate(pages, start=1):
+    for number, page in enumerate(pages, start=first):
         text = "\n".join(line.text for line in page.lines)
-        if sum(not c.isspace() for c in text) < MIN_TEXT_LAYER_CHARS:
+        if len("".join(text.split())) < MIN_TEXT_LAYER_CHARS:
             continue
         results.append(
             PageResult(
@@ -97,23 +103,7 @@ def _read_text_layer(source: Path, runtime: Runtime) -> list[PageResult]:
     return results
 
 
-def _capped_dpi(size: tuple[float, float], dpi: int, runtime: Runtime) -> int:
-    """The requested resolution, lowered where the page would exceed the pixel limit."""
-    if _pixels(size, dpi) <= runtime.max_page_pixels:
-        return dpi
-    scaled = math.floor(dpi * math.sqrt(runtime.max_page_pixels / _pixels(size, dpi)))
-    # poppler rounds each side up, so step down until the rendered size really fits.
-    while scaled > 1 and _pixels(size, scaled) > runtime.max_page_pixels:
-        scaled -= 1
-    return max(1, scaled)
-
-
-def _pixels(size: tuple[float, float], dpi: int) -> int:
-    width, height = (math.ceil(points / POINTS_PER_INCH * dpi) for points in size)
-    return width * height
-
-
-def _plan_raster(
+def _inspect_raster(
     source: Path, media_type: MediaType, workdir: Path, options: OcrOptions, runtime: Runtime
 ) -> Plan:
     with open_image(source) as image:
@@ -128,7 +118,7 @@ def _plan_raster(
         _task(source, media_type, number, options.dpi, workdir, options, runtime)
         for number in range(1, frames + 1)
     )
-    return Plan(page_count=frames, text_pages=(), tasks=tasks)
+    return Plan(page_count=frames, tasks=tasks)
 
 
 def _check_page_count(pages: int, runtime: Runtime) -> None:

@@ -14,6 +14,7 @@ from pipeline.errors import InvalidImage, PageTooLarge, PipelineError
 from pipeline.media import MediaType
 from pipeline.options import Engine as EngineName
 from pipeline.options import OcrOptions
+from pipeline.resolution import capped_dpi, scan_dpi
 from pipeline.result import PageError, PageResult
 from pipeline.skew import estimate_skew
 
@@ -34,6 +35,7 @@ class PageTask:
     timeout: float
     max_pixels: int
     engine: EngineName = "auto"
+    page_size: tuple[float, float] = (0.0, 0.0)  # PDF pages: width, height in points
 
 
 def process_page(task: PageTask) -> PageResult:
@@ -97,19 +99,25 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
 def load_page(task: PageTask) -> tuple[Image.Image, int]:
     """The page as a grayscale image in memory, and its resolution."""
     if task.media_type is MediaType.PDF:
+        dpi = render_dpi(task)
         rendered = poppler.render_page(
-            task.source,
-            number=task.number,
-            dpi=task.dpi,
-            out_dir=task.workdir,
-            timeout=task.timeout,
+            task.source, number=task.number, dpi=dpi, out_dir=task.workdir, timeout=task.timeout
         )
         try:
             with Image.open(rendered) as image:
-                return image.convert("L"), task.dpi
+                return image.convert("L"), dpi
         finally:
             rendered.unlink(missing_ok=True)
     return _load_raster(task)
+
+
+def render_dpi(task: PageTask) -> int:
+    """A scanned page renders at its own resolution, any other at the requested one."""
+    native = poppler.native_resolution(
+        task.source, number=task.number, size=task.page_size, timeout=task.timeout
+    )
+    dpi = scan_dpi(native) if native else task.dpi
+    return capped_dpi(task.page_size, dpi, task.max_pixels)
 
 
 def _load_raster(task: PageTask) -> tuple[Image.Image, int]:

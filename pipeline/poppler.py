@@ -4,8 +4,8 @@ import math
 import re
 import secrets
 import subprocess
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 from typing import cast
 
@@ -15,7 +15,10 @@ from pdf2image import exceptions as pdf_errors
 from pipeline.errors import EncryptedPdf, InvalidPdf, PageTimeout
 from pipeline.result import Line, Word
 
-_XHTML = "{http://www.w3.org/1999/xhtml}"
+_BOX = rb'xMin="([-\d.]+)" yMin="([-\d.]+)" xMax="([-\d.]+)" yMax="([-\d.]+)"'
+_PAGE = re.compile(rb'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', re.DOTALL)
+_LINE = re.compile(rb"<line " + _BOX + rb">(.*?)</line>", re.DOTALL)
+_WORD = re.compile(rb"<word " + _BOX + rb">(.*?)</word>", re.DOTALL)
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+) size$")
 _PDFIMAGES_COLUMNS = 16
 # An image shown over at least this share of the page makes the page a scan.
@@ -66,57 +69,57 @@ def _page_sizes(info: dict[str, object]) -> list[tuple[int, tuple[float, float]]
     return sizes
 
 
-def text_layer(path: Path, *, timeout: float) -> list[TextPage]:
-    """Every page's embedded text with word boxes (in points), from one pdftotext run."""
+def text_layer(path: Path, *, first: int, last: int, timeout: float) -> list[TextPage]:
+    """Embedded text with word boxes (in points) of pages first..last, from one pdftotext run."""
+    command = [
+        "pdftotext",
+        "-q",
+        "-bbox-layout",
+        "-enc",
+        "UTF-8",
+        "-f",
+        str(first),
+        "-l",
+        str(last),
+    ]
     try:
-        run = subprocess.run(
-            ["pdftotext", "-q", "-bbox-layout", "-enc", "UTF-8", str(path), "-"],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        run = subprocess.run([*command, str(path), "-"], capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise InvalidPdf(f"reading the text layer took longer than {timeout:g} s") from exc
     if run.returncode != 0:
         raise InvalidPdf("the PDF's text layer could not be read")
-    try:
-        root = ET.fromstring(run.stdout)
-    except ET.ParseError:
-        return []
-    return [_text_page(page) for page in root.iter(f"{_XHTML}page")]
+    # pdftotext's markup is regular and machine-made: regular expressions read it several
+    # times faster than an XML parser, which matters on documents of thousands of pages.
+    return [
+        TextPage(width=float(width), height=float(height), lines=_lines(body))
+        for width, height, body in _PAGE.findall(run.stdout)
+    ]
 
 
-def _text_page(page: ET.Element) -> TextPage:
+def _lines(body: bytes) -> tuple[Line, ...]:
     lines = []
-    for line in page.iter(f"{_XHTML}line"):
+    for *line_box, content in _LINE.findall(body):
         words = tuple(
-            Word(text=word.text.strip(), confidence=100.0, bbox=_box(word))
-            for word in line.iter(f"{_XHTML}word")
-            if word.text and word.text.strip()
+            Word(unescape(text.decode("utf-8", "replace")), 100.0, _box(word_box))
+            for *word_box, text in _WORD.findall(content)
         )
         if words:
-            lines.append(Line(bbox=_box(line), words=words))
-    return TextPage(
-        width=float(page.get("width", 0)), height=float(page.get("height", 0)), lines=tuple(lines)
-    )
+            lines.append(Line(_box(line_box), words))
+    return tuple(lines)
 
 
-def _box(element: ET.Element) -> tuple[int, int, int, int]:
-    return (
-        round(float(element.get("xMin", 0))),
-        round(float(element.get("yMin", 0))),
-        round(float(element.get("xMax", 0))),
-        round(float(element.get("yMax", 0))),
-    )
+def _box(values: list[bytes]) -> tuple[int, int, int, int]:
+    left, top, right, bottom = (int(float(value) + 0.5) for value in values)
+    return (left, top, right, bottom)
 
 
-def native_resolutions(
-    path: Path, *, sizes: tuple[tuple[float, float], ...], timeout: float
-) -> dict[int, int]:
-    """Pages that are scans (one image covering most of the page) -> that image's resolution."""
+def native_resolution(
+    path: Path, *, number: int, size: tuple[float, float], timeout: float
+) -> int | None:
+    """The resolution of the image that covers most of page `number`, if it is a scan."""
     try:
         run = subprocess.run(
-            ["pdfimages", "-list", "-l", str(len(sizes)), str(path)],
+            ["pdfimages", "-list", "-f", str(number), "-l", str(number), str(path)],
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -124,20 +127,23 @@ def native_resolutions(
             errors="replace",
         )
     except subprocess.TimeoutExpired:
-        return {}
-    found: dict[int, int] = {}
+        return None
+    found = None
     for row in run.stdout.splitlines()[2:]:
         cells = row.split()
-        if len(cells) < _PDFIMAGES_COLUMNS or cells[2] != "image" or not cells[0].isdigit():
+        if len(cells) < _PDFIMAGES_COLUMNS or cells[2] != "image":
             continue
-        page, width, height = int(cells[0]), int(cells[3]), int(cells[4])
-        x_ppi, y_ppi = float(cells[12]), float(cells[13])
-        if not 0 < page <= len(sizes) or x_ppi <= 0 or y_ppi <= 0:
+        width, height, x_ppi, y_ppi = (
+            int(cells[3]),
+            int(cells[4]),
+            float(cells[12]),
+            float(cells[13]),
+        )
+        if x_ppi <= 0 or y_ppi <= 0:
             continue
         shown = (width / x_ppi * 72) * (height / y_ppi * 72)
-        page_area = sizes[page - 1][0] * sizes[page - 1][1]
-        if page_area and shown / page_area >= SCAN_COVERAGE:
-            found[page] = max(found.get(page, 0), round(min(x_ppi, y_ppi)))
+        if size[0] * size[1] and shown / (size[0] * size[1]) >= SCAN_COVERAGE:
+            found = max(found or 0, round(min(x_ppi, y_ppi)))
     return found
 
 

@@ -1,21 +1,20 @@
 """What recognition yields: pages of lines of words, each with a box and a confidence."""
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 Method = Literal["text-layer", "ocr"]
 
 
-@dataclass(frozen=True)
-class Word:
+# Words and lines are named tuples: a page holds thousands, and they cross process boundaries.
+class Word(NamedTuple):
     text: str
     confidence: float
     bbox: Box
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     bbox: Box
     words: tuple[Word, ...]
 
@@ -76,7 +75,7 @@ class PageResult:
                 {
                     "text": line.text,
                     "bbox": line.bbox,
-                    "words": [asdict(word) for word in line.words],
+                    "words": [word._asdict() for word in line.words],
                 }
                 for line in self.lines
             ],

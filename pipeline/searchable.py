@@ -24,6 +24,7 @@ from pipeline.result import PageResult, Word
 
 FONT = NameObject("/FOcr")
 GLYPH_WIDTH = 0.5  # the glyphless font's advance, in ems
+RIGHT_ANGLE = math.pi / 2
 _TO_UNICODE = b"""/CIDInit /ProcSet findresource begin
 12 dict begin
 begincmap
@@ -106,7 +107,9 @@ def _place(word: Word, to_pdf: "Mapping") -> bytes:
     start, end, above = to_pdf((left, bottom)), to_pdf((right, bottom)), to_pdf((left, top))
     length = math.dist(start, end)
     size = max(math.dist(start, above), 1.0)
-    angle = math.atan2(end[1] - start[1], end[0] - start[0])
+    # Words run along the page's axes, as a reader's text layer expects: a slant of a degree or
+    # two (a skewed scan) would make text extraction split words and lines apart.
+    angle = round(math.atan2(end[1] - start[1], end[0] - start[0]) / RIGHT_ANGLE) * RIGHT_ANGLE
     text = "".join(ch if ord(ch) <= 0xFFFF else "\ufffd" for ch in word.text)
     scale = 100 * length / max(len(text) * GLYPH_WIDTH * size, 0.01)
     cos, sin = math.cos(angle) * size, math.sin(angle) * size

@@ -1,0 +1,121 @@
+"""Turned and skewed scans read like upright ones, and every output format comes out right."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.document import plan_document
+from pipeline.hocr import hocr_document
+from pipeline.media import MediaType
+from pipeline.options import OcrOptions, Runtime
+from pipeline.outputs import write_outputs
+from pipeline.page import process_page
+from tests.corpus import page_image
+
+LINES = [
+    "Invoice number 4711 was paid in full",
+    "The quick brown fox jumps over the lazy dog",
+    "Shipping address and delivery order review",
+    "Quarterly figures show an average increase",
+]
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def scanned(tmp_path: Path, rotation: int, skew: float) -> Path:
+    image = page_image(LINES, font_size=44, width=2000)
+    if skew:
+        image = image.rotate(skew, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255)
+    if rotation:
+        image = image.rotate(rotation, expand=True)
+    pdf = tmp_path / f"scan-{rotation}-{skew}.pdf"
+    image.save(pdf, resolution=300)
+    return pdf
+
+
+@pytest.mark.parametrize(("rotation", "skew"), [(90, 0.0), (180, 2.5), (270, -3.0), (0, 4.0)])
+def test_turned_and_skewed_pages_read_as_upright(
+    tmp_path: Path, rotation: int, skew: float
+) -> None:
+    plan = plan_document(
+        scanned(tmp_path, rotation, skew), MediaType.PDF, tmp_path, OcrOptions(), Runtime()
+    )
+    page = process_page(plan.tasks[0])
+    assert words(page.text) == words(" ".join(LINES))
+    assert page.rotation == (360 - rotation) % 360
+    assert page.skew == pytest.approx(-skew, abs=0.3)
+
+
+def test_switching_orientation_off_leaves_the_page_as_it_is(tmp_path: Path) -> None:
+    options = OcrOptions(rotate=False, deskew=False)
+    plan = plan_document(scanned(tmp_path, 180, 0.0), MediaType.PDF, tmp_path, options, Runtime())
+    page = process_page(plan.tasks[0])
+    assert page.rotation == 0 and page.skew == 0.0
+    assert words(page.text) != words(" ".join(LINES))
+
+
+def pdf_text(pdf: Path, *args: str) -> str:
+    run = subprocess.run(["pdftotext", *args, str(pdf), "-"], capture_output=True, check=True)
+    return run.stdout.decode()
+
+
+def page_sizes(pdf: Path) -> list[tuple[float, float]]:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    sizes = re.findall(r"Page size:\s+([\d.]+) x ([\d.]+)", info)
+    return [(float(w), float(h)) for w, h in sizes]
+
+
+def word_box(bbox_html: str, word: str) -> tuple[float, ...]:
+    found = re.search(
+        r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">' + word + "<",
+        bbox_html,
+    )
+    assert found, f"{word} not in the text layer"
+    return tuple(float(value) for value in found.groups())
+
+
+def test_searchable_pdf_keeps_the_page_and_adds_its_words(tmp_path: Path) -> None:
+    source = scanned(tmp_path, 90, 2.0)
+    options = OcrOptions(outputs=("pdf", "hocr"))
+    plan = plan_document(source, MediaType.PDF, tmp_path, options, Runtime())
+    pages = [process_page(task) for task in plan.tasks]
+    out = tmp_path / "out"
+    out.mkdir()
+    files = write_outputs(pages, out, ["pdf", "hocr"], source=source, media_type=MediaType.PDF)
+
+    assert pdf_text(source).strip() == ""
+    assert sorted(words(pdf_text(files["pdf"]))) == sorted(words(" ".join(LINES)))
+    assert page_sizes(files["pdf"]) == page_sizes(source)
+    # Turned 90 degrees, the first line runs up the left edge of the page from its bottom:
+    # "Invoice" sits in the lower left, in a box taller than it is wide.
+    box = word_box(pdf_text(files["pdf"], "-bbox"), "Invoice")
+    (width, height) = page_sizes(source)[0]
+    assert box[0] < width * 0.5 and box[1] > height * 0.5
+    assert box[3] - box[1] > 2 * (box[2] - box[0])
+    hocr = files["hocr"].read_text()
+    assert "ocrx_word" in hocr and "Invoice" in hocr
+
+
+def test_searchable_pdf_from_an_image(tmp_path: Path) -> None:
+    png = tmp_path / "page.png"
+    page_image(LINES).save(png, dpi=(300, 300))
+    plan = plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), Runtime())
+    pages = [process_page(task) for task in plan.tasks]
+    files = write_outputs(pages, tmp_path, ["pdf"], source=png, media_type=MediaType.PNG)
+    assert words(pdf_text(files["pdf"])) == words(" ".join(LINES))
+
+
+def test_hocr_pages_have_their_own_ids(tmp_path: Path) -> None:
+    pdf = tmp_path / "two.pdf"
+    images = [page_image(LINES[:2]), page_image(LINES[2:])]
+    images[0].save(pdf, save_all=True, append_images=images[1:], resolution=300)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(outputs=("hocr",)), Runtime())
+    document = hocr_document([process_page(task) for task in plan.tasks])
+    assert "id='page_1'" in document and "id='page_2'" in document
+    assert "id='word_2_" in document
+    assert document.count("class='ocr_page'") == 2
