@@ -62,13 +62,13 @@ def _priority(fields: dict[str, list[str]]) -> Any:
 
 @routes.get("/v1/jobs/{job_id}", name="job")
 async def get_job(request: web.Request) -> web.Response:
-    job = await _job(request)
+    job = await job_or_404(request)
     return web.json_response(render_job(job, request))
 
 
 @routes.get("/v1/jobs/{job_id}/result")
 async def get_result(request: web.Request) -> web.Response:
-    job = await _job(request)
+    job = await job_or_404(request)
     _require_success(job)
     body = await request.app[SERVICES].storage.read_bytes(job.outputs["json"])
     return web.Response(body=body, content_type="application/json")
@@ -76,7 +76,7 @@ async def get_result(request: web.Request) -> web.Response:
 
 @routes.get("/v1/jobs/{job_id}/outputs/{name}", name="output")
 async def get_output(request: web.Request) -> web.StreamResponse:
-    job = await _job(request)
+    job = await job_or_404(request)
     name = request.match_info["name"]
     if name not in job.outputs or name not in FILENAMES:
         raise ApiError("output_not_found", f"job {job.id} has no output named {name!r}")
@@ -106,7 +106,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-async def _job(request: web.Request) -> Job:
+async def job_or_404(request: web.Request) -> Job:
     job_id = request.match_info["job_id"]
     job = await request.app[SERVICES].jobs.get(job_id) if job_id.startswith("j_") else None
     if job is None:

@@ -5,8 +5,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from handlers import api
+from handlers import api, feeds
 from handlers.errors import error_middleware
+from handlers.hub import EventHub
 from handlers.services import open_services
 from handlers.settings import Settings
 from pipeline.options import installed_languages
@@ -19,7 +20,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_services)
+    app.on_shutdown.append(_stop_feeds)
     app.add_routes(api.routes)
+    app.add_routes(feeds.routes)
     return app
 
 
@@ -28,5 +31,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     # Warm the installed-language list so the first submission does not block the loop on it.
     await asyncio.to_thread(installed_languages)
     app[api.SERVICES] = services
+    hub = EventHub(services.redis)
+    await hub.start()
+    app[feeds.HUB] = hub
     yield
+    await hub.stop()
     await services.close()
+
+
+async def _stop_feeds(app: web.Application) -> None:
+    """Graceful shutdown: end every open event stream so its handler returns."""
+    await app[feeds.HUB].stop()

@@ -24,6 +24,7 @@ async def accept(services: Services, job: Job, source: Path) -> Job:
     except (RedisError, OSError) as exc:
         await _abandon(services, job, exc)
         raise unavailable("the job queue") from exc
+    await services.events.publish(job.id, "state", {"state": JobState.QUEUED})
     log.info("job %s accepted: %s, %d bytes", job.id, job.source.media_type, job.source.bytes)
     return job
 

@@ -5,9 +5,17 @@ JOB_INDEX = "ocrflow:jobs"
 
 PROCESS_JOB = "process_job"
 
+EVENTS_PREFIX = "ocrflow:events:"
+ALL_EVENTS = "ocrflow:events"  # the capped stream of every job's events, for dashboards
+EVENTS_CHANNEL = "ocrflow:events:live"  # pub/sub: wakes listeners; the streams are the truth
+
 
 def job_key(job_id: str) -> str:
     return JOB_PREFIX + job_id
+
+
+def events_key(job_id: str) -> str:
+    return EVENTS_PREFIX + job_id
 
 
 def arq_job_id(job_id: str, run: int) -> str:

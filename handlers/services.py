@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from handlers import queue
+from handlers.events import EventLog
 from handlers.jobs import JobStore
 from handlers.settings import Settings
 from handlers.storage import Storage, open_storage
@@ -15,6 +16,7 @@ class Services:
     settings: Settings
     redis: ArqRedis
     jobs: JobStore
+    events: EventLog
     storage: Storage
     owns_redis: bool = True
 
@@ -32,6 +34,7 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
         settings=settings,
         redis=connection,
         jobs=JobStore(connection, retention=settings.job_retention),
+        events=EventLog(connection, retention=settings.job_retention),
         storage=open_storage(settings),
         owns_redis=owned,
     )

@@ -13,6 +13,7 @@ from arq.worker import func
 
 from handlers import keys, queue
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
+from handlers.lifecycle import transition
 from handlers.pool import OcrPool
 from handlers.runner import run_document
 from handlers.services import Services, open_services
@@ -62,10 +63,12 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         error = JobError(code="too_many_attempts", message=f"gave up after {attempt - 1} tries")
         await _fail(services, job_id, error, only_from=ACTIVE)
         return {"job_id": job_id, "outcome": "failed"}
-    started = await services.jobs.update(
+    started = await transition(
+        services,
         job_id,
+        JobState.RUNNING,
         only_from=ACTIVE,
-        state=JobState.RUNNING,
+        note={"attempt": attempt},
         attempt=attempt,
         started_at=now(),
         error=None,
@@ -138,6 +141,9 @@ def _reporter(services: Services, job_id: str) -> Any:
         )
         if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
             raise JobStopped(job_id)
+        await services.events.publish(job_id, "progress", progress.model_dump())
+        if page is not None:
+            await services.events.publish(job_id, "page", page.summary())
 
     return report
 
@@ -162,10 +168,11 @@ async def _store_outputs(
 
 async def _succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
     done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
-    await services.jobs.update(
+    await transition(
+        services,
         job_id,
+        JobState.SUCCEEDED,
         only_from=RUNNING_ONLY,
-        state=JobState.SUCCEEDED,
         outputs=outputs,
         finished_at=now(),
         progress=done,
@@ -183,10 +190,12 @@ async def _retry_or_fail(services: Services, job_id: str, error: JobError, attem
 
 
 async def _requeue(services: Services, job_id: str, message: str) -> None:
-    await services.jobs.update(
+    await transition(
+        services,
         job_id,
+        JobState.QUEUED,
         only_from=RUNNING_ONLY,
-        state=JobState.QUEUED,
+        note={"message": message},
         progress=Progress(stage="queued", message=message),
     )
 
@@ -195,8 +204,8 @@ async def _fail(
     services: Services, job_id: str, error: JobError, only_from: frozenset[JobState] = RUNNING_ONLY
 ) -> None:
     log.info("job %s failed: %s: %s", job_id, error.code, error.message)
-    await services.jobs.update(
-        job_id, only_from=only_from, state=JobState.FAILED, error=error, finished_at=now()
+    await transition(
+        services, job_id, JobState.FAILED, only_from=only_from, error=error, finished_at=now()
     )
 
 

@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -58,7 +59,13 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
     arq_worker = Worker(**worker_settings(settings, handle_signals=False, poll_delay=0.05))
     task = asyncio.create_task(arq_worker.async_run())
     yield arq_worker
-    await arq_worker.close()
+    # Let runs that are finishing record their end, so closing cancels nothing half-written.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            while any(not t.done() for t in arq_worker.tasks.values()):
+                await asyncio.sleep(0.02)
+    with contextlib.suppress(asyncio.CancelledError):
+        await arq_worker.close()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 

@@ -1,0 +1,85 @@
+"""Job events: appended to a capped Redis Stream per job (and one for all jobs), announced on
+pub/sub. The streams are the record a late or returning listener replays; pub/sub only wakes."""
+
+import json
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from handlers import keys
+
+TERMINAL_KINDS = frozenset({"done", "failed", "cancelled"})
+PER_JOB_EVENTS = 2000  # a 500-page job sends ~2 events a page, plus its states
+ALL_JOBS_EVENTS = 10_000
+
+# XADD to the job's stream and to the all-jobs stream, keep them short-lived and capped, and
+# announce both ids in one message, atomically: no listener sees an event the streams lack.
+_PUBLISH = """
+local job_id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local all_id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[1])
+redis.call('PUBLISH', KEYS[3], job_id .. ' ' .. all_id .. ' ' .. ARGV[1])
+return job_id
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str  # the job stream's id (or the all-jobs stream's, in that feed)
+    job_id: str
+    kind: str  # state | progress | page | done | failed | cancelled
+    data: dict[str, Any]
+    ts: float  # publish time, seconds since the epoch
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in TERMINAL_KINDS
+
+    def payload(self) -> str:
+        return json.dumps({"job_id": self.job_id, "ts": self.ts, **self.data})
+
+
+def stream_id(value: str) -> tuple[int, int]:
+    """A stream id as a sortable pair; anything malformed sorts first."""
+    millis, _, sequence = value.partition("-")
+    try:
+        return int(millis), int(sequence or 0)
+    except ValueError:
+        return (0, 0)
+
+
+def decode_event(event_id: str, raw: bytes | str) -> Event:
+    body = json.loads(raw)
+    return Event(
+        id=event_id, job_id=body["job_id"], kind=body["kind"], data=body["data"], ts=body["ts"]
+    )
+
+
+class EventLog:
+    """Publishing and replaying job events."""
+
+    def __init__(self, redis: Redis, *, retention: int) -> None:
+        self._redis = redis
+        self._retention = retention
+        self._publish = redis.register_script(_PUBLISH)
+
+    async def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> str:
+        raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+        event_keys = [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL]
+        args: list[str | int] = [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
+        event_id = await self._publish(keys=event_keys, args=args)
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def history(self, job_id: str | None, after: str | None) -> list[Event]:
+        """Events after `after` (exclusive), or all kept, of one job or of all jobs."""
+        key = keys.events_key(job_id) if job_id else keys.ALL_EVENTS
+        start = f"({after}" if after and stream_id(after) != (0, 0) else "-"
+        rows = await cast(Awaitable[list[Any]], self._redis.xrange(key, min=start, max="+"))
+        return [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,120 @@
+"""One pub/sub connection per ingress process, fanned out in memory to every SSE client."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from handlers import keys
+from handlers.events import Event, decode_event
+
+log = logging.getLogger(__name__)
+
+# What a subscription may receive besides events: replay from the stream (the listener was
+# reconnected, or the client fell behind), or stop (the server is shutting down).
+Signal = Literal["resync", "closed"]
+QUEUE_LIMIT = 512
+RECONNECT_DELAY = (0.1, 5.0)
+
+
+class Subscription:
+    def __init__(self, job_id: str | None) -> None:
+        self.job_id = job_id
+        self._queue: asyncio.Queue[Event | Signal] = asyncio.Queue(QUEUE_LIMIT)
+        self._behind = False
+
+    def offer(self, item: Event | Signal) -> None:
+        if self._behind and item != "closed":
+            return  # it will replay everything from the stream once it catches up
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._behind = True
+
+    async def next(self) -> Event | Signal:
+        if self._behind and self._queue.empty():
+            self._behind = False
+            return "resync"
+        return await self._queue.get()
+
+
+class EventHub:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._subscriptions: dict[str | None, set[Subscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def clients(self) -> int:
+        return sum(len(subs) for subs in self._subscriptions.values())
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="event-hub")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._ready.wait()
+
+    async def stop(self) -> None:
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.offer("closed")
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    @contextlib.contextmanager
+    def subscribe(self, job_id: str | None) -> Iterator[Subscription]:
+        """Events of one job (or of all jobs, for None) for as long as the block runs."""
+        subscription = Subscription(job_id)
+        self._subscriptions.setdefault(job_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscriptions.get(job_id, set())
+            subscribers.discard(subscription)
+            if not subscribers:
+                self._subscriptions.pop(job_id, None)
+
+    async def _listen(self) -> None:
+        delay = RECONNECT_DELAY[0]
+        while True:
+            try:
+                async for message in self._messages():
+                    delay = RECONNECT_DELAY[0]
+                    self._dispatch(message)
+            except (RedisError, OSError) as exc:
+                log.warning("event listener lost Redis (%s); reconnecting in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY[1])
+
+    async def _messages(self) -> AsyncIterator[bytes]:
+        async with self._redis.pubsub() as pubsub:
+            await pubsub.subscribe(keys.EVENTS_CHANNEL)
+            # Whatever was published while we were not listening is in the streams.
+            self._broadcast("resync")
+            self._ready.set()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
+                if message and message["type"] == "message":
+                    yield message["data"]
+
+    def _broadcast(self, signal: Signal) -> None:
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.offer(signal)
+
+    def _dispatch(self, message: bytes) -> None:
+        job_stream_id, all_stream_id, raw = message.decode().split(" ", 2)
+        event = decode_event(job_stream_id, raw)
+        for subscription in self._subscriptions.get(event.job_id, ()):
+            subscription.offer(event)
+        everyone = self._subscriptions.get(None)
+        if everyone:
+            as_all = decode_event(all_stream_id, raw)
+            for subscription in everyone:
+                subscription.offer(as_all)

@@ -1,0 +1,35 @@
+"""Moving a job between states: the record changes atomically, then the change is announced."""
+
+from typing import Any
+
+from handlers.jobs import JobState
+from handlers.services import Services
+
+TERMINAL_EVENTS = {
+    JobState.SUCCEEDED: "done",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "cancelled",
+}
+
+
+async def transition(
+    services: Services,
+    job_id: str,
+    state: JobState,
+    *,
+    only_from: frozenset[JobState],
+    note: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """Set the state (and fields) if the job is in one of `only_from`; False when it was not."""
+    if not await services.jobs.update(job_id, only_from=only_from, state=state, **fields):
+        return False
+    if state in TERMINAL_EVENTS:
+        job = await services.jobs.get(job_id)
+        document = job.model_dump(mode="json") if job else None
+        await services.events.publish(
+            job_id, TERMINAL_EVENTS[state], {"state": state, "job": document}
+        )
+    else:
+        await services.events.publish(job_id, "state", {"state": state, **(note or {})})
+    return True

@@ -1,0 +1,137 @@
+"""Live progress: every event in order, resumable without gaps or duplicates, cheap to fan out."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+
+from handlers.feeds import HUB
+from tests.corpus import write_image_pdf
+from tests.sse import Received, read_events
+from tests.test_jobs import submit
+
+PAGES = [["First page of three"], ["Second page of three"], ["Third page of three"]]
+TERMINAL = {"done", "failed", "cancelled"}
+
+
+async def collect(
+    client: TestClient[Any, Any], path: str, last_id: str | None = None, stop_after: int = 0
+) -> list[Received]:
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    received: list[Received] = []
+    async with asyncio.timeout(60):
+        response = await client.get(path, headers=headers)
+        assert response.status == 200, await response.text()
+        async for event in read_events(response):
+            received.append(event)
+            if len(received) == stop_after:
+                response.close()  # the client goes away mid-job
+                break
+    return received
+
+
+def ordered(ids: list[str | None]) -> bool:
+    keys = [tuple(int(part) for part in str(i).split("-")) for i in ids]
+    return keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+async def test_a_job_streams_every_event_in_order(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, write_image_pdf(tmp_path / "three.pdf", PAGES))).json()
+    events = await collect(client, f"/v1/jobs/{job['id']}/events")
+
+    kinds = [event.kind for event in events]
+    assert kinds[:2] == ["state", "state"]
+    assert [e.data["state"] for e in events[:2]] == ["queued", "running"]
+    assert kinds.count("page") == 3
+    assert kinds[-1] == "done"
+    progress = [e.data for e in events if e.kind == "progress"]
+    assert [p["pages_done"] for p in progress] == [0, 1, 2, 3]
+    assert progress[-1]["fraction"] == 1.0 and progress[-1]["pages_total"] == 3
+    assert sorted(e.data["number"] for e in events if e.kind == "page") == [1, 2, 3]
+    assert all(e.data["words"] == 4 for e in events if e.kind == "page")
+    final = events[-1].data["job"]
+    assert final["state"] == "succeeded"
+    assert final["outputs"]["text"].startswith("http://")
+    assert ordered([event.id for event in events])
+
+
+async def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, write_image_pdf(tmp_path / "three.pdf", PAGES))).json()
+    path = f"/v1/jobs/{job['id']}/events"
+    first = await collect(client, path, stop_after=3)
+    rest = await collect(client, path, last_id=first[-1].id)
+    everything = await collect(client, path)  # after the end: the whole history, then close
+
+    assert everything[-1].kind == "done"
+    assert [e.id for e in first + rest] == [e.id for e in everything]
+    assert [e.data for e in first + rest] == [e.data for e in everything]
+
+
+async def test_a_finished_job_replays_and_closes(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, write_image_pdf(tmp_path / "one.pdf", PAGES[:1]))).json()
+    await collect(client, f"/v1/jobs/{job['id']}/events")
+    again = await collect(client, f"/v1/jobs/{job['id']}/events")
+    assert again[-1].kind == "done"
+    assert client.app[HUB].clients == 0
+
+
+async def test_stream_headers_keep_proxies_from_buffering(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, write_image_pdf(tmp_path / "one.pdf", PAGES[:1]))).json()
+    response = await client.get(f"/v1/jobs/{job['id']}/events")
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    response.close()
+
+
+async def test_unknown_job_stream_is_404_json(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/v1/jobs/j_nope/events")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "job_not_found"
+
+
+async def test_a_vanished_client_is_forgotten_at_once(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    job = await (await submit(client, write_image_pdf(tmp_path / "one.pdf", PAGES[:1]))).json()
+    hub = client.app[HUB]
+    response = await client.get(f"/v1/jobs/{job['id']}/events")
+    async with asyncio.timeout(10):
+        while hub.clients != 1:
+            await asyncio.sleep(0.01)
+    response.close()
+    async with asyncio.timeout(10):
+        while hub.clients != 0:
+            await asyncio.sleep(0.01)
+
+
+async def test_the_all_jobs_feed_carries_every_job(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    session = aiohttp.ClientSession()
+    try:
+        response = await session.get(client.make_url("/v1/events"))
+        pdf = write_image_pdf(tmp_path / "one.pdf", PAGES[:1])
+        ids = {(await (await submit(client, pdf)).json())["id"] for _ in range(2)}
+        finished: set[str] = set()
+        async with asyncio.timeout(60):
+            async for event in read_events(response):
+                if event.kind in TERMINAL:
+                    finished.add(event.data["job_id"])
+                if finished >= ids:
+                    break
+        response.close()
+    finally:
+        await session.close()
+    assert finished >= ids
