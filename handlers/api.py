@@ -16,6 +16,7 @@ from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
 SERVICES = web.AppKey("services", Services)
 PRIORITIES = ("high", "normal", "low")
+STATIC = Path(__file__).parent / "static"
 
 routes = web.RouteTableDef()
 
@@ -93,6 +94,11 @@ async def get_output(request: web.Request) -> web.StreamResponse:
     )
 
 
+@routes.get("/")
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
@@ -129,3 +135,44 @@ def render_job(job: Job, request: web.Request) -> dict[str, Any]:
         for name in job.outputs
     }
     return document
+
+
+LIST_LIMIT = 100
+
+
+@routes.get("/v1/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    """Jobs newest first; `state` filters, `cursor` (the last id of a page) continues."""
+    store = request.app[SERVICES].jobs
+    limit = _int_query(request, "limit", 20, 1, LIST_LIMIT)
+    state = request.query.get("state")
+    if state is not None and state not in JobState.__members__.values():
+        raise ApiError("invalid_options", f"unknown state {state!r}")
+    cursor = request.query.get("cursor")
+    found: list[Job] = []
+    exhausted = False
+    while len(found) < limit and not exhausted:
+        ids = await store.newest(before=cursor, count=LIST_LIMIT)
+        exhausted = len(ids) < LIST_LIMIT
+        jobs = await store.get_many(ids)
+        await store.forget([i for i, job in zip(ids, jobs, strict=True) if job is None])
+        for job_id, job in zip(ids, jobs, strict=True):
+            cursor = job_id
+            if job and (state is None or job.state == state):
+                found.append(job)
+            if len(found) == limit:
+                break
+    if len(found) < limit:
+        cursor = None
+    body = {"jobs": [render_job(job, request) for job in found], "next_cursor": cursor}
+    return web.json_response(body)
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.query.get(name, default))
+    except ValueError as exc:
+        raise ApiError("invalid_options", f"{name} must be a whole number") from exc
+    if not low <= value <= high:
+        raise ApiError("invalid_options", f"{name} must be between {low} and {high}")
+    return value

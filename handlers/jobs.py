@@ -114,14 +114,31 @@ class JobStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))
             pipe.expire(key, self._retention)
-            pipe.zadd(keys.JOB_INDEX, {job.id: job.created_at.timestamp()})
+            # Job ids sort by creation time, so the index is ordered by id (all scores 0).
+            pipe.zadd(keys.JOB_INDEX, {job.id: 0})
             await pipe.execute()
 
     async def get(self, job_id: str) -> Job | None:
         raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(keys.job_key(job_id)))
-        if not raw:
-            return None
-        return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+        return _decode(raw) if raw else None
+
+    async def get_many(self, job_ids: list[str]) -> list[Job | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(keys.job_key(job_id))
+            rows = await pipe.execute()
+        return [_decode(row) if row else None for row in rows]
+
+    async def newest(self, *, before: str | None, count: int) -> list[str]:
+        """Job ids, newest first, older than `before` (a job id) when given."""
+        top = f"({before}" if before else "+"
+        ids = await self._redis.zrevrangebylex(keys.JOB_INDEX, top, "-", start=0, num=count)
+        return [i.decode() for i in ids]
+
+    async def forget(self, job_ids: list[str]) -> None:
+        """Drop ids whose records have expired from the index."""
+        if job_ids:
+            await self._redis.zrem(keys.JOB_INDEX, *job_ids)
 
     async def update(
         self, job_id: str, *, only_from: frozenset[JobState] | None = None, **fields: Any
@@ -133,6 +150,10 @@ class JobStore:
         if done == 1 and fields.get("state") in TERMINAL:
             await self._redis.expire(keys.job_key(job_id), self._retention)
         return bool(done == 1)
+
+
+def _decode(raw: dict[bytes, bytes]) -> Job:
+    return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
 
 
 def _encode(document: dict[str, Any]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from handlers.app import create_app
@@ -28,6 +29,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
+    with SyncRedis.from_url(redis_url) as fresh:
+        fresh.flushdb()  # every test starts from an empty Redis
     return Settings(
         _env_file=None,
         redis_url=redis_url,

@@ -131,3 +131,20 @@ def test_clean_filename_strips_paths_and_control_characters() -> None:
     assert clean_filename("a\x00b\x07c\r\n.pdf") == "abc.pdf"
     assert clean_filename("../") == "upload"
     assert len(clean_filename("x" * 1000)) == 200
+
+
+async def test_jobs_are_listed_newest_first_with_paging_and_a_state_filter(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    png = write_png(tmp_path / "p.png", ["x"])
+    ids = [(await (await client.post("/v1/jobs", data=form(png))).json())["id"] for _ in range(5)]
+    first = await (await client.get("/v1/jobs?limit=3")).json()
+    assert [job["id"] for job in first["jobs"]] == ids[::-1][:3]
+    second = await (await client.get(f"/v1/jobs?limit=3&cursor={first['next_cursor']}")).json()
+    assert [job["id"] for job in second["jobs"]] == ids[::-1][3:]
+    assert second["next_cursor"] is None
+    queued = await (await client.get("/v1/jobs?state=queued&limit=100")).json()
+    assert {job["id"] for job in queued["jobs"]} >= set(ids)
+    assert (await (await client.get("/v1/jobs?state=succeeded")).json())["jobs"] == []
+    error = await error_of(await client.get("/v1/jobs?state=bogus"), 422)
+    assert error["code"] == "invalid_options"

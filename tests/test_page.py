@@ -1,0 +1,50 @@
+"""The web page in a real headless Chromium: upload a document, watch it, get the links."""
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+from playwright.async_api import async_playwright
+
+from tests.corpus import write_image_pdf
+
+CHROMIUM = shutil.which("chromium")
+# As root, in a machine with no network: no sandbox, and none of Chromium's own traffic.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup")
+async def test_upload_through_the_page_and_get_the_outputs(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    pdf = write_image_pdf(tmp_path / "letter.pdf", [["Dear reader"], ["Kind regards"]])
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(str(client.make_url("/")))
+            await page.set_input_files("#pick", str(pdf))
+            card = page.locator(".job.succeeded")
+            await card.wait_for(timeout=60_000)
+            names = await card.locator(".links a").all_inner_texts()
+            assert sorted(names) == ["json", "pdf", "text"]
+            text_url = await card.locator(".links a", has_text="text").get_attribute("href")
+            assert text_url is not None
+            text = await (await client.session.get(text_url)).text()
+            assert text.split() == ["Dear", "reader", "Kind", "regards"]
+            recent = page.locator("#recent tr", has_text="letter.pdf")
+            await recent.wait_for(timeout=10_000)
+            assert "succeeded" in await recent.inner_text()
+        finally:
+            await browser.close()
