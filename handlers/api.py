@@ -6,9 +6,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from handlers import queue
 from handlers.errors import ApiError
 from handlers.intake import accept
-from handlers.jobs import Job, JobState, Source, new_job_id, now
+from handlers.jobs import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
+from handlers.lifecycle import transition
 from handlers.services import Services
 from handlers.uploads import parse_metadata, parse_options, receive_upload
 from pipeline.options import check_languages
@@ -16,6 +18,7 @@ from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
 SERVICES = web.AppKey("services", Services)
 PRIORITIES = ("high", "normal", "low")
+RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 STATIC = Path(__file__).parent / "static"
 
 routes = web.RouteTableDef()
@@ -65,6 +68,56 @@ def _priority(fields: dict[str, list[str]]) -> Any:
 async def get_job(request: web.Request) -> web.Response:
     job = await job_or_404(request)
     return web.json_response(render_job(job, request))
+
+
+@routes.post("/v1/jobs/{job_id}/cancel")
+async def cancel_job(request: web.Request) -> web.Response:
+    """A queued job never starts; a running one has its work killed within a second or so."""
+    services = request.app[SERVICES]
+    job = await job_or_404(request)
+    stopped = Progress(
+        stage="cancelled",
+        message="cancelled",
+        pages_done=job.progress.pages_done,
+        pages_total=job.progress.pages_total,
+    )
+    if not await transition(
+        services, job.id, JobState.CANCELLED, only_from=ACTIVE, finished_at=now(), progress=stopped
+    ):
+        raise ApiError("job_finished", f"job {job.id} has already ended")
+    return web.json_response(render_job(await job_or_404(request), request))
+
+
+@routes.post("/v1/jobs/{job_id}/retry")
+async def retry_job(request: web.Request) -> web.Response:
+    """Run a failed or cancelled job again, as a new run."""
+    services = request.app[SERVICES]
+    job = await job_or_404(request)
+    run = job.run + 1
+    if not await transition(
+        services,
+        job.id,
+        JobState.QUEUED,
+        only_from=RETRYABLE,
+        run=run,
+        error=None,
+        finished_at=None,
+        started_at=None,
+        outputs={},
+        progress=Progress(),
+    ):
+        raise ApiError(
+            "job_not_retryable",
+            f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried",
+        )
+    await queue.enqueue_run(
+        services.redis, job.id, run=run, priority=job.priority, keep=services.settings.job_retention
+    )
+    refreshed = await job_or_404(request)
+    location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
+    return web.json_response(
+        render_job(refreshed, request), status=202, headers={"Location": str(location)}
+    )
 
 
 @routes.get("/v1/jobs/{job_id}/result")

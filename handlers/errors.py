@@ -20,6 +20,8 @@ STATUS_BY_CODE = {
     "method_not_allowed": 405,
     "job_not_finished": 409,
     "job_failed": 409,
+    "job_finished": 409,
+    "job_not_retryable": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "invalid_options": 422,

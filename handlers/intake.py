@@ -20,7 +20,9 @@ async def accept(services: Services, job: Job, source: Path) -> Job:
     )
     await services.jobs.create(job)
     try:
-        await queue.enqueue_run(services.redis, job.id)
+        await queue.enqueue_run(
+            services.redis, job.id, priority=job.priority, keep=services.settings.job_retention
+        )
     except (RedisError, OSError) as exc:
         await _abandon(services, job, exc)
         raise unavailable("the job queue") from exc

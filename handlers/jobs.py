@@ -63,7 +63,8 @@ class Job(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    attempt: int = 0
+    attempt: int = 0  # arq's try of the current run
+    run: int = 1  # runs started explicitly: the first, then one per retry or hand-back
     priority: Priority = "normal"
     source: Source
     options: OcrOptions

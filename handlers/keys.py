@@ -14,6 +14,17 @@ def job_key(job_id: str) -> str:
     return JOB_PREFIX + job_id
 
 
+RUNNING = "ocrflow:running"  # hash: job id -> arq job id, for every run under way
+LEASE_PREFIX = "ocrflow:lease:"
+REAP_PREFIX = "ocrflow:reap:"
+ARQ_IN_PROGRESS = "arq:in-progress:"  # arq's own claim on a job it runs (arq.constants)
+ARQ_JOB = "arq:job:"
+
+
+def lease_key(job_id: str) -> str:
+    return LEASE_PREFIX + job_id
+
+
 def events_key(job_id: str) -> str:
     return EVENTS_PREFIX + job_id
 

@@ -1,6 +1,7 @@
 """The OCR process pool: one Tesseract thread per process, rebuilt when a process dies."""
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -8,6 +9,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TypeVar
 
 from handlers.deathsig import die_with_parent
@@ -24,6 +26,22 @@ def init_process() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker killed outright must not leave its pool processes behind.
     die_with_parent()
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (a pool process and its tesseract)."""
+    for child in _children(pid):
+        kill_tree(child)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
 
 
 class OcrPool:
@@ -58,6 +76,18 @@ class OcrPool:
         if self._executor is broken:
             self._executor = self._new_executor()
             broken.shutdown(wait=False, cancel_futures=True)
+
+    def kill(self) -> None:
+        """Stop all work at once: kill every pool process and what it started, start afresh.
+
+        Calls in flight for other jobs see the pool break and are retried on the new one.
+        """
+        broken = self._executor
+        self._executor = self._new_executor()
+        # ProcessPoolExecutor has no public way to reach its processes.
+        for process in list(getattr(broken, "_processes", {}).values()):
+            kill_tree(process.pid)
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,6 +1,7 @@
 """The arq side of Redis: connection settings, a JSON serializer, and enqueueing a job's run."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -9,6 +10,9 @@ from handlers import keys
 from handlers.settings import Settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+WEEK = 7 * 24 * 3600.0
+_DECADE_MS = 10 * 365 * 24 * 3600 * 1000
+PRIORITY_HEAD_START = {"high": 2 * _DECADE_MS, "normal": _DECADE_MS, "low": 0}
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -38,7 +42,21 @@ async def connect(settings: Settings) -> ArqRedis:
     return pool
 
 
-async def enqueue_run(arq: ArqRedis, job_id: str, *, run: int = 1) -> bool:
-    """Queue one run of a job; False when that run is already queued or finished."""
-    queued = await arq.enqueue_job(keys.PROCESS_JOB, job_id, _job_id=keys.arq_job_id(job_id, run))
+async def enqueue_run(
+    arq: ArqRedis, job_id: str, *, run: int = 1, priority: str = "normal", keep: float = WEEK
+) -> bool:
+    """Queue one run of a job; False when that run is already queued or finished.
+
+    arq takes the lowest score first and scores by time; a priority moves the score years into
+    the past, so every high job comes before every normal one, and normal before low, each
+    in the order they came.
+    """
+    score = datetime.now(UTC) - timedelta(milliseconds=PRIORITY_HEAD_START[priority])
+    queued = await arq.enqueue_job(
+        keys.PROCESS_JOB,
+        job_id,
+        _job_id=keys.arq_job_id(job_id, run),
+        _defer_until=score,
+        _expires=timedelta(seconds=keep),
+    )
     return queued is not None

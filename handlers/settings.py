@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     job_timeout: float = Field(default=1800.0, gt=0)
     page_timeout: float = Field(default=180.0, gt=0)
     job_max_tries: int = Field(default=3, gt=0)
+    shutdown_grace: int = Field(default=20, ge=0)  # under Render's 30 s shutdown delay
     job_retention: int = Field(default=7 * 24 * 3600, gt=0)
     queue_name: str = "ocrflow:queue"
 

@@ -13,6 +13,7 @@ from arq.worker import func
 
 from handlers import keys, queue
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
+from handlers.leases import Watch, reap_forever
 from handlers.lifecycle import transition
 from handlers.pool import OcrPool
 from handlers.runner import run_document
@@ -25,13 +26,14 @@ from pipeline.result import PageResult
 
 log = logging.getLogger(__name__)
 
-SETTINGS, SERVICES, POOL = "settings", "services", "pool"
+SETTINGS, SERVICES, POOL, REAPER = "settings", "services", "pool", "reaper"
 RUNNING_ONLY = frozenset({JobState.RUNNING})
 # arq gives up on its own after this many extra tries; ocrflow's own limit ends the job first,
 # so a record is never left queued by arq dropping the run.
 ARQ_SPARE_TRIES = 5
 ARQ_TIMEOUT_GRACE = 60.0
 MAX_BACKOFF = 60
+HANDED_BACK = "the worker stopped; the job will rerun"
 
 
 class JobStopped(Exception):
@@ -42,10 +44,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx[SETTINGS]
     ctx[SERVICES] = await open_services(settings, redis=ctx["redis"])
     ctx[POOL] = OcrPool(settings.pool_processes)
+    ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if REAPER in ctx:
+        ctx[REAPER].cancel()
+        await asyncio.gather(ctx[REAPER], return_exceptions=True)
     if POOL in ctx:
+        # Jobs still running were handed back when arq cancelled them: stop their pages now.
+        ctx[POOL].kill()
         await asyncio.to_thread(ctx[POOL].close)
     if SERVICES in ctx:
         await ctx[SERVICES].close()
@@ -80,31 +88,42 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
 
 
 async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) -> dict[str, str]:
-    settings = services.settings
-    try:
-        async with asyncio.timeout(settings.job_timeout):
-            outputs, page_count = await _ocr(services, ctx[POOL], job)
-    except TimeoutError:
-        message = f"the job took longer than {settings.job_timeout:g} s"
-        await _fail(services, job.id, JobError(code="timeout", message=message))
-    except JobStopped:
-        return {"job_id": job.id, "outcome": "stopped"}
-    except PipelineError as exc:
-        error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
-        await _retry_or_fail(services, job.id, error, attempt)
-    except asyncio.CancelledError:
-        # Worker shutdown: hand the job back so the next run starts it afresh.
-        await asyncio.shield(_requeue(services, job.id, "the worker stopped; the job will rerun"))
-        raise
-    except Exception as exc:
-        log.exception("job %s: run %d failed", job.id, attempt)
-        message = f"{type(exc).__name__}: {exc}"
-        error = JobError(code="internal_error", message=message, retryable=True)
-        await _retry_or_fail(services, job.id, error, attempt)
-    else:
-        await _succeed(services, job.id, outputs, page_count)
-        return {"job_id": job.id, "outcome": "succeeded"}
+    settings, pool = services.settings, ctx[POOL]
+    async with Watch(services, job.id, ctx["job_id"], pool) as watch:
+        try:
+            async with asyncio.timeout(settings.job_timeout):
+                outputs, page_count = await _ocr(services, pool, job)
+        except TimeoutError:
+            pool.kill()  # the pages still running belong to this job: stop them
+            message = f"the job took longer than {settings.job_timeout:g} s"
+            await _fail(services, job.id, JobError(code="timeout", message=message))
+        except JobStopped:
+            return {"job_id": job.id, "outcome": "stopped"}
+        except PipelineError as exc:
+            error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
+            await _retry_or_fail(services, job.id, error, attempt)
+        except asyncio.CancelledError:
+            if watch.stopped:  # cancelled through the API; its work is already killed
+                _uncancel()
+                return {"job_id": job.id, "outcome": "cancelled"}
+            # Worker shutdown: hand the job back so the next run starts it afresh.
+            await asyncio.shield(_requeue(services, job.id, HANDED_BACK))
+            raise
+        except Exception as exc:
+            log.exception("job %s: run %d failed", job.id, attempt)
+            message = f"{type(exc).__name__}: {exc}"
+            error = JobError(code="internal_error", message=message, retryable=True)
+            await _retry_or_fail(services, job.id, error, attempt)
+        else:
+            await _succeed(services, job.id, outputs, page_count)
+            return {"job_id": job.id, "outcome": "succeeded"}
     return {"job_id": job.id, "outcome": "failed"}
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, str], int]:
@@ -229,6 +248,8 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "keep_result": 60,
         "poll_delay": 0.2,
         "health_check_interval": 30,
+        # On SIGTERM, running jobs may finish for this long; the rest are handed back.
+        "job_completion_wait": settings.shutdown_grace,
         "ctx": {SETTINGS: settings},
         **overrides,
     }

@@ -1,0 +1,118 @@
+"""Runs hold short leases: a run whose worker died is handed back within seconds, not after
+arq's in-progress key (the whole job timeout) runs out; a cancelled run is stopped at once."""
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+from redis.exceptions import RedisError
+
+from handlers import keys, queue
+from handlers.jobs import JobState
+from handlers.lifecycle import transition
+from handlers.pool import OcrPool
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 15  # seconds a run stays claimed after its worker last spoke
+WATCH_INTERVAL = 0.5  # how often a run renews its lease and looks for a cancel
+REAP_INTERVAL = 5.0
+RUNNING_ONLY = frozenset({JobState.RUNNING})
+
+
+class Watch:
+    """For the length of one run: keep its lease, and stop its work if the job is cancelled."""
+
+    def __init__(self, services: Services, job_id: str, arq_job_id: str, pool: OcrPool) -> None:
+        self.services, self.job_id, self.arq_job_id, self.pool = services, job_id, arq_job_id, pool
+        self.stopped = False
+        self._runner: asyncio.Task[object] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Watch":
+        redis = self.services.redis
+        await redis.hset(keys.RUNNING, self.job_id, self.arq_job_id)  # type: ignore[misc]
+        await redis.set(keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
+        self._runner = asyncio.current_task()
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        async with self.services.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.RUNNING, self.job_id)
+            pipe.delete(keys.lease_key(self.job_id))
+            await asyncio.shield(pipe.execute())
+
+    async def _watch(self) -> None:
+        redis = self.services.redis
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            with contextlib.suppress(RedisError, OSError):
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.set(keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
+                    pipe.hget(keys.job_key(self.job_id), "state")
+                    _, state = await pipe.execute()
+                if state is not None and state.decode() != f'"{JobState.RUNNING}"':
+                    self.stop()
+                    return
+
+    def stop(self) -> None:
+        """The job left the running state (cancelled): kill its work and end the run."""
+        log.info("job %s was cancelled; stopping its work", self.job_id)
+        self.stopped = True
+        self.pool.kill()
+        if self._runner:
+            self._runner.cancel()
+
+
+async def reap(services: Services) -> list[str]:
+    """Hand back every run whose lease ran out: its worker is gone. Returns those job ids."""
+    redis = services.redis
+    running = await redis.hgetall(keys.RUNNING)  # type: ignore[misc]
+    reaped = []
+    for raw_job_id, raw_arq_id in running.items():
+        job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
+        if await redis.exists(keys.lease_key(job_id)):
+            continue
+        # Several workers reap; one claim per run decides who hands it back.
+        if not await redis.set(keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
+            continue
+        await _hand_back(services, job_id, arq_job_id)
+        reaped.append(job_id)
+    return reaped
+
+
+async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
+    redis = services.redis
+    log.warning("job %s: its worker stopped answering; handing the run back", job_id)
+    await transition(
+        services,
+        job_id,
+        JobState.QUEUED,
+        only_from=RUNNING_ONLY,
+        note={"message": "its worker stopped; the job will rerun"},
+    )
+    await redis.delete(keys.ARQ_IN_PROGRESS + arq_job_id)
+    await redis.hdel(keys.RUNNING, job_id)  # type: ignore[misc]
+    if not await redis.exists(keys.ARQ_JOB + arq_job_id):
+        # arq no longer holds the run (it expired): queue a fresh one.
+        job = await services.jobs.get(job_id)
+        if job is not None and not job.state.terminal:
+            await queue.enqueue_run(services.redis, job_id, run=job.run + 1, priority=job.priority)
+            await services.jobs.update(job_id, run=job.run + 1)
+
+
+async def reap_forever(services: Services) -> None:
+    while True:
+        await asyncio.sleep(REAP_INTERVAL)
+        try:
+            await reap(services)
+        except (RedisError, OSError) as exc:
+            log.warning("reaper could not reach Redis: %s", exc)

@@ -1,0 +1,175 @@
+"""SSE fan-out load: N clients following running jobs through one ingress process.
+
+Starts a private redis-server and one `ocrflow web` process, creates running jobs, connects N
+SSE clients spread over them, then publishes progress events through the same EventLog the
+worker uses, and reports delivery latency p50/p99, missed events, and the ingress's memory per
+connected client. Run it through `scripts/bench_sse`.
+"""
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psutil
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.events import EventLog
+from handlers.jobs import Job, JobState, JobStore, Source, new_job_id, now
+from handlers.lifecycle import TERMINAL_EVENTS
+from handlers.redis_server import RedisServer, free_port
+from pipeline.options import OcrOptions
+from tests.sse import read_events
+
+
+class Client:
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.latencies: list[float] = []
+        self.ids: list[str] = []
+        self.connected = asyncio.Event()
+        self.finished = False
+
+    async def run(self, session: aiohttp.ClientSession, base: str) -> None:
+        async with session.get(f"{base}/v1/jobs/{self.job_id}/events") as response:
+            async for event in read_events(response):
+                self.ids.append(event.id or "")
+                self.latencies.append(time.time() - event.data["ts"])
+                self.connected.set()
+                if event.kind in TERMINAL_EVENTS.values():
+                    self.finished = True
+                    return
+
+
+def raise_file_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def make_jobs(redis: Redis, count: int) -> list[str]:
+    store = JobStore(redis, retention=3600)
+    source = Source(filename="load.pdf", sha256="0" * 64, bytes=1, media_type="application/pdf")
+    ids = []
+    for _ in range(count):
+        job = Job(
+            id=new_job_id(),
+            created_at=now(),
+            state=JobState.RUNNING,
+            source=source,
+            options=OcrOptions(),
+        )
+        await store.create(job)
+        ids.append(job.id)
+    return ids
+
+
+async def wait_healthy(session: aiohttp.ClientSession, base: str) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+
+
+async def load(
+    args: argparse.Namespace, base: str, redis_url: str, ingress: psutil.Process
+) -> None:
+    redis = Redis.from_url(redis_url)
+    log = EventLog(redis, retention=3600)
+    jobs = await make_jobs(redis, args.jobs)
+    for job_id in jobs:
+        await log.publish(job_id, "state", {"state": "running", "attempt": 1})
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await wait_healthy(session, base)
+        await asyncio.sleep(1)
+        before = ingress.memory_info().rss
+        clients = [Client(jobs[n % len(jobs)]) for n in range(args.clients)]
+        tasks = [asyncio.create_task(client.run(session, base)) for client in clients]
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(client.connected.wait() for client in clients))
+        await asyncio.sleep(1)
+        after = ingress.memory_info().rss
+        started = time.perf_counter()
+        for round_ in range(args.events):
+            for job_id in jobs:
+                await log.publish(job_id, "progress", {"pages_done": round_ + 1})
+            await asyncio.sleep(1 / args.rate)
+        for job_id in jobs:
+            await log.publish(job_id, "done", {"state": "succeeded", "job": None})
+        async with asyncio.timeout(60):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        elapsed = time.perf_counter() - started
+    await redis.aclose()
+    report(args, clients, before, after, elapsed)
+
+
+def report(
+    args: argparse.Namespace, clients: list[Client], before: int, after: int, elapsed: float
+) -> None:
+    expected = args.events + 2  # the replayed state, the progress events, the terminal event
+    latencies = sorted(lat for c in clients for lat in c.latencies[1:])  # first is a replay
+    missed = sum(max(0, expected - len(c.ids)) for c in clients)
+    duplicated = sum(len(c.ids) - len(set(c.ids)) for c in clients)
+    quantiles = statistics.quantiles(latencies, n=100)
+    print(
+        f"clients {len(clients)} on {args.jobs} jobs; {args.events} events per job at "
+        f"{args.rate}/s each round; {len(latencies)} deliveries in {elapsed:.1f} s"
+    )
+    print(
+        f"delivery latency p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms, "
+        f"max {latencies[-1] * 1000:.1f} ms"
+    )
+    print(
+        f"missed events {missed}, duplicates {duplicated}, "
+        f"clients that saw the end {sum(c.finished for c in clients)}/{len(clients)}"
+    )
+    print(
+        f"ingress memory {before / 2**20:.1f} MiB idle -> {after / 2**20:.1f} MiB with "
+        f"{len(clients)} clients: {(after - before) / len(clients) / 1024:.1f} KiB per client"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--events", type=int, default=50, help="progress events per job")
+    parser.add_argument("--rate", type=float, default=10.0, help="event rounds per second")
+    args = parser.parse_args()
+    raise_file_limit()
+    with tempfile.TemporaryDirectory(prefix="ocrflow-sse-") as tmp:
+        server = RedisServer(Path(tmp) / "redis", port=free_port(), persist=False)
+        redis_url = server.start()
+        port = free_port()
+        env = {
+            **os.environ,
+            "OCRFLOW_REDIS_URL": redis_url,
+            "OCRFLOW_PORT": str(port),
+            "OCRFLOW_DATA_DIR": tmp,
+            "OCRFLOW_LOG_LEVEL": "WARNING",
+        }
+        web = subprocess.Popen([sys.executable, "-m", "handlers", "web"], env=env)
+        try:
+            asyncio.run(load(args, f"http://127.0.0.1:{port}", redis_url, psutil.Process(web.pid)))
+        finally:
+            web.terminate()
+            web.wait(30)
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
