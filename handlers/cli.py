@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -12,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from arq.worker import run_worker
+from arq.worker import Worker
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from handlers.app import create_app
 from handlers.pool import OcrPool
 from handlers.runner import run_document
 from handlers.settings import Settings
 from handlers.supervisor import run_up
-from handlers.worker import worker_settings
+from handlers.worker import shutdown, worker_settings
 from pipeline.errors import PipelineError
 from pipeline.media import SNIFF_BYTES, sniff
 from pipeline.options import OUTPUTS, OcrOptions, Output, check_languages
@@ -79,8 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
         return 0
     if args.command == "worker":
-        run_worker(worker_settings(settings))
-        return 0
+        return run_worker_until_stopped(settings)
     try:
         return asyncio.run(ocr_file(args, settings))
     except (PipelineError, ValidationError, OSError) as exc:
@@ -94,6 +95,25 @@ def _explain(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return str(exc)
+
+
+def run_worker_until_stopped(settings: Settings) -> int:
+    """Run the arq worker; when Redis goes away under it, wait and start again."""
+    delay = 1.0
+    while True:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        worker = Worker(**worker_settings(settings))
+        started = time.monotonic()
+        try:
+            worker.run()
+            return 0  # stopped by a signal
+        except (RedisError, OSError) as exc:
+            # arq's own close gave up at its first Redis call: stop the pool and the reaper here.
+            with contextlib.suppress(Exception):
+                asyncio.get_event_loop().run_until_complete(shutdown(worker.ctx))
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            log.warning("worker lost Redis (%s); starting again in %.0f s", exc, delay)
+            time.sleep(delay)
 
 
 async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,21 +5,30 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from handlers import keys
 from handlers.settings import Settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEK = 7 * 24 * 3600.0
+PATIENT_RETRIES = 12  # ~15 s of backoff
 _DECADE_MS = 10 * 365 * 24 * 3600 * 1000
 PRIORITY_HEAD_START = {"high": 2 * _DECADE_MS, "normal": _DECADE_MS, "low": 0}
 
 
-def redis_settings(settings: Settings) -> RedisSettings:
+def redis_settings(settings: Settings, *, patient: bool = False) -> RedisSettings:
+    """Connection settings; a patient client (the worker) rides out a Redis restart of a few
+    seconds, an impatient one (the ingress) fails fast so callers get a 503 at once."""
     config: RedisSettings = RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS_URL)
     config.conn_timeout = 5
     config.conn_retries = 3
     config.retry_on_timeout = True
+    config.retry_on_error = [ConnectionError, TimeoutError, RedisConnectionError]
+    attempts = PATIENT_RETRIES if patient else 1
+    config.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), attempts)
     return config
 
 

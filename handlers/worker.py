@@ -49,14 +49,14 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if REAPER in ctx:
-        ctx[REAPER].cancel()
-        await asyncio.gather(ctx[REAPER], return_exceptions=True)
+        ctx.pop(REAPER).cancel()
     if POOL in ctx:
         # Jobs still running were handed back when arq cancelled them: stop their pages now.
-        ctx[POOL].kill()
-        await asyncio.to_thread(ctx[POOL].close)
+        pool = ctx.pop(POOL)
+        pool.kill()
+        await asyncio.to_thread(pool.close)
     if SERVICES in ctx:
-        await ctx[SERVICES].close()
+        await ctx.pop(SERVICES).close()
 
 
 async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
@@ -97,8 +97,9 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
             pool.kill()  # the pages still running belong to this job: stop them
             message = f"the job took longer than {settings.job_timeout:g} s"
             await _fail(services, job.id, JobError(code="timeout", message=message))
-        except JobStopped:
-            return {"job_id": job.id, "outcome": "stopped"}
+        except JobStopped:  # a page finished after a cancel, before the watch saw it
+            pool.kill()
+            return {"job_id": job.id, "outcome": "cancelled"}
         except PipelineError as exc:
             error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
             await _retry_or_fail(services, job.id, error, attempt)
@@ -239,7 +240,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return {
         "functions": [process],
         "queue_name": settings.queue_name,
-        "redis_settings": queue.redis_settings(settings),
+        "redis_settings": queue.redis_settings(settings, patient=True),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.worker_max_jobs,

@@ -12,7 +12,7 @@ from pipeline.hocr import hocr_document
 from pipeline.media import MediaType
 from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import write_outputs
-from pipeline.page import process_page
+from pipeline.page import MIN_SKEW, process_page
 from tests.corpus import page_image
 
 LINES = [
@@ -38,7 +38,9 @@ def scanned(tmp_path: Path, rotation: int, skew: float) -> Path:
     return pdf
 
 
-@pytest.mark.parametrize(("rotation", "skew"), [(90, 0.0), (180, 2.5), (270, -3.0), (0, 4.0)])
+@pytest.mark.parametrize(
+    ("rotation", "skew"), [(90, 0.0), (180, 2.5), (270, -3.0), (0, 5.0), (90, -6.0)]
+)
 def test_turned_and_skewed_pages_read_as_upright(
     tmp_path: Path, rotation: int, skew: float
 ) -> None:
@@ -48,7 +50,8 @@ def test_turned_and_skewed_pages_read_as_upright(
     page = process_page(plan.tasks[0])
     assert words(page.text) == words(" ".join(LINES))
     assert page.rotation == (360 - rotation) % 360
-    assert page.skew == pytest.approx(-skew, abs=0.3)
+    # Slight skews are left to Tesseract; steeper pages are turned level first.
+    assert page.skew == (pytest.approx(-skew, abs=0.3) if abs(skew) >= MIN_SKEW else 0.0)
 
 
 def test_switching_orientation_off_leaves_the_page_as_it_is(tmp_path: Path) -> None:

@@ -1,0 +1,150 @@
+"""Soak: many jobs through two workers while one of them is killed every few seconds.
+
+Starts a private redis-server (append-only file on), one `ocrflow web` and two `ocrflow worker`
+processes, submits the jobs over HTTP, SIGKILLs a worker every --kill-every seconds and starts
+it again, and waits until every job has ended. Prints how many succeeded, failed or were lost,
+how many ran more than once, and the wall time. Run it through `scripts/soak_workers`.
+"""
+
+import argparse
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.redis_server import RedisServer, free_port
+from tests.corpus import write_png
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+class Cluster:
+    def __init__(self, directory: Path, redis_url: str, port: int) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
+        self.env.update(
+            OCRFLOW_REDIS_URL=redis_url,
+            OCRFLOW_DATA_DIR=str(directory),
+            OCRFLOW_PORT=str(port),
+            OCRFLOW_POOL_PROCESSES="1",
+            OCRFLOW_LOG_LEVEL="WARNING",
+        )
+        self.log = (directory / "cluster.log").open("ab")
+        self.web = self._start("web")
+        self.workers = [self._start("worker"), self._start("worker")]
+        self.kills = 0
+
+    def _start(self, role: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "handlers", role], env=self.env, stdout=self.log, stderr=self.log
+        )
+
+    def kill_one(self) -> None:
+        index = self.kills % len(self.workers)
+        victim = self.workers[index]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.kills += 1
+        self.workers[index] = self._start("worker")
+
+    def stop(self) -> None:
+        for process in [self.web, *self.workers]:
+            process.terminate()
+        for process in [self.web, *self.workers]:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.log.close()
+
+
+async def submit_all(session: aiohttp.ClientSession, base: str, files: list[Path]) -> list[str]:
+    limit = asyncio.Semaphore(16)
+
+    async def one(path: Path) -> str:
+        async with limit:
+            for _ in range(50):
+                data = aiohttp.FormData()
+                data.add_field("file", path.read_bytes(), filename=path.name)
+                async with session.post(f"{base}/v1/jobs", data=data) as response:
+                    if response.status == 202:
+                        return str((await response.json())["id"])
+                await asyncio.sleep(0.5)
+            raise RuntimeError(f"could not submit {path}")
+
+    return list(await asyncio.gather(*(one(path) for path in files)))
+
+
+async def states(session: aiohttp.ClientSession, base: str, ids: list[str]) -> dict[str, dict]:
+    async def one(job_id: str) -> tuple[str, dict]:
+        async with session.get(f"{base}/v1/jobs/{job_id}") as response:
+            return job_id, await response.json()
+
+    return dict(await asyncio.gather(*(one(i) for i in ids)))
+
+
+async def soak(args: argparse.Namespace, directory: Path, cluster: Cluster, base: str) -> None:
+    files = [
+        write_png(directory / f"page-{n}.png", [f"Soak test page {n}", "ocrflow keeps jobs"])
+        for n in range(20)
+    ]
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(f"{base}/healthz"):
+                    break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.2)
+        ids = await submit_all(session, base, [files[n % len(files)] for n in range(args.jobs)])
+        next_kill = time.perf_counter() + args.kill_every
+        while True:
+            docs = await states(session, base, ids)
+            done = sum(doc.get("state") in TERMINAL for doc in docs.values())
+            if done == len(ids) or time.perf_counter() - started > args.timeout:
+                break
+            if time.perf_counter() >= next_kill and done < len(ids) * 0.95:
+                cluster.kill_one()
+                next_kill = time.perf_counter() + args.kill_every
+            await asyncio.sleep(1)
+    report(docs, cluster.kills, time.perf_counter() - started)
+
+
+def report(docs: dict[str, dict], kills: int, seconds: float) -> None:
+    counts = collections.Counter(doc.get("state", "missing") for doc in docs.values())
+    twice = sum(doc.get("attempt", 1) > 1 or doc.get("run", 1) > 1 for doc in docs.values())
+    print(f"jobs {len(docs)}: " + ", ".join(f"{state} {n}" for state, n in counts.most_common()))
+    print(f"ran more than once: {twice}; workers killed: {kills}; wall time {seconds:.1f} s")
+    errors = collections.Counter(doc["error"]["code"] for doc in docs.values() if doc.get("error"))
+    if errors:
+        print("errors:", dict(errors))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocrflow-soak-") as tmp:
+        directory = Path(tmp)
+        server = RedisServer(directory / "redis", port=free_port(), persist=True)
+        port = free_port()
+        cluster = Cluster(directory, server.start(), port)
+        try:
+            asyncio.run(soak(args, directory, cluster, f"http://127.0.0.1:{port}"))
+        finally:
+            cluster.stop()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Cancel, retry, timeout, priorities, and a pool process dying under a job."""
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+
+from handlers.app import create_app
+from handlers.settings import Settings
+from handlers.worker import POOL, worker_settings
+from tests.conftest import wait_for_job
+from tests.corpus import page_image, write_png
+from tests.test_jobs import form, submit
+
+LINES = [f"Line {n} of a page that takes Tesseract a little while" for n in range(40)]
+
+
+def long_pdf(path: Path, pages: int = 8) -> Path:
+    """A document that keeps the pool busy for several seconds."""
+    image = page_image(LINES, font_size=36, width=2400)
+    image.save(path, save_all=True, append_images=[image] * (pages - 1), resolution=300)
+    return path
+
+
+async def wait_until(
+    client: TestClient[Any, Any], job_id: str, check: Any, timeout: float = 60
+) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            job = await (await client.get(f"/v1/jobs/{job_id}")).json()
+            if check(job):
+                return job
+            await asyncio.sleep(0.05)
+
+
+def pool_pids(worker: Worker) -> set[int]:
+    return set(worker.ctx[POOL]._executor._processes)
+
+
+async def test_a_queued_job_cancelled_never_starts(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    job = await (await submit(client, write_png(tmp_path / "p.png", ["never read"]))).json()
+    response = await client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert response.status == 200
+    assert (await response.json())["state"] == "cancelled"
+    again = await client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert again.status == 409
+    assert (await again.json())["error"]["code"] == "job_finished"
+
+    worker = Worker(**worker_settings(settings, handle_signals=False, burst=True, poll_delay=0.05))
+    await worker.async_run()
+    await worker.close()
+    final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert final["state"] == "cancelled"
+    assert final["started_at"] is None
+
+
+async def test_cancelling_a_running_job_kills_its_work_within_two_seconds(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, long_pdf(tmp_path / "long.pdf"))).json()
+    await wait_until(client, job["id"], lambda j: j["progress"]["pages_done"] >= 1)
+    busy = pool_pids(worker)
+    started = asyncio.get_running_loop().time()
+    response = await client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert response.status == 200
+    async with asyncio.timeout(2):
+        while any(_alive(pid) for pid in busy):
+            await asyncio.sleep(0.05)
+    assert asyncio.get_running_loop().time() - started < 2
+    final = await wait_for_job(client, job["id"])
+    assert final["state"] == "cancelled"
+    assert final["progress"]["pages_done"] < 8
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child stays a zombie until reaped; that is dead enough.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def test_a_failed_job_can_be_retried_and_a_finished_one_cannot(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\nnot a pdf at all\n")
+    job = await (await submit(client, broken)).json()
+    assert (await wait_for_job(client, job["id"]))["state"] == "failed"
+    retried = await client.post(f"/v1/jobs/{job['id']}/retry")
+    assert retried.status == 202
+    assert (await retried.json())["run"] == 2
+    again = await wait_for_job(client, job["id"])
+    assert again["state"] == "failed" and again["run"] == 2
+    assert again["error"]["code"] == "invalid_pdf"
+
+    good = await (await submit(client, write_png(tmp_path / "p.png", ["fine"]))).json()
+    assert (await wait_for_job(client, good["id"]))["state"] == "succeeded"
+    refused = await client.post(f"/v1/jobs/{good['id']}/retry")
+    assert refused.status == 409
+    assert (await refused.json())["error"]["code"] == "job_not_retryable"
+
+
+async def test_a_cancelled_job_retried_runs_to_the_end(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, long_pdf(tmp_path / "long.pdf", pages=2))).json()
+    await client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert (await wait_for_job(client, job["id"]))["state"] == "cancelled"
+    assert (await client.post(f"/v1/jobs/{job['id']}/retry")).status == 202
+    final = await wait_for_job(client, job["id"])
+    assert final["state"] == "succeeded"
+    assert final["progress"]["pages_done"] == 2
+
+
+async def test_the_job_timeout_fails_the_job_and_stops_its_work(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    short = settings.model_copy(update={"job_timeout": 1.5})
+    client = await aiohttp_client(create_app(short))
+    worker = Worker(**worker_settings(short, handle_signals=False, poll_delay=0.05))
+    task = asyncio.create_task(worker.async_run())
+    try:
+        job = await (await submit(client, long_pdf(tmp_path / "long.pdf"))).json()
+        final = await wait_for_job(client, job["id"])
+        assert final["state"] == "failed"
+        assert final["error"]["code"] == "timeout"
+        assert final["error"]["retryable"] is False
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_killed_pool_process_costs_a_page_retry_not_the_job(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    job = await (await submit(client, long_pdf(tmp_path / "long.pdf", pages=4))).json()
+    await wait_until(client, job["id"], lambda j: j["state"] == "running")
+    await asyncio.sleep(0.3)
+    victim = next(iter(pool_pids(worker)))
+    os.kill(victim, signal.SIGKILL)
+    final = await wait_for_job(client, job["id"])
+    assert final["state"] == "succeeded", final["error"]
+    assert final["attempt"] == 1
+    result = await (await client.get(f"/v1/jobs/{job['id']}/result")).json()
+    assert [page["number"] for page in result["pages"]] == [1, 2, 3, 4]
+    assert all(page["error"] is None and page["words"] > 0 for page in result["pages"])
+
+
+async def test_high_priority_jumps_a_flood_of_low_priority_jobs(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    png = write_png(tmp_path / "p.png", ["priority"])
+    low = [
+        (await (await client.post("/v1/jobs", data=form(png, priority="low"))).json())["id"]
+        for _ in range(12)
+    ]
+    normal = (await (await client.post("/v1/jobs", data=form(png))).json())["id"]
+    high = (await (await client.post("/v1/jobs", data=form(png, priority="high"))).json())["id"]
+    serial = settings.model_copy(update={"worker_max_jobs": 1, "pool_processes": 1})
+    worker = Worker(
+        **worker_settings(
+            serial, handle_signals=False, burst=True, poll_delay=0.05, max_burst_jobs=3
+        )
+    )
+    await worker.async_run()
+    await worker.close()
+    states = {i: (await (await client.get(f"/v1/jobs/{i}")).json()) for i in [high, normal, *low]}
+    assert states[high]["state"] == "succeeded"
+    assert states[normal]["state"] == "succeeded"
+    assert states[high]["started_at"] < states[normal]["started_at"]
+    started_low = [states[i]["started_at"] for i in low if states[i]["started_at"]]
+    assert len(started_low) <= 1, "the burst should have stopped after three jobs"
+    assert all(states[normal]["started_at"] < started for started in started_low)
