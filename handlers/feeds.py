@@ -91,7 +91,7 @@ class _Feed:
     async def send(self, event: Event) -> bool:
         """Send one event; True when it ends a job's feed."""
         data = event.data
-        if event.terminal and "job" in data:
+        if event.terminal and data.get("job"):
             job = Job.model_validate(data["job"])
             data = {**data, "job": render_job(job, self.request)}
         body = json.dumps({"job_id": event.job_id, "ts": event.ts, **data})

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from handlers.deathsig import die_with_parent
 from handlers.events import EventLog
 from handlers.jobs import Job, JobState, JobStore, Source, new_job_id, now
 from handlers.lifecycle import TERMINAL_EVENTS
@@ -162,7 +163,9 @@ def main() -> None:
             "OCRFLOW_DATA_DIR": tmp,
             "OCRFLOW_LOG_LEVEL": "WARNING",
         }
-        web = subprocess.Popen([sys.executable, "-m", "handlers", "web"], env=env)
+        web = subprocess.Popen(
+            [sys.executable, "-m", "handlers", "web"], env=env, preexec_fn=die_with_parent
+        )
         try:
             asyncio.run(load(args, f"http://127.0.0.1:{port}", redis_url, psutil.Process(web.pid)))
         finally:

@@ -21,6 +21,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from handlers.deathsig import die_with_parent
 from handlers.redis_server import RedisServer, free_port
 from tests.corpus import write_png
 
@@ -43,8 +44,9 @@ class Cluster:
         self.kills = 0
 
     def _start(self, role: str) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "handlers", role]
         return subprocess.Popen(
-            [sys.executable, "-m", "handlers", role], env=self.env, stdout=self.log, stderr=self.log
+            command, env=self.env, stdout=self.log, stderr=self.log, preexec_fn=die_with_parent
         )
 
     def kill_one(self) -> None:
