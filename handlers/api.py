@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handlers import queue
 from handlers.errors import ApiError
-from handlers.intake import accept
+from handlers.intake import submit
 from handlers.jobs import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
 from handlers.lifecycle import transition
 from handlers.services import Services
@@ -18,6 +18,7 @@ from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
 SERVICES = web.AppKey("services", Services)
 PRIORITIES = ("high", "normal", "low")
+ANONYMOUS = "anonymous"  # every caller, until callers authenticate
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 STATIC = Path(__file__).parent / "static"
 
@@ -48,13 +49,17 @@ async def submit_job(request: web.Request) -> web.Response:
             options=options,
             metadata=parse_metadata(upload.fields),
         )
-        await accept(services, job, upload.path)
+        key = request.headers.get("Idempotency-Key")
+        job, reused = await submit(
+            services, job, upload.path, caller=ANONYMOUS, idempotency_key=key
+        )
     finally:
         upload.path.unlink(missing_ok=True)
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
-    return web.json_response(
-        render_job(job, request), status=202, headers={"Location": str(location)}
-    )
+    headers = {"Location": str(location)}
+    if reused:
+        headers["Ocrflow-Reused"] = reused  # idempotent | shared | cached
+    return web.json_response(render_job(job, request), status=202, headers=headers)
 
 
 def _priority(fields: dict[str, list[str]]) -> Any:

@@ -25,6 +25,7 @@ STATUS_BY_CODE = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "invalid_options": 422,
+    "idempotency_key_reused": 422,
     "unsupported_language": 422,
     "service_unavailable": 503,
 }

@@ -2,15 +2,79 @@
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from redis.exceptions import RedisError
 
 from handlers import keys, queue
 from handlers.errors import unavailable
+from handlers.idempotency import reusable_result, still_running
 from handlers.jobs import Job, JobError, JobState, now
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
+
+
+Reused = Literal["idempotent", "shared", "cached"] | None
+
+
+async def submit(
+    services: Services, job: Job, source: Path, *, caller: str, idempotency_key: str | None
+) -> tuple[Job, Reused]:
+    """The job that answers this submission, and whether (and how) it was an earlier one."""
+    reuse = services.reuse
+    if idempotency_key and (bound := await reuse.claim_key(caller, idempotency_key, job)):
+        earlier = await services.jobs.get(bound)
+        if earlier is not None:
+            return earlier, "idempotent"
+        await reuse.rebind_key(caller, idempotency_key, job, job.id)  # that job has expired
+    try:
+        answer, reused = await _reuse_or_accept(services, job, source)
+    except BaseException:
+        if idempotency_key:
+            await reuse.release_key(caller, idempotency_key)
+        raise
+    if idempotency_key and answer.id != job.id:
+        await reuse.rebind_key(caller, idempotency_key, job, answer.id)
+    return answer, reused
+
+
+async def _reuse_or_accept(services: Services, job: Job, source: Path) -> tuple[Job, Reused]:
+    reuse = services.reuse
+    cached_id = await reuse.cached_result(job)
+    earlier = await services.jobs.get(cached_id) if cached_id else None
+    if earlier is not None and reusable_result(earlier):
+        return await _answer_from(services, job, earlier), "cached"
+    if other_id := await reuse.claim_in_flight(job):
+        other = await services.jobs.get(other_id)
+        if other is not None and still_running(other):
+            return other, "shared"
+        await reuse.take_in_flight(job)
+    try:
+        return await accept(services, job, source), None
+    except BaseException:
+        await reuse.release_in_flight(job)
+        raise
+
+
+async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
+    """A new job, already succeeded, whose outputs are the earlier job's."""
+    answered = job.model_copy(
+        update={
+            "state": JobState.SUCCEEDED,
+            "cached": True,
+            "outputs": earlier.outputs,
+            "progress": earlier.progress,
+            "started_at": now(),
+            "finished_at": now(),
+        }
+    )
+    await services.jobs.create(answered)
+    await services.events.publish(
+        job.id, "done", {"state": JobState.SUCCEEDED, "job": answered.model_dump(mode="json")}
+    )
+    log.info("job %s answered from the result of %s", job.id, earlier.id)
+    return answered
 
 
 async def accept(services: Services, job: Job, source: Path) -> Job:

@@ -70,6 +70,7 @@ class Job(BaseModel):
     options: OcrOptions
     progress: Progress = Field(default_factory=Progress)
     outputs: dict[str, str] = Field(default_factory=dict)  # output name -> storage key
+    cached: bool = False  # answered from an earlier job's result for the same bytes and options
     error: JobError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -27,6 +27,10 @@ async def transition(
     if state in TERMINAL_EVENTS:
         job = await services.jobs.get(job_id)
         document = job.model_dump(mode="json") if job else None
+        if job is not None:
+            await services.reuse.release_in_flight(job)
+            if state is JobState.SUCCEEDED:
+                await services.reuse.remember_result(job)
         await services.events.publish(
             job_id, TERMINAL_EVENTS[state], {"state": state, "job": document}
         )

@@ -6,6 +6,7 @@ from arq.connections import ArqRedis
 
 from handlers import queue
 from handlers.events import EventLog
+from handlers.idempotency import Reuse
 from handlers.jobs import JobStore
 from handlers.settings import Settings
 from handlers.storage import Storage, open_storage
@@ -17,6 +18,7 @@ class Services:
     redis: ArqRedis
     jobs: JobStore
     events: EventLog
+    reuse: Reuse
     storage: Storage
     owns_redis: bool = True
 
@@ -35,6 +37,9 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
         redis=connection,
         jobs=JobStore(connection, retention=settings.job_retention),
         events=EventLog(connection, retention=settings.job_retention),
+        reuse=Reuse(
+            connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
+        ),
         storage=open_storage(settings),
         owns_redis=owned,
     )

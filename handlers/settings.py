@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     page_timeout: float = Field(default=180.0, gt=0)
     job_max_tries: int = Field(default=3, gt=0)
     shutdown_grace: int = Field(default=20, ge=0)  # under Render's 30 s shutdown delay
+    result_cache_ttl: int = Field(default=24 * 3600, ge=0)  # 0 turns the result cache off
     job_retention: int = Field(default=7 * 24 * 3600, gt=0)
     queue_name: str = "ocrflow:queue"
 

@@ -122,8 +122,8 @@ async def test_the_all_jobs_feed_carries_every_job(
     session = aiohttp.ClientSession()
     try:
         response = await session.get(client.make_url("/v1/events"))
-        pdf = write_image_pdf(tmp_path / "one.pdf", PAGES[:1])
-        ids = {(await (await submit(client, pdf)).json())["id"] for _ in range(2)}
+        pdfs = [write_image_pdf(tmp_path / f"{n}.pdf", [[f"Job {n}"]]) for n in range(2)]
+        ids = {(await (await submit(client, pdf)).json())["id"] for pdf in pdfs}
         finished: set[str] = set()
         async with asyncio.timeout(60):
             async for event in read_events(response):

@@ -107,12 +107,12 @@ async def test_redis_restarted_under_load_loses_no_accepted_job(
         own = settings.model_copy(update={"redis_url": url})
         client = await aiohttp_client(create_app(own))
         spawn_worker(redis_url=url)
-        pdf = long_pdf(tmp_path / "long.pdf", pages=2)
-        accepted = [(await (await submit(client, pdf)).json())["id"] for _ in range(4)]
+        pdfs = [long_pdf(tmp_path / f"long{n}.pdf", pages=2, tag=str(n)) for n in range(6)]
+        accepted = [(await (await submit(client, pdf)).json())["id"] for pdf in pdfs[:4]]
         await asyncio.sleep(1)
 
         server.stop()
-        down = await client.post("/v1/jobs", data=form(pdf))
+        down = await client.post("/v1/jobs", data=form(pdfs[4]))
         assert down.status == 503
         assert down.headers["Retry-After"]
         assert (await down.json())["error"]["code"] == "service_unavailable"
@@ -120,7 +120,7 @@ async def test_redis_restarted_under_load_loses_no_accepted_job(
         await asyncio.sleep(3)
         server.start()
 
-        accepted.append((await (await submit(client, pdf)).json())["id"])
+        accepted.append((await (await submit(client, pdfs[5])).json())["id"])
         for job_id in accepted:
             final = await wait_for_job(client, job_id, timeout=180)
             assert final["state"] == "succeeded", (job_id, final["error"])

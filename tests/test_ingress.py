@@ -136,8 +136,8 @@ def test_clean_filename_strips_paths_and_control_characters() -> None:
 async def test_jobs_are_listed_newest_first_with_paging_and_a_state_filter(
     client: TestClient[Any, Any], tmp_path: Path
 ) -> None:
-    png = write_png(tmp_path / "p.png", ["x"])
-    ids = [(await (await client.post("/v1/jobs", data=form(png))).json())["id"] for _ in range(5)]
+    pngs = [write_png(tmp_path / f"p{n}.png", [f"page {n}"]) for n in range(5)]
+    ids = [(await (await client.post("/v1/jobs", data=form(png))).json())["id"] for png in pngs]
     first = await (await client.get("/v1/jobs?limit=3")).json()
     assert [job["id"] for job in first["jobs"]] == ids[::-1][:3]
     second = await (await client.get(f"/v1/jobs?limit=3&cursor={first['next_cursor']}")).json()

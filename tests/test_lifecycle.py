@@ -19,9 +19,9 @@ from tests.test_jobs import form, submit
 LINES = [f"Line {n} of a page that takes Tesseract a little while" for n in range(40)]
 
 
-def long_pdf(path: Path, pages: int = 8) -> Path:
-    """A document that keeps the pool busy for several seconds."""
-    image = page_image(LINES, font_size=36, width=2400)
+def long_pdf(path: Path, pages: int = 8, tag: str = "") -> Path:
+    """A document that keeps the pool busy for several seconds (`tag` makes it unique)."""
+    image = page_image([f"{tag} {line}" for line in LINES], font_size=36, width=2400)
     image.save(path, save_all=True, append_images=[image] * (pages - 1), resolution=300)
     return path
 
@@ -160,13 +160,15 @@ async def test_high_priority_jumps_a_flood_of_low_priority_jobs(
     aiohttp_client: Any, settings: Settings, tmp_path: Path
 ) -> None:
     client = await aiohttp_client(create_app(settings))
-    png = write_png(tmp_path / "p.png", ["priority"])
-    low = [
-        (await (await client.post("/v1/jobs", data=form(png, priority="low"))).json())["id"]
-        for _ in range(12)
-    ]
-    normal = (await (await client.post("/v1/jobs", data=form(png))).json())["id"]
-    high = (await (await client.post("/v1/jobs", data=form(png, priority="high"))).json())["id"]
+    pngs = [write_png(tmp_path / f"p{n}.png", [f"priority {n}"]) for n in range(14)]
+
+    async def post(png: Path, priority: str) -> str:
+        response = await client.post("/v1/jobs", data=form(png, priority=priority))
+        return str((await response.json())["id"])
+
+    low = [await post(png, "low") for png in pngs[:12]]
+    normal = await post(pngs[12], "normal")
+    high = await post(pngs[13], "high")
     serial = settings.model_copy(update={"worker_max_jobs": 1, "pool_processes": 1})
     worker = Worker(
         **worker_settings(

@@ -1,0 +1,34 @@
+# One image for both roles: `ocrflow web` (the default command) or `ocrflow worker`.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    OMP_THREAD_LIMIT=1
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY handlers ./handlers
+RUN pip install .
+
+RUN useradd --create-home --uid 10001 ocrflow && mkdir /data && chown ocrflow /data
+USER ocrflow
+
+# In a container the ingress listens on every interface; PORT (as platforms set it) wins.
+ENV OCRFLOW_HOST=0.0.0.0 \
+    OCRFLOW_DATA_DIR=/data
+EXPOSE 8080
+VOLUME ["/data"]
+
+# Meaningful for the web role; worker containers turn it off (see docker-compose.yml).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', os.environ.get('OCRFLOW_PORT', '8080')), timeout=4)"
+
+CMD ["ocrflow", "web"]
