@@ -94,9 +94,10 @@ async def states(session: aiohttp.ClientSession, base: str, ids: list[str]) -> d
 
 
 async def soak(args: argparse.Namespace, directory: Path, cluster: Cluster, base: str) -> None:
+    # Distinct documents: identical ones would share a job or come from the result cache.
     files = [
         write_png(directory / f"page-{n}.png", [f"Soak test page {n}", "ocrflow keeps jobs"])
-        for n in range(20)
+        for n in range(args.jobs)
     ]
     started = time.perf_counter()
     async with aiohttp.ClientSession() as session:
@@ -106,7 +107,7 @@ async def soak(args: argparse.Namespace, directory: Path, cluster: Cluster, base
                     break
             except aiohttp.ClientError:
                 await asyncio.sleep(0.2)
-        ids = await submit_all(session, base, [files[n % len(files)] for n in range(args.jobs)])
+        ids = await submit_all(session, base, files)
         next_kill = time.perf_counter() + args.kill_every
         while True:
             docs = await states(session, base, ids)
