@@ -45,6 +45,8 @@ async def _feed(request: web.Request, job_id: str | None) -> web.StreamResponse:
 
 
 class _Feed:
+    __slots__ = ("job_id", "last", "request", "sse")
+
     def __init__(
         self, request: web.Request, sse: EventSourceResponse, job_id: str | None, last: str | None
     ) -> None:

@@ -22,24 +22,38 @@ RECONNECT_DELAY = (0.1, 5.0)
 
 
 class Subscription:
+    """One listener's pending events. Deliberately small: an ingress holds thousands."""
+
+    __slots__ = ("_behind", "_items", "_waiter", "job_id")
+
     def __init__(self, job_id: str | None) -> None:
         self.job_id = job_id
-        self._queue: asyncio.Queue[Event | Signal] = asyncio.Queue(QUEUE_LIMIT)
+        self._items: list[Event | Signal] = []
+        self._waiter: asyncio.Future[None] | None = None
         self._behind = False
 
     def offer(self, item: Event | Signal) -> None:
-        if self._behind and item != "closed":
-            return  # it will replay everything from the stream once it catches up
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self._behind = True
+        if item != "closed":
+            if self._behind:
+                return  # it will replay everything from the stream once it catches up
+            if len(self._items) >= QUEUE_LIMIT:
+                self._behind = True
+                return
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self) -> Event | Signal:
-        if self._behind and self._queue.empty():
-            self._behind = False
-            return "resync"
-        return await self._queue.get()
+        while not self._items:
+            if self._behind:
+                self._behind = False
+                return "resync"
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
 
 
 class EventHub:

@@ -8,7 +8,9 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
+from handlers.events import Event
 from handlers.feeds import HUB
+from handlers.hub import QUEUE_LIMIT, Subscription
 from tests.corpus import write_image_pdf
 from tests.sse import Received, read_events
 from tests.test_jobs import submit
@@ -135,3 +137,18 @@ async def test_the_all_jobs_feed_carries_every_job(
     finally:
         await session.close()
     assert finished >= ids
+
+
+async def test_a_client_that_falls_behind_is_told_to_replay_not_dropped_silently() -> None:
+    subscription = Subscription("j_x")
+    events = [
+        Event(id=f"1-{n}", job_id="j_x", kind="progress", data={}, ts=0.0)
+        for n in range(QUEUE_LIMIT + 10)
+    ]
+    for event in events:
+        subscription.offer(event)
+    received = [await subscription.next() for _ in range(QUEUE_LIMIT)]
+    assert received == events[:QUEUE_LIMIT]
+    assert await subscription.next() == "resync"
+    subscription.offer("closed")
+    assert await subscription.next() == "closed"
