@@ -1,5 +1,7 @@
 """The pipeline on its own: no server, real poppler and Tesseract."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,55 @@ def test_tsv_rows_become_lines_of_words() -> None:
     assert first.bbox == (10, 10, 130, 30)
     assert [w.confidence for w in first.words] == [96.5, 91.25]
     assert second.text == '"quoted"'
+
+
+def test_password_protected_pdf_is_encrypted_pdf(tmp_path: Path) -> None:
+    writer = PdfWriter(clone_from=write_image_pdf(tmp_path / "plain.pdf", PAGES[:1]))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    locked = tmp_path / "locked.pdf"
+    writer.write(locked)
+    with pytest.raises(PipelineError) as error:
+        plan_document(locked, MediaType.PDF, tmp_path, OcrOptions(), Runtime())
+    assert error.value.code == "encrypted_pdf"
+
+
+def test_a_page_over_its_time_fails_alone_with_page_timeout(tmp_path: Path) -> None:
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES[:1])
+    options = OcrOptions(rotate=False, force_ocr=True)
+    plan = plan_document(pdf, MediaType.PDF, tmp_path, options, Runtime(page_timeout=0.001))
+    page = process_page(plan.tasks[0])
+    assert page.error is not None
+    assert page.error.code == "page_timeout"
+
+
+def test_ocr_command_reads_a_file_without_a_server(tmp_path: Path) -> None:
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES[:2])
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "handlers",
+            "ocr",
+            str(pdf),
+            "-o",
+            str(out),
+            "--outputs",
+            "text,csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "2 pages" in run.stdout
+    assert (out / "text.txt").read_text().split() == ["Alpha", "page", "one", "Beta", "page", "two"]
+    assert (out / "pages.csv").exists()
+    refused = subprocess.run(
+        [sys.executable, "-m", "handlers", "ocr", str(out / "pages.csv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "unsupported_media_type" in refused.stderr
