@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse, sse_response
+from aiohttp_sse import EventSourceResponse
 
 from handlers.api import SERVICES, job_or_404, render_job
 from handlers.events import Event, stream_id
@@ -37,7 +37,10 @@ async def all_events(request: web.Request) -> web.StreamResponse:
 async def _feed(request: web.Request, job_id: str | None) -> web.StreamResponse:
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     with request.app[HUB].subscribe(job_id) as subscription:
-        async with sse_response(request, ping_interval=PING_INTERVAL) as sse:
+        # The response is its own context manager; sse_response() would wrap it once more
+        # and keep the wrapper alive for the life of every stream.
+        async with EventSourceResponse(ping_interval=PING_INTERVAL) as sse:
+            await sse.prepare(request)
             feed = _Feed(request, sse, job_id, last)
             if not await feed.replay():
                 await feed.follow(subscription)
