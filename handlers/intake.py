@@ -11,6 +11,7 @@ from handlers.errors import unavailable
 from handlers.idempotency import reusable_result, still_running
 from handlers.jobs import Job, JobError, JobState, now
 from handlers.services import Services
+from handlers.storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ async def _reuse_or_accept(services: Services, job: Job, source: Path) -> tuple[
     cached_id = await reuse.cached_result(job)
     earlier = await services.jobs.get(cached_id) if cached_id else None
     if earlier is not None and reusable_result(earlier):
-        return await _answer_from(services, job, earlier), "cached"
+        try:
+            return await _answer_from(services, job, earlier), "cached"
+        except ObjectNotFound:
+            log.info("job %s: the cached result of %s is gone; reading again", job.id, earlier.id)
     if other_id := await reuse.claim_in_flight(job):
         other = await services.jobs.get(other_id)
         if other is not None and still_running(other):
@@ -58,12 +62,17 @@ async def _reuse_or_accept(services: Services, job: Job, source: Path) -> tuple[
 
 
 async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
-    """A new job, already succeeded, whose outputs are the earlier job's."""
+    """A new job, already succeeded, with its own copy of the earlier job's outputs (each job's
+    files live and expire with it)."""
+    outputs = {}
+    for name, key in earlier.outputs.items():
+        outputs[name] = keys.output_key(job.id, key.rsplit("/", 1)[-1])
+        await services.storage.copy(key, outputs[name])
     answered = job.model_copy(
         update={
             "state": JobState.SUCCEEDED,
             "cached": True,
-            "outputs": earlier.outputs,
+            "outputs": outputs,
             "progress": earlier.progress,
             "started_at": now(),
             "finished_at": now(),

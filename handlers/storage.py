@@ -31,6 +31,12 @@ class Storage(Protocol):
 
     def local_path(self, key: str) -> Path | None: ...
 
+    async def copy(self, source: str, target: str) -> None: ...
+
+    async def job_ids(self) -> list[str]: ...
+
+    async def delete_job(self, job_id: str) -> None: ...
+
     async def check(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -67,6 +73,20 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
+
+    async def copy(self, source: str, target: str) -> None:
+        try:
+            await asyncio.to_thread(_copy_atomically, self._path(source), self._path(target))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object at {source}") from exc
+
+    async def job_ids(self) -> list[str]:
+        """Every job that has objects stored."""
+        jobs = self.root / "jobs"
+        return sorted(p.name for p in jobs.iterdir()) if jobs.is_dir() else []
+
+    async def delete_job(self, job_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._path(f"jobs/{job_id}"), True)
 
     async def check(self) -> None:
         if not os.access(self.root, os.W_OK):

@@ -16,6 +16,7 @@ from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
 from handlers.leases import Watch, reap_forever
 from handlers.lifecycle import transition
 from handlers.pool import OcrPool
+from handlers.retention import sweep_forever
 from handlers.runner import run_document
 from handlers.services import Services, open_services
 from handlers.settings import Settings
@@ -26,7 +27,8 @@ from pipeline.result import PageResult
 
 log = logging.getLogger(__name__)
 
-SETTINGS, SERVICES, POOL, REAPER = "settings", "services", "pool", "reaper"
+SETTINGS, SERVICES, POOL = "settings", "services", "pool"
+REAPER, SWEEPER = "reaper", "sweeper"
 RUNNING_ONLY = frozenset({JobState.RUNNING})
 # arq gives up on its own after this many extra tries; ocrflow's own limit ends the job first,
 # so a record is never left queued by arq dropping the run.
@@ -45,11 +47,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[SERVICES] = await open_services(settings, redis=ctx["redis"])
     ctx[POOL] = OcrPool(settings.pool_processes)
     ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
+    ctx[SWEEPER] = asyncio.create_task(sweep_forever(ctx[SERVICES]), name="sweeper")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    if REAPER in ctx:
-        ctx.pop(REAPER).cancel()
+    for background in (REAPER, SWEEPER):
+        if background in ctx:
+            ctx.pop(background).cancel()
     if POOL in ctx:
         # Jobs still running were handed back when arq cancelled them: stop their pages now.
         pool = ctx.pop(POOL)
