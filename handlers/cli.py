@@ -152,7 +152,7 @@ async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _progress_bar(enabled: bool) -> Any:
-    async def show(done: int, total: int, page: PageResult | None) -> None:
+    async def show(done: int, total: int, pages: Sequence[PageResult]) -> None:
         if enabled and total:
             filled = int(30 * done / total)
             bar = "#" * filled + "-" * (30 - filled)

@@ -68,10 +68,22 @@ class EventLog:
 
     async def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> str:
         raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
-        event_keys = [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL]
-        args: list[str | int] = [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
-        event_id = await self._publish(keys=event_keys, args=args)
+        event_id = await self._publish(keys=self._keys(job_id), args=self._args(raw))
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def publish_many(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Several events of one job, in order, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for kind, data in events:
+                raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+                await self._publish(keys=self._keys(job_id), args=self._args(raw), client=pipe)
+            await pipe.execute()
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL]
+
+    def _args(self, raw: str) -> list[str | int]:
+        return [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
 
     async def history(self, job_id: str | None, after: str | None) -> list[Event]:
         """Events after `after` (exclusive), or all kept, of one job or of all jobs."""

@@ -1,7 +1,7 @@
 """Running one document through the pipeline on the pool, reporting each page as it finishes."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from handlers.pool import OcrPool
@@ -12,8 +12,9 @@ from pipeline.outputs import check_pages
 from pipeline.page import PageTask, process_page
 from pipeline.result import PageResult
 
-# Called with the pages done so far, the page count, and the page that just finished (if any).
-PageCallback = Callable[[int, int, PageResult | None], Awaitable[None]]
+# Called with the pages done so far, the page count, and the pages that just finished (one
+# recognised page, or a chunk read from text layers, or none at the start).
+PageCallback = Callable[[int, int, Sequence[PageResult]], Awaitable[None]]
 
 
 async def run_document(
@@ -29,18 +30,18 @@ async def run_document(
     plan: Plan = await pool.run(inspect_document, source, media_type, workdir, options, runtime)
     pages: list[PageResult] = []
 
-    async def finished(page: PageResult) -> None:
-        pages.append(page)
-        await on_page(len(pages), plan.page_count, page)
+    async def finished(batch: Sequence[PageResult]) -> None:
+        pages.extend(batch)
+        await on_page(len(pages), plan.page_count, batch)
 
-    await on_page(0, plan.page_count, None)
+    await on_page(0, plan.page_count, ())
     read = await _read_text_layers(pool, source, plan, runtime, finished)
     await _recognize(pool, plan.answered(read).tasks, finished)
     check_pages(pages)
     return sorted(pages, key=lambda page: page.number)
 
 
-Finished = Callable[[PageResult], Awaitable[None]]
+Finished = Callable[[Sequence[PageResult]], Awaitable[None]]
 
 
 async def _read_text_layers(
@@ -53,10 +54,10 @@ async def _read_text_layers(
             for first, last in plan.text_chunks()
         )
     )
-    read = [page for chunk in chunks for page in chunk]
-    for page in read:
-        await finished(page)
-    return read
+    for chunk in chunks:
+        if chunk:
+            await finished(chunk)
+    return [page for chunk in chunks for page in chunk]
 
 
 async def _recognize(pool: OcrPool, tasks: tuple[PageTask, ...], finished: Finished) -> None:
@@ -70,7 +71,7 @@ async def _recognize(pool: OcrPool, tasks: tuple[PageTask, ...], finished: Finis
     running = [asyncio.ensure_future(one(task)) for task in tasks]
     try:
         for next_done in asyncio.as_completed(running):
-            await finished(await next_done)
+            await finished((await next_done,))
     finally:
         for future in running:
             future.cancel()

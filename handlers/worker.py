@@ -4,6 +4,7 @@ import asyncio
 import logging
 import shutil
 import uuid
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,7 @@ async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, s
 
 
 def _reporter(services: Services, job_id: str) -> Any:
-    async def report(done: int, total: int, page: PageResult | None) -> None:
+    async def report(done: int, total: int, pages: Sequence[PageResult]) -> None:
         progress = Progress(
             stage="ocr",
             pages_done=done,
@@ -165,9 +166,8 @@ def _reporter(services: Services, job_id: str) -> Any:
         )
         if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
             raise JobStopped(job_id)
-        await services.events.publish(job_id, "progress", progress.model_dump())
-        if page is not None:
-            await services.events.publish(job_id, "page", page.summary())
+        events = [("page", page.summary()) for page in pages]
+        await services.events.publish_many(job_id, [*events, ("progress", progress.model_dump())])
 
     return report
 

@@ -220,11 +220,14 @@ def run_tesseract(corpus: Corpus, processes: int) -> Run:
     return run
 
 
-def text_layer_rate(directory: Path, pages: int, processes: int) -> float:
-    """Pages per second through the runner for a PDF whose pages all carry a text layer."""
+def text_layer_rate(
+    directory: Path, pages: int, processes: int, font_size: int
+) -> tuple[float, int]:
+    """Pages per second through the runner for a PDF whose pages all carry a text layer, and
+    the words on each page."""
     unique = []
     for seed in range(10):
-        page = scan_page(1000 + seed, Style(columns=1 + seed % 2))
+        page = scan_page(1000 + seed, Style(columns=1 + seed % 2, font_size=font_size))
         unique.append((page, _known_result(seed + 1, page.words, page.image.size)))
     images = directory / "text-images.pdf"
     unique[0][0].image.save(
@@ -235,7 +238,7 @@ def text_layer_rate(directory: Path, pages: int, processes: int) -> float:
     reader, writer = PdfReader(searchable), PdfWriter()
     for n in range(pages):
         writer.add_page(reader.pages[n % len(reader.pages)])
-    long_pdf = directory / f"text-{pages}.pdf"
+    long_pdf = directory / f"text-{pages}-{font_size}.pdf"
     writer.write(long_pdf)
     pool, runtime = OcrPool(processes), Runtime(max_pages=pages)
     try:
@@ -251,7 +254,7 @@ def text_layer_rate(directory: Path, pages: int, processes: int) -> float:
     finally:
         pool.close()
     assert [p.method for p in read] == ["text-layer"] * pages, "text-layer pages were OCRed"
-    return pages / seconds
+    return pages / seconds, sum(page.words for page in read) // pages
 
 
 def _known_result(
@@ -335,8 +338,9 @@ def main() -> None:
         if not args.skip_ocrmypdf:
             runs.append(run_ocrmypdf(corpus, args.processes))
         report(runs)
-        rate = text_layer_rate(directory, 300, args.processes)
-        print(f"\ntext-layer pages: {rate:.0f} pages/s (300 dense letter pages, ~1,100 words each)")
+        for font_size in (36, 56):
+            rate, words = text_layer_rate(directory, 300, args.processes, font_size)
+            print(f"text-layer pages: {rate:.0f} pages/s (300 letter pages of ~{words} words)")
         if not args.skip_memory:
             small, large = (memory_for(directory, n, args.processes) for n in (10, 300))
             print(
