@@ -29,6 +29,7 @@ from handlers.jobs import Job, JobState, JobStore, Source, new_job_id, now
 from handlers.lifecycle import TERMINAL_EVENTS
 from handlers.redis_server import RedisServer, free_port
 from pipeline.options import OcrOptions
+from tests.service import wait_healthy
 from tests.sse import read_events
 
 
@@ -71,17 +72,6 @@ async def make_jobs(redis: Redis, count: int) -> list[str]:
         await store.create(job)
         ids.append(job.id)
     return ids
-
-
-async def wait_healthy(session: aiohttp.ClientSession, base: str) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
 
 
 async def load(

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from handlers.deathsig import die_with_parent
 from handlers.redis_server import RedisServer, free_port
 from tests.corpus import write_png
+from tests.service import wait_healthy
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -101,12 +102,7 @@ async def soak(args: argparse.Namespace, directory: Path, cluster: Cluster, base
     ]
     started = time.perf_counter()
     async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(f"{base}/healthz"):
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.2)
+        await wait_healthy(session, base)
         ids = await submit_all(session, base, files)
         next_kill = time.perf_counter() + args.kill_every
         while True:

@@ -15,6 +15,7 @@ import pytest
 from handlers.redis_server import free_port
 from tests.conftest import TERMINAL
 from tests.corpus import write_png
+from tests.service import wait_healthy
 
 
 @pytest.fixture
@@ -31,18 +32,6 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         process.kill()
         process.wait()
     log.close()
-
-
-async def wait_healthy(session: aiohttp.ClientSession, base: str) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def run_one_job(session: aiohttp.ClientSession, base: str, png: Path) -> dict[str, object]:
