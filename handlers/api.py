@@ -135,20 +135,23 @@ async def get_result(request: web.Request) -> web.Response:
 
 @routes.get("/v1/jobs/{job_id}/outputs/{name}", name="output")
 async def get_output(request: web.Request) -> web.StreamResponse:
+    """The file itself from local storage; a redirect to a short-lived presigned link on S3."""
     job = await job_or_404(request)
+    storage = request.app[SERVICES].storage
     name = request.match_info["name"]
     if name not in job.outputs or name not in FILENAMES:
         raise ApiError("output_not_found", f"job {job.id} has no output named {name!r}")
-    path = request.app[SERVICES].storage.local_path(job.outputs[name])
+    key, media_type = job.outputs[name], MEDIA_TYPES[name]
+    filename = f"{Path(job.source.filename).stem or job.id}-{FILENAMES[name]}"
+    url = await storage.download_url(key, filename=filename, content_type=media_type)
+    if url is not None:
+        raise web.HTTPFound(url)
+    path = storage.local_path(key)
     if path is None:
         raise ApiError("output_not_found", f"output {name!r} of job {job.id} is gone")
-    download = quote(f"{Path(job.source.filename).stem or job.id}-{FILENAMES[name]}", safe="")
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
     return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": MEDIA_TYPES[name],
-            "Content-Disposition": f"attachment; filename*=UTF-8''{download}",
-        },
+        path, headers={"Content-Type": media_type, "Content-Disposition": disposition}
     )
 
 

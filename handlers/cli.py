@@ -103,6 +103,8 @@ def run_worker_until_stopped(settings: Settings) -> int:
     while True:
         asyncio.set_event_loop(asyncio.new_event_loop())
         worker = Worker(**worker_settings(settings))
+        signalled: list[object] = []
+        worker.on_stop = signalled.append  # arq calls it on SIGINT/SIGTERM
         started = time.monotonic()
         try:
             worker.run()
@@ -111,6 +113,8 @@ def run_worker_until_stopped(settings: Settings) -> int:
             # arq's own close gave up at its first Redis call: stop the pool and the reaper here.
             with contextlib.suppress(Exception):
                 asyncio.get_event_loop().run_until_complete(shutdown(worker.ctx))
+            if signalled:  # told to stop (perhaps its parent died): no restart
+                return 0
             delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
             log.warning("worker lost Redis (%s); starting again in %.0f s", exc, delay)
             time.sleep(delay)

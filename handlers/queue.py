@@ -14,7 +14,7 @@ from handlers.settings import Settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEK = 7 * 24 * 3600.0
-PATIENT_RETRIES = 12  # ~15 s of backoff
+PATIENT_RETRIES = 6  # ~5 s of backoff; longer outages restart the worker
 _DECADE_MS = 10 * 365 * 24 * 3600 * 1000
 PRIORITY_HEAD_START = {"high": 2 * _DECADE_MS, "normal": _DECADE_MS, "low": 0}
 

@@ -27,8 +27,8 @@ async def sweep(services: Services) -> int:
     for job_id in await services.storage.job_ids():
         if await services.redis.exists(keys.job_key(job_id)):
             continue
-        path = services.storage.local_path(keys.source_key(job_id))
-        if path is not None and time.time() - path.stat().st_mtime < GRACE:
+        written = await services.storage.modified(keys.source_key(job_id))
+        if written is not None and time.time() - written < GRACE:
             continue
         await services.storage.delete_job(job_id)
         removed += 1

@@ -40,6 +40,6 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
         reuse=Reuse(
             connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
         ),
-        storage=open_storage(settings),
+        storage=await open_storage(settings),
         owns_redis=owned,
     )

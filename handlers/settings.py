@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.options import Engine, OcrOptions, Runtime
@@ -26,7 +26,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535, validation_alias=_both("port", "PORT"))
     data_dir: Path = Path("data")
-    storage_backend: Literal["local"] = "local"
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = Field(default=None, validation_alias=_both("s3_region", "AWS_REGION"))
+    s3_endpoint_url: str | None = None  # MinIO, R2 or any S3-compatible store
+    s3_access_key_id: str | None = Field(
+        default=None, validation_alias=_both("s3_access_key_id", "AWS_ACCESS_KEY_ID")
+    )
+    s3_secret_access_key: str | None = Field(
+        default=None, validation_alias=_both("s3_secret_access_key", "AWS_SECRET_ACCESS_KEY")
+    )
+    s3_multipart_threshold: int = Field(default=16 * MIB, ge=5 * MIB)
+    download_url_expiry: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
     public_url: str | None = None
 
     max_upload_bytes: int = Field(default=100 * MIB, gt=0)
@@ -54,6 +66,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part for part in value.replace("+", ",").split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> "Settings":
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("OCRFLOW_STORAGE_BACKEND=s3 needs OCRFLOW_S3_BUCKET")
+        return self
 
     @property
     def runtime(self) -> Runtime:

@@ -31,6 +31,14 @@ class Storage(Protocol):
 
     def local_path(self, key: str) -> Path | None: ...
 
+    async def download_url(self, key: str, *, filename: str, content_type: str) -> str | None:
+        """A presigned link to the object, where the backend has such links."""
+        ...
+
+    async def modified(self, key: str) -> float | None:
+        """When the object was last written (seconds since the epoch), or None if absent."""
+        ...
+
     async def copy(self, source: str, target: str) -> None: ...
 
     async def job_ids(self) -> list[str]: ...
@@ -74,6 +82,13 @@ class LocalStorage:
         path = self._path(key)
         return path if path.is_file() else None
 
+    async def download_url(self, key: str, *, filename: str, content_type: str) -> str | None:
+        return None  # the ingress streams local files itself
+
+    async def modified(self, key: str) -> float | None:
+        path = self.local_path(key)
+        return path.stat().st_mtime if path else None
+
     async def copy(self, source: str, target: str) -> None:
         try:
             await asyncio.to_thread(_copy_atomically, self._path(source), self._path(target))
@@ -109,5 +124,9 @@ def _copy_atomically(source: Path, target: Path) -> None:
         raise
 
 
-def open_storage(settings: Settings) -> Storage:
+async def open_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        from handlers.s3 import S3Storage
+
+        return await S3Storage.open(settings)
     return LocalStorage(settings.storage_dir)

@@ -69,3 +69,8 @@ def test_dotenv_is_read_and_unknown_keys_ignored(tmp_path, monkeypatch) -> None:
     env_file.write_text("OCRFLOW_MAX_PAGES=7\nSOMETHING_ELSE=1\nOCRFLOW_NOT_A_SETTING=x\n")
     monkeypatch.delenv("OCRFLOW_MAX_PAGES", raising=False)
     assert Settings(_env_file=env_file).max_pages == 7
+
+
+def test_s3_storage_needs_a_bucket() -> None:
+    with pytest.raises(ValueError, match="OCRFLOW_S3_BUCKET"):
+        Settings(_env_file=None, storage_backend="s3")
