@@ -5,8 +5,10 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from yarl import URL
 
 from handlers import queue
+from handlers.addresses import AddressNotAllowed, check_url
 from handlers.errors import ApiError
 from handlers.intake import submit
 from handlers.jobs import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
@@ -48,6 +50,7 @@ async def submit_job(request: web.Request) -> web.Response:
             ),
             options=options,
             metadata=parse_metadata(upload.fields),
+            callback_url=_callback_url(upload.fields, settings.allow_private_urls),
         )
         key = request.headers.get("Idempotency-Key")
         job, reused = await submit(
@@ -60,6 +63,17 @@ async def submit_job(request: web.Request) -> web.Response:
     if reused:
         headers["Ocrflow-Reused"] = reused  # idempotent | shared | cached
     return web.json_response(render_job(job, request), status=202, headers=headers)
+
+
+def _callback_url(fields: dict[str, list[str]], allow_private: bool) -> str | None:
+    if "callback_url" not in fields:
+        return None
+    raw = fields["callback_url"][-1].strip()
+    try:
+        check_url(URL(raw), allow_private=allow_private)
+    except (AddressNotAllowed, ValueError) as exc:
+        raise ApiError("url_not_allowed", f"callback_url refused: {exc}") from exc
+    return raw
 
 
 def _priority(fields: dict[str, list[str]]) -> Any:

@@ -26,6 +26,7 @@ STATUS_BY_CODE = {
     "unsupported_media_type": 415,
     "invalid_options": 422,
     "idempotency_key_reused": 422,
+    "url_not_allowed": 422,
     "unsupported_language": 422,
     "service_unavailable": 503,
 }

@@ -72,6 +72,8 @@ class Job(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)  # output name -> storage key
     cached: bool = False  # answered from an earlier job's result for the same bytes and options
     error: JobError | None = None
+    callback_url: str | None = None
+    callbacks: list[dict[str, Any]] = Field(default_factory=list)  # delivery attempts
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -4,6 +4,7 @@ JOB_PREFIX = "ocrflow:job:"
 JOB_INDEX = "ocrflow:jobs"
 
 PROCESS_JOB = "process_job"
+SEND_CALLBACK = "send_callback"
 
 EVENTS_PREFIX = "ocrflow:events:"
 ALL_EVENTS = "ocrflow:events"  # the capped stream of every job's events, for dashboards

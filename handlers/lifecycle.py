@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from handlers import keys
 from handlers.jobs import JobState
 from handlers.services import Services
 
@@ -28,6 +29,10 @@ async def transition(
         job = await services.jobs.get(job_id)
         document = job.model_dump(mode="json") if job else None
         if job is not None:
+            if job.callback_url:
+                await services.redis.enqueue_job(
+                    keys.SEND_CALLBACK, job_id, _job_id=f"{job_id}:callback:{job.run}"
+                )
             await services.reuse.release_in_flight(job)
             if state is JobState.SUCCEEDED:
                 await services.reuse.remember_result(job)

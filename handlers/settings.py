@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     job_retention: int = Field(default=7 * 24 * 3600, gt=0)
     queue_name: str = "ocrflow:queue"
 
+    webhook_secret: str | None = None  # signs callbacks (and checks inbound webhooks)
+    callback_max_tries: int = Field(default=6, gt=0)
+    callback_backoff: float = Field(default=2.0, gt=0)  # seconds; doubles on each try
+    allow_private_urls: bool = False  # let callbacks and URL ingestion reach private networks
+
     log_level: str = "INFO"
 
     @field_validator("ocr_languages", mode="before")

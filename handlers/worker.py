@@ -13,6 +13,7 @@ from arq import Retry
 from arq.worker import func
 
 from handlers import keys, queue
+from handlers.callbacks import send_callback
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
 from handlers.leases import Watch, reap_forever
 from handlers.lifecycle import transition
@@ -241,8 +242,9 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         timeout=settings.job_timeout + ARQ_TIMEOUT_GRACE,
         max_tries=settings.job_max_tries + ARQ_SPARE_TRIES,
     )
+    callback = func(send_callback, name=keys.SEND_CALLBACK, max_tries=settings.callback_max_tries)
     return {
-        "functions": [process],
+        "functions": [process, callback],
         "queue_name": settings.queue_name,
         "redis_settings": queue.redis_settings(settings, patient=True),
         "on_startup": startup,

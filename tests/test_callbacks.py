@@ -1,0 +1,125 @@
+"""Signed callbacks to a real HTTP receiver: retried until it answers, refused where it must be."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from arq.worker import Worker
+
+from handlers.app import create_app
+from handlers.callbacks import SIGNATURE_HEADER, signature_header, verify
+from handlers.settings import Settings
+from handlers.worker import worker_settings
+from tests.conftest import wait_for_job
+from tests.corpus import write_png
+from tests.test_jobs import form
+
+SECRET = "callback-secret"
+
+
+class Receiver:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.received: list[tuple[bytes, str]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        if len(self.received) <= self.failures:
+            return web.Response(status=500)
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Any) -> AsyncIterator[tuple[Receiver, TestServer]]:
+    hook = Receiver(failures=2)
+    app = web.Application()
+    app.router.add_post("/hook", hook.handle)
+    server: TestServer = await aiohttp_server(app, host="127.0.0.1")
+    yield hook, server
+
+
+async def run_worker(settings: Settings) -> tuple[Worker, asyncio.Task[None]]:
+    worker = Worker(**worker_settings(settings, handle_signals=False, poll_delay=0.05))
+    return worker, asyncio.create_task(worker.async_run())
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+    await worker.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_signed_callback_arrives_on_the_third_try(
+    aiohttp_client: Any, settings: Settings, receiver: tuple[Receiver, TestServer], tmp_path: Path
+) -> None:
+    hook, server = receiver
+    own = settings.model_copy(
+        update={"webhook_secret": SECRET, "allow_private_urls": True, "callback_backoff": 0.05}
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    worker, task = await run_worker(own)
+    try:
+        url = str(server.make_url("/hook"))
+        png = write_png(tmp_path / "p.png", ["call me back"])
+        job = await (await client.post("/v1/jobs", data=form(png, callback_url=url))).json()
+        assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
+        async with asyncio.timeout(30):
+            while len(hook.received) < 3:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
+    finally:
+        await stop_worker(worker, task)
+
+    assert len(hook.received) == 3
+    body, signature = hook.received[-1]
+    assert verify(SECRET, signature, body)
+    assert not verify("not-the-secret", signature, body)
+    assert not verify(SECRET, signature, body.replace(b"succeeded", b"failed"))
+    document = json.loads(body)
+    assert document["id"] == job["id"] and document["state"] == "succeeded"
+    assert document["outputs"]["text"].endswith(f"/v1/jobs/{job['id']}/outputs/text")
+    assert [a["error"] for a in final["callbacks"]] == ["HTTP 500", "HTTP 500", None]
+
+
+async def test_callbacks_to_private_addresses_are_refused_by_default(
+    aiohttp_client: Any, settings: Settings, receiver: tuple[Receiver, TestServer], tmp_path: Path
+) -> None:
+    hook, server = receiver
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    png = write_png(tmp_path / "p.png", ["no callback"])
+    literal = await client.post("/v1/jobs", data=form(png, callback_url=str(server.make_url("/"))))
+    assert literal.status == 422
+    assert (await literal.json())["error"]["code"] == "url_not_allowed"
+    refused = await client.post("/v1/jobs", data=form(png, callback_url="file:///etc/passwd"))
+    assert refused.status == 422
+
+    worker, task = await run_worker(settings)
+    try:
+        by_name = f"http://localhost:{server.port}/hook"  # a name that resolves to loopback
+        job = await (await client.post("/v1/jobs", data=form(png, callback_url=by_name))).json()
+        await wait_for_job(client, job["id"])
+        async with asyncio.timeout(20):
+            while not (await (await client.get(f"/v1/jobs/{job['id']}")).json())["callbacks"]:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
+    finally:
+        await stop_worker(worker, task)
+    assert hook.received == []
+    (attempt,) = final["callbacks"]  # refused at once, never retried
+    assert "not a public address" in attempt["error"]
+
+
+def test_signatures_expire() -> None:
+    body = b'{"id": "j_1"}'
+    old = signature_header(SECRET, body, timestamp=int(time.time()) - 3600)
+    assert not verify(SECRET, old, body)
+    assert verify(SECRET, signature_header(SECRET, body), body)
+    assert not verify(SECRET, "garbage", body)
