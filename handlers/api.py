@@ -1,5 +1,6 @@
 """The HTTP API: submit a job, read its document, its result and its output files."""
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +15,8 @@ from handlers.intake import submit
 from handlers.jobs import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
 from handlers.lifecycle import transition
 from handlers.services import Services
-from handlers.uploads import parse_metadata, parse_options, receive_upload
+from handlers.settings import Settings
+from handlers.uploads import Upload, parse_metadata, parse_options, receive_upload
 from pipeline.options import check_languages
 from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
@@ -29,35 +31,25 @@ routes = web.RouteTableDef()
 
 @routes.post("/v1/jobs")
 async def submit_job(request: web.Request) -> web.Response:
+    """A document by multipart upload (`file` + option fields) or by JSON `{"url": …}`."""
     services = request.app[SERVICES]
-    settings = services.settings
-    if request.content_type != "multipart/form-data":
-        raise ApiError("unsupported_media_type", "send the document as multipart/form-data")
-    spool = settings.work_dir / "incoming"
-    upload = await receive_upload(request, spool, settings.max_upload_bytes)
+    source: Path | None = None
+    if request.content_type == "application/json":
+        job = _job_from(await _json_fields(request), None, services.settings)
+    elif request.content_type == "multipart/form-data":
+        spool = services.settings.work_dir / "incoming"
+        upload = await receive_upload(request, spool, services.settings.max_upload_bytes)
+        source = upload.path
+    else:
+        raise ApiError("unsupported_media_type", 'send multipart/form-data or a JSON {"url"}')
     try:
-        options = parse_options(upload.fields, settings.default_options)
-        check_languages(options)
-        job = Job(
-            id=new_job_id(),
-            created_at=now(),
-            priority=_priority(upload.fields),
-            source=Source(
-                filename=upload.filename,
-                sha256=upload.sha256,
-                bytes=upload.size,
-                media_type=upload.media_type,
-            ),
-            options=options,
-            metadata=parse_metadata(upload.fields),
-            callback_url=_callback_url(upload.fields, settings.allow_private_urls),
-        )
+        if source is not None:
+            job = _job_from(upload.fields, upload, services.settings)
         key = request.headers.get("Idempotency-Key")
-        job, reused = await submit(
-            services, job, upload.path, caller=ANONYMOUS, idempotency_key=key
-        )
+        job, reused = await submit(services, job, source, caller=ANONYMOUS, idempotency_key=key)
     finally:
-        upload.path.unlink(missing_ok=True)
+        if source is not None:
+            source.unlink(missing_ok=True)
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     headers = {"Location": str(location)}
     if reused:
@@ -65,15 +57,68 @@ async def submit_job(request: web.Request) -> web.Response:
     return web.json_response(render_job(job, request), status=202, headers=headers)
 
 
+def _job_from(fields: dict[str, list[str]], upload: Upload | None, settings: Settings) -> Job:
+    options = parse_options(
+        {k: v for k, v in fields.items() if k != "url"}, settings.default_options
+    )
+    check_languages(options)
+    return Job(
+        id=new_job_id(),
+        created_at=now(),
+        priority=_priority(fields),
+        source=_source(fields, upload, settings.allow_private_urls),
+        options=options,
+        metadata=parse_metadata(fields),
+        callback_url=_callback_url(fields, settings.allow_private_urls),
+    )
+
+
+def _source(fields: dict[str, list[str]], upload: Upload | None, allow_private: bool) -> Source:
+    if upload is not None:
+        return Source(
+            filename=upload.filename,
+            sha256=upload.sha256,
+            bytes=upload.size,
+            media_type=upload.media_type,
+        )
+    if "url" not in fields:
+        raise ApiError("invalid_options", "a JSON submission needs a `url`")
+    url = _checked_url(fields["url"][-1], "url", allow_private)
+    return Source(kind="url", url=url, filename=URL(url).name or str(URL(url).host))
+
+
+async def _json_fields(request: web.Request) -> dict[str, list[str]]:
+    """A JSON body in the shape of form fields, so both kinds of submission validate alike."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError("malformed_request", "the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError("malformed_request", "the body must be a JSON object")
+    fields: dict[str, list[str]] = {}
+    for name, value in body.items():
+        if isinstance(value, list):
+            fields[name] = [",".join(str(item) for item in value)]
+        elif isinstance(value, dict):
+            fields[name] = [json.dumps(value)]
+        else:
+            fields[name] = [json.dumps(value) if value is None else str(value)]
+    return fields
+
+
 def _callback_url(fields: dict[str, list[str]], allow_private: bool) -> str | None:
     if "callback_url" not in fields:
         return None
-    raw = fields["callback_url"][-1].strip()
+    return _checked_url(fields["callback_url"][-1], "callback_url", allow_private)
+
+
+def _checked_url(raw: str, name: str, allow_private: bool) -> str:
+    url = raw.strip()
     try:
-        check_url(URL(raw), allow_private=allow_private)
+        check_url(URL(url), allow_private=allow_private)
     except (AddressNotAllowed, ValueError) as exc:
-        raise ApiError("url_not_allowed", f"callback_url refused: {exc}") from exc
-    return raw
+        raise ApiError("url_not_allowed", f"{name} refused: {exc}") from exc
+    return url
 
 
 def _priority(fields: dict[str, list[str]]) -> Any:

@@ -26,7 +26,8 @@ return 0
 def content_fingerprint(job: Job) -> str:
     """Same bytes, same options: the same result."""
     options = job.options.model_dump_json()
-    return hashlib.sha256(f"{job.source.sha256}\n{options}".encode()).hexdigest()
+    content = job.source.sha256 or f"url:{job.source.url}"
+    return hashlib.sha256(f"{content}\n{options}".encode()).hexdigest()
 
 
 def request_fingerprint(job: Job) -> str:
@@ -89,13 +90,13 @@ class Reuse:
         )
 
     async def remember_result(self, job: Job) -> None:
-        if self._result_ttl > 0:
+        if self._result_ttl > 0 and job.source.kind == "upload":
             name = RESULT_PREFIX + content_fingerprint(job)
             await self._redis.set(name, job.id, ex=min(self._result_ttl, self._retention))
 
     async def cached_result(self, job: Job) -> str | None:
-        if self._result_ttl <= 0:
-            return None
+        if self._result_ttl <= 0 or job.source.sha256 is None:
+            return None  # off, or a URL whose content may have changed since
         raw = await self._redis.get(RESULT_PREFIX + content_fingerprint(job))
         return raw.decode() if raw else None
 

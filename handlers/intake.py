@@ -20,7 +20,7 @@ Reused = Literal["idempotent", "shared", "cached"] | None
 
 
 async def submit(
-    services: Services, job: Job, source: Path, *, caller: str, idempotency_key: str | None
+    services: Services, job: Job, source: Path | None, *, caller: str, idempotency_key: str | None
 ) -> tuple[Job, Reused]:
     """The job that answers this submission, and whether (and how) it was an earlier one."""
     reuse = services.reuse
@@ -40,7 +40,7 @@ async def submit(
     return answer, reused
 
 
-async def _reuse_or_accept(services: Services, job: Job, source: Path) -> tuple[Job, Reused]:
+async def _reuse_or_accept(services: Services, job: Job, source: Path | None) -> tuple[Job, Reused]:
     reuse = services.reuse
     cached_id = await reuse.cached_result(job)
     earlier = await services.jobs.get(cached_id) if cached_id else None
@@ -86,11 +86,13 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
     return answered
 
 
-async def accept(services: Services, job: Job, source: Path) -> Job:
-    """Store the source, record the job and queue it; any failure leaves no job accepted."""
-    await services.storage.put_file(
-        keys.source_key(job.id), source, content_type=job.source.media_type
-    )
+async def accept(services: Services, job: Job, source: Path | None) -> Job:
+    """Store the source (a URL is fetched by the worker), record the job and queue it; any
+    failure leaves no job accepted."""
+    if source is not None:
+        await services.storage.put_file(
+            keys.source_key(job.id), source, content_type=str(job.source.media_type)
+        )
     await services.jobs.create(job)
     try:
         await queue.enqueue_run(
@@ -100,7 +102,7 @@ async def accept(services: Services, job: Job, source: Path) -> Job:
         await _abandon(services, job, exc)
         raise unavailable("the job queue") from exc
     await services.events.publish(job.id, "state", {"state": JobState.QUEUED})
-    log.info("job %s accepted: %s, %d bytes", job.id, job.source.media_type, job.source.bytes)
+    log.info("job %s accepted: %s", job.id, job.source.url or job.source.media_type)
     return job
 
 

@@ -36,11 +36,13 @@ ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING})
 
 
 class Source(BaseModel):
-    kind: Literal["upload"] = "upload"
+    kind: Literal["upload", "url"] = "upload"
     filename: str
-    sha256: str
-    bytes: int
-    media_type: str
+    url: str | None = None
+    # Known at once for uploads; for a URL, once the worker has fetched it.
+    sha256: str | None = None
+    bytes: int | None = None
+    media_type: str | None = None
 
 
 class Progress(BaseModel):

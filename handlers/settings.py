@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     callback_max_tries: int = Field(default=6, gt=0)
     callback_backoff: float = Field(default=2.0, gt=0)  # seconds; doubles on each try
     allow_private_urls: bool = False  # let callbacks and URL ingestion reach private networks
+    fetch_timeout: float = Field(default=120.0, gt=0)  # seconds to download a URL
 
     log_level: str = "INFO"
 

@@ -14,6 +14,7 @@ from arq.worker import func
 
 from handlers import keys, queue
 from handlers.callbacks import send_callback
+from handlers.fetch import fetch_url
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
 from handlers.leases import Watch, reap_forever
 from handlers.lifecycle import transition
@@ -136,12 +137,12 @@ def _uncancel() -> None:
 async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, str], int]:
     """Fetch the source, read every page, store the outputs; returns output keys and pages."""
     settings = services.settings
-    media_type = MediaType(job.source.media_type)
     workdir = settings.work_dir / job.id / uuid.uuid4().hex[:8]
     workdir.mkdir(parents=True)
     try:
-        source = workdir / f"source{media_type.extension}"
-        await services.storage.fetch(keys.source_key(job.id), source)
+        source = workdir / "source"
+        job = await _get_source(services, job, source)
+        media_type = MediaType(str(job.source.media_type))
         pages = await run_document(
             pool,
             source,
@@ -154,6 +155,33 @@ async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, s
         return await _store_outputs(services, pool, job, pages, source), len(pages)
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+
+async def _get_source(services: Services, job: Job, dest: Path) -> Job:
+    """The job's document into `dest`: from storage, or (a URL's first run) from the web, then
+    kept in storage so a rerun reads the same bytes."""
+    if job.source.media_type is not None:
+        await services.storage.fetch(keys.source_key(job.id), dest)
+        return job
+    settings = services.settings
+    fetched = await fetch_url(
+        str(job.source.url),
+        dest,
+        max_bytes=settings.max_upload_bytes,
+        allow_private=settings.allow_private_urls,
+        timeout=settings.fetch_timeout,
+    )
+    await services.storage.put_file(keys.source_key(job.id), dest, content_type=fetched.media_type)
+    source = job.source.model_copy(
+        update={
+            "sha256": fetched.sha256,
+            "bytes": fetched.size,
+            "media_type": fetched.media_type,
+            "filename": fetched.filename,
+        }
+    )
+    await services.jobs.update(job.id, source=source)
+    return job.model_copy(update={"source": source})
 
 
 def _reporter(services: Services, job_id: str) -> Any:
@@ -181,7 +209,7 @@ async def _store_outputs(
     # The JSON result is always kept: GET /v1/jobs/{id}/result serves it.
     names = (*job.options.outputs, "json")
     # Rendering outputs (a searchable PDF above all) is CPU work: keep it off the event loop.
-    write = partial(write_outputs, source=source, media_type=MediaType(job.source.media_type))
+    write = partial(write_outputs, source=source, media_type=MediaType(str(job.source.media_type)))
     files = await pool.run(write, pages, out_dir, names)
     stored: dict[str, str] = {}
     for name, path in files.items():

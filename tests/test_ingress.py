@@ -74,9 +74,19 @@ async def test_missing_file_part_is_400(client: TestClient[Any, Any]) -> None:
     assert error["code"] == "malformed_request"
 
 
-async def test_json_body_is_not_a_document(client: TestClient[Any, Any]) -> None:
-    error = await error_of(await client.post("/v1/jobs", json={"file": "x"}), 415)
+async def test_other_bodies_are_refused(client: TestClient[Any, Any]) -> None:
+    error = await error_of(
+        await client.post("/v1/jobs", data=b"x", headers={"Content-Type": "text/plain"}), 415
+    )
     assert error["code"] == "unsupported_media_type"
+    error = await error_of(await client.post("/v1/jobs", json={"file": "x"}), 422)
+    assert error["code"] == "invalid_options"
+    error = await error_of(await client.post("/v1/jobs", json=["http://example.com"]), 400)
+    assert error["code"] == "malformed_request"
+    bad_json = await client.post(
+        "/v1/jobs", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert (await error_of(bad_json, 400))["code"] == "malformed_request"
 
 
 @pytest.mark.parametrize(
