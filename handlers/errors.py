@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_CODE = {
     "malformed_request": 400,
+    "unauthorized": 401,
     "not_found": 404,
     "job_not_found": 404,
     "output_not_found": 404,
@@ -22,6 +23,7 @@ STATUS_BY_CODE = {
     "job_failed": 409,
     "job_finished": 409,
     "job_not_retryable": 409,
+    "s3_storage_required": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "invalid_options": 422,

@@ -129,6 +129,24 @@ class S3Storage:
                         Delete={"Objects": objects[start : start + DELETE_BATCH]},
                     )
 
+    async def peek(self, bucket: str, key: str, count: int) -> tuple[bytes, int]:
+        """The first `count` bytes of any object the credentials can read, and its size."""
+        with _translated(key):
+            response = await self._client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes=0-{count - 1}"
+            )
+            async with response["Body"] as body:
+                head: bytes = await body.read()
+        total = str(response.get("ContentRange", "")).rsplit("/", 1)[-1]
+        return head, int(total) if total.isdigit() else int(response["ContentLength"])
+
+    async def copy_in(self, bucket: str, key: str, target: str) -> None:
+        """Copy an object from anywhere the credentials reach into ocrflow's own keys."""
+        with _translated(key):
+            await self._client.copy_object(
+                Bucket=self.bucket, Key=self._key(target), CopySource={"Bucket": bucket, "Key": key}
+            )
+
     async def check(self) -> None:
         with _translated(""):
             await self._client.head_bucket(Bucket=self.bucket)

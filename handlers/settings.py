@@ -59,12 +59,21 @@ class Settings(BaseSettings):
     queue_name: str = "ocrflow:queue"
 
     webhook_secret: str | None = None  # signs callbacks (and checks inbound webhooks)
+    # Buckets whose S3 event notifications create jobs (default: the storage bucket).
+    webhook_buckets: Annotated[tuple[str, ...], NoDecode] = ()
     callback_max_tries: int = Field(default=6, gt=0)
     callback_backoff: float = Field(default=2.0, gt=0)  # seconds; doubles on each try
     allow_private_urls: bool = False  # let callbacks and URL ingestion reach private networks
     fetch_timeout: float = Field(default=120.0, gt=0)  # seconds to download a URL
 
     log_level: str = "INFO"
+
+    @field_validator("webhook_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("ocr_languages", mode="before")
     @classmethod

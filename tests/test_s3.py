@@ -158,3 +158,70 @@ async def test_retention_sweeps_the_bucket(
     monkeypatch.setattr(retention, "GRACE", 0.0)  # moto cannot backdate an object
     assert await sweep(client.app[SERVICES]) == 1
     assert await s3_storage.job_ids() == []
+
+
+def s3_event(
+    bucket: str, key: str, etag: str, name: str = "s3:ObjectCreated:Put"
+) -> dict[str, Any]:
+    record = {
+        "eventName": name,
+        "s3": {
+            "bucket": {"name": bucket},
+            "object": {"key": key.replace(" ", "+"), "size": 1, "eTag": etag},
+        },
+    }
+    return {"Records": [record]}
+
+
+async def test_s3_events_create_one_job_per_object_however_often_delivered(
+    aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
+) -> None:
+    own = s3_settings.model_copy(update={"webhook_secret": "hook-secret"})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=own.s3_endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    pdf = write_image_pdf(tmp_path / "scan.pdf", [["Arrived by event"]])
+    s3.put_object(Bucket=own.s3_bucket, Key="inbox/my scan.pdf", Body=pdf.read_bytes())
+    s3.put_object(Bucket=own.s3_bucket, Key="inbox/notes.txt", Body=b"not a document")
+    event = s3_event(str(own.s3_bucket), "inbox/my scan.pdf", "etag-1")
+    auth = {"Authorization": "Bearer hook-secret"}
+
+    assert (await client.post("/v1/webhooks/s3", json=event)).status == 401
+    wrong = await client.post("/v1/webhooks/s3", json=event, headers={"Authorization": "nope"})
+    assert wrong.status == 401
+    first = await (await client.post("/v1/webhooks/s3", json=event, headers=auth)).json()
+    again = await (await client.post("/v1/webhooks/s3", json=event, headers=auth)).json()
+    (created,), (duplicate,) = first["records"], again["records"]
+    assert created["outcome"] == "created" and duplicate["outcome"] == "duplicate"
+    assert created["job_id"] == duplicate["job_id"]
+
+    other = s3_event(str(own.s3_bucket), "inbox/notes.txt", "etag-2")
+    refused = await (await client.post("/v1/webhooks/s3", json=other, headers=auth)).json()
+    assert refused["records"][0] == {
+        "bucket": own.s3_bucket,
+        "key": "inbox/notes.txt",
+        "outcome": "refused",
+        "error": "unsupported_media_type",
+    }
+    removed = s3_event(str(own.s3_bucket), "inbox/my scan.pdf", "etag-1", "s3:ObjectRemoved:Delete")
+    ignored = await (await client.post("/v1/webhooks/s3", json=removed, headers=auth)).json()
+    assert ignored["records"][0]["outcome"] == "ignored"
+
+    worker = Worker(**worker_settings(own, handle_signals=False, poll_delay=0.05))
+    task = asyncio.create_task(worker.async_run())
+    try:
+        job = await wait_for_job(client, created["job_id"])
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["source"]["filename"] == "my scan.pdf"
+    assert job["metadata"]["s3"]["key"] == "inbox/my scan.pdf"
+    text = await (await client.get(f"/v1/jobs/{job['id']}/result")).json()
+    assert text["pages"][0]["text"].split() == ["Arrived", "by", "event"]
