@@ -35,7 +35,9 @@ async def submit_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     source: Path | None = None
     if request.content_type == "application/json":
-        job = _job_from(await _json_fields(request), None, services.settings)
+        fields = await json_fields(request)
+        url_source = _source(fields, None, services.settings.allow_private_urls)
+        job = job_from_fields(fields, url_source, services.settings)
     elif request.content_type == "multipart/form-data":
         spool = services.settings.work_dir / "incoming"
         upload = await receive_upload(request, spool, services.settings.max_upload_bytes)
@@ -44,7 +46,8 @@ async def submit_job(request: web.Request) -> web.Response:
         raise ApiError("unsupported_media_type", 'send multipart/form-data or a JSON {"url"}')
     try:
         if source is not None:
-            job = _job_from(upload.fields, upload, services.settings)
+            upload_source = _source(upload.fields, upload, services.settings.allow_private_urls)
+            job = job_from_fields(upload.fields, upload_source, services.settings)
         key = request.headers.get("Idempotency-Key")
         job, reused = await submit(services, job, source, caller=ANONYMOUS, idempotency_key=key)
     finally:
@@ -57,16 +60,15 @@ async def submit_job(request: web.Request) -> web.Response:
     return web.json_response(render_job(job, request), status=202, headers=headers)
 
 
-def _job_from(fields: dict[str, list[str]], upload: Upload | None, settings: Settings) -> Job:
-    options = parse_options(
-        {k: v for k, v in fields.items() if k != "url"}, settings.default_options
-    )
+def job_from_fields(fields: dict[str, list[str]], source: Source, settings: Settings) -> Job:
+    """A new job from submitted fields (form or JSON), for a source already described."""
+    options = parse_options(fields, settings.default_options)
     check_languages(options)
     return Job(
         id=new_job_id(),
         created_at=now(),
         priority=_priority(fields),
-        source=_source(fields, upload, settings.allow_private_urls),
+        source=source,
         options=options,
         metadata=parse_metadata(fields),
         callback_url=_callback_url(fields, settings.allow_private_urls),
@@ -87,7 +89,7 @@ def _source(fields: dict[str, list[str]], upload: Upload | None, allow_private: 
     return Source(kind="url", url=url, filename=URL(url).name or str(URL(url).host))
 
 
-async def _json_fields(request: web.Request) -> dict[str, list[str]]:
+async def json_fields(request: web.Request) -> dict[str, list[str]]:
     """A JSON body in the shape of form fields, so both kinds of submission validate alike."""
     try:
         body = await request.json()

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from handlers import api, feeds, webhooks
+from handlers import api, feeds, presigned, webhooks
 from handlers.errors import error_middleware
 from handlers.hub import EventHub
 from handlers.services import open_services
@@ -24,6 +24,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(feeds.routes)
     app.add_routes(webhooks.routes)
+    app.add_routes(presigned.routes)
     return app
 
 

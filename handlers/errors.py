@@ -18,6 +18,8 @@ STATUS_BY_CODE = {
     "not_found": 404,
     "job_not_found": 404,
     "output_not_found": 404,
+    "upload_not_found": 404,
+    "upload_missing": 409,
     "method_not_allowed": 405,
     "job_not_finished": 409,
     "job_failed": 409,

@@ -129,6 +129,16 @@ class S3Storage:
                         Delete={"Objects": objects[start : start + DELETE_BATCH]},
                     )
 
+    async def upload_form(self, key: str, *, max_bytes: int, expiry: int) -> dict[str, Any]:
+        """A presigned POST form for a client to send one object straight to the bucket."""
+        form: dict[str, Any] = await self._client.generate_presigned_post(
+            self.bucket,
+            self._key(key),
+            Conditions=[["content-length-range", 1, max_bytes]],
+            ExpiresIn=expiry,
+        )
+        return form
+
     async def peek(self, bucket: str, key: str, count: int) -> tuple[bytes, int]:
         """The first `count` bytes of any object the credentials can read, and its size."""
         with _translated(key):

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from moto.server import ThreadedMotoServer
+from yarl import URL
 
 from handlers import retention
 from handlers.api import SERVICES
@@ -225,3 +226,50 @@ async def test_s3_events_create_one_job_per_object_however_often_delivered(
     assert job["metadata"]["s3"]["key"] == "inbox/my scan.pdf"
     text = await (await client.get(f"/v1/jobs/{job['id']}/result")).json()
     assert text["pages"][0]["text"].split() == ["Arrived", "by", "event"]
+
+
+async def test_a_presigned_upload_goes_straight_to_the_bucket_then_becomes_a_job(
+    aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
+) -> None:
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(s3_settings))
+    started = await client.post("/v1/uploads", json={"filename": "direct.pdf"})
+    assert started.status == 201
+    upload = await started.json()
+    early = await client.post(f"/v1/uploads/{upload['upload_id']}/complete", json={})
+    assert early.status == 409
+    assert (await early.json())["error"]["code"] == "upload_missing"
+
+    pdf = write_image_pdf(tmp_path / "direct.pdf", [["Sent straight to storage"]])
+    form = aiohttp.FormData(upload["fields"])
+    form.add_field("file", pdf.read_bytes(), filename="direct.pdf")
+    async with aiohttp.ClientSession() as plain, plain.post(upload["url"], data=form) as sent:
+        assert sent.status in (200, 204), await sent.text()
+
+    complete = URL(upload["complete_url"]).path  # the test client takes paths only
+    assert complete == f"/v1/uploads/{upload['upload_id']}/complete"
+    done = await client.post(complete, json={"outputs": ["text"]})
+    assert done.status == 202, await done.text()
+    job = await done.json()
+    assert job["source"]["filename"] == "direct.pdf"
+    assert job["source"]["media_type"] == "application/pdf"
+    twice = await client.post(complete, json={})
+    assert twice.status == 404
+
+    worker = Worker(**worker_settings(s3_settings, handle_signals=False, poll_delay=0.05))
+    task = asyncio.create_task(worker.async_run())
+    try:
+        final = await wait_for_job(client, job["id"])
+    finally:
+        await worker.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert final["state"] == "succeeded", final["error"]
+    text = await client.get(f"/v1/jobs/{job['id']}/outputs/text", allow_redirects=False)
+    async with aiohttp.ClientSession() as plain, plain.get(text.headers["Location"]) as got:
+        assert (await got.text()).split() == ["Sent", "straight", "to", "storage"]
+
+
+async def test_direct_uploads_need_s3(client: TestClient[Any, Any]) -> None:
+    refused = await client.post("/v1/uploads", json={})
+    assert refused.status == 409
+    assert (await refused.json())["error"]["code"] == "s3_storage_required"
