@@ -1,6 +1,7 @@
 """The HTTP API: submit a job, read its document, its result and its output files."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
 SERVICES = web.AppKey("services", Services)
 PRIORITIES = ("high", "normal", "low")
+EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 ANONYMOUS = "anonymous"  # every caller, until callers authenticate
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 STATIC = Path(__file__).parent / "static"
@@ -72,6 +74,7 @@ def job_from_fields(fields: dict[str, list[str]], source: Source, settings: Sett
         options=options,
         metadata=parse_metadata(fields),
         callback_url=_callback_url(fields, settings.allow_private_urls),
+        notify_email=_email(fields),
     )
 
 
@@ -106,6 +109,17 @@ async def json_fields(request: web.Request) -> dict[str, list[str]]:
         else:
             fields[name] = [json.dumps(value) if value is None else str(value)]
     return fields
+
+
+def _email(fields: dict[str, list[str]]) -> str | None:
+    if "notify_email" not in fields:
+        return None
+    address = fields["notify_email"][-1].strip()
+    if not EMAIL.fullmatch(address):
+        raise ApiError(
+            "invalid_options", f"notify_email {address[:100]!r} is not an e-mail address"
+        )
+    return address
 
 
 def _callback_url(fields: dict[str, list[str]], allow_private: bool) -> str | None:

@@ -76,6 +76,8 @@ class Job(BaseModel):
     error: JobError | None = None
     callback_url: str | None = None
     callbacks: list[dict[str, Any]] = Field(default_factory=list)  # delivery attempts
+    notify_email: str | None = None
+    notifications: list[dict[str, Any]] = Field(default_factory=list)  # e-mails sent or not
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -5,6 +5,7 @@ JOB_INDEX = "ocrflow:jobs"
 
 PROCESS_JOB = "process_job"
 SEND_CALLBACK = "send_callback"
+SEND_EMAIL = "send_email"
 
 EVENTS_PREFIX = "ocrflow:events:"
 ALL_EVENTS = "ocrflow:events"  # the capped stream of every job's events, for dashboards

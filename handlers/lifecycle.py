@@ -33,6 +33,10 @@ async def transition(
                 await services.redis.enqueue_job(
                     keys.SEND_CALLBACK, job_id, _job_id=f"{job_id}:callback:{job.run}"
                 )
+            if job.notify_email and services.settings.smtp_host:
+                await services.redis.enqueue_job(
+                    keys.SEND_EMAIL, job_id, _job_id=f"{job_id}:email:{job.run}"
+                )
             await services.reuse.release_in_flight(job)
             if state is JobState.SUCCEEDED:
                 await services.reuse.remember_result(job)

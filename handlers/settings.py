@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False  # let callbacks and URL ingestion reach private networks
     fetch_timeout: float = Field(default=120.0, gt=0)  # seconds to download a URL
 
+    smtp_host: str | None = None  # e-mail notifications are off without it
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "ocrflow@localhost"
+    smtp_starttls: bool | None = None  # None: STARTTLS when the server offers it
+    smtp_tls: bool = False  # implicit TLS (port 465)
+    smtp_timeout: float = 30.0
+
     log_level: str = "INFO"
 
     @field_validator("webhook_buckets", mode="before")

@@ -18,6 +18,7 @@ from handlers.fetch import fetch_url
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
 from handlers.leases import Watch, reap_forever
 from handlers.lifecycle import transition
+from handlers.mail import MAIL_TRIES, send_email
 from handlers.pool import OcrPool
 from handlers.retention import sweep_forever
 from handlers.runner import run_document
@@ -271,8 +272,9 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         max_tries=settings.job_max_tries + ARQ_SPARE_TRIES,
     )
     callback = func(send_callback, name=keys.SEND_CALLBACK, max_tries=settings.callback_max_tries)
+    mail = func(send_email, name=keys.SEND_EMAIL, max_tries=MAIL_TRIES)
     return {
-        "functions": [process, callback],
+        "functions": [process, callback, mail],
         "queue_name": settings.queue_name,
         "redis_settings": queue.redis_settings(settings, patient=True),
         "on_startup": startup,
