@@ -273,3 +273,29 @@ async def test_direct_uploads_need_s3(client: TestClient[Any, Any]) -> None:
     refused = await client.post("/v1/uploads", json={})
     assert refused.status == 409
     assert (await refused.json())["error"]["code"] == "s3_storage_required"
+
+
+# aiobotocore hands each part to aiohttp as bytes, which aiohttp warns about; not ours to change.
+@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
+async def test_large_objects_go_up_in_parts(s3_settings: Settings, tmp_path: Path) -> None:
+    small_parts = s3_settings.model_copy(update={"s3_multipart_threshold": 5 * 1024 * 1024})
+    storage = await S3Storage.open(small_parts)
+    try:
+        big = tmp_path / "big.bin"
+        big.write_bytes(bytes(range(256)) * (12 * 1024 * 1024 // 256))  # 12 MiB: three parts
+        await storage.put_file("jobs/j_big/source", big, content_type="application/pdf")
+        client = boto3.client(
+            "s3",
+            endpoint_url=small_parts.s3_endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        head = client.head_object(Bucket=small_parts.s3_bucket, Key="ocr/jobs/j_big/source")
+        assert head["ContentLength"] == big.stat().st_size
+        assert head["ETag"].strip('"').endswith("-3"), "not a multipart upload"
+        copy = tmp_path / "copy.bin"
+        await storage.fetch("jobs/j_big/source", copy)
+        assert copy.read_bytes() == big.read_bytes()
+    finally:
+        await storage.close()
