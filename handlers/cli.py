@@ -1,4 +1,4 @@
-"""The `ocrflow` command: up, web, worker, ocr."""
+"""The `ocrflow` command: up, web, worker, ocr, submit."""
 
 import argparse
 import asyncio
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from handlers.app import create_app
+from handlers.bulk import Plan, submit_many
 from handlers.pool import OcrPool
 from handlers.runner import run_document
 from handlers.settings import Settings
@@ -49,7 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", type=Path, help="where Redis data and stored files live")
     commands.add_parser("worker", help="run an OCR worker only (needs REDIS_URL)")
     _add_ocr_parser(commands)
+    _add_submit_parser(commands)
     return parser
+
+
+def _add_submit_parser(commands: Any) -> None:
+    submit = commands.add_parser(
+        "submit", help="submit many files or URLs to a running ocrflow, resumably"
+    )
+    submit.add_argument("paths", nargs="*", help="files, directories (walked) or glob patterns")
+    submit.add_argument("--server", default="http://127.0.0.1:8080", help="ocrflow's base URL")
+    submit.add_argument("--api-key", help="sent as a bearer token")
+    submit.add_argument("-c", "--concurrency", type=int, default=8, help="requests at once")
+    submit.add_argument("--wait", action="store_true", help="wait for every job to end")
+    submit.add_argument("--out", type=Path, help="download outputs here (implies --wait)")
+    submit.add_argument("--outputs", help="comma-separated outputs, e.g. text,json,pdf")
+    submit.add_argument("--priority", choices=("high", "normal", "low"))
+    submit.add_argument("--url-list", type=Path, help="a file of URLs, one a line")
+    submit.add_argument(
+        "--manifest",
+        type=Path,
+        help="JSONL manifest (default: in --out, or "
+        "./ocrflow-manifest.jsonl); a rerun skips files it lists as done",
+    )
 
 
 def _add_ocr_parser(commands: Any) -> None:
@@ -82,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "worker":
         return run_worker_until_stopped(settings)
+    if args.command == "submit":
+        return asyncio.run(_submit(args))
     try:
         return asyncio.run(ocr_file(args, settings))
     except (PipelineError, ValidationError, OSError) as exc:
@@ -95,6 +120,29 @@ def _explain(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return str(exc)
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    fields = {
+        name: value
+        for name in ("outputs", "priority")
+        if (value := getattr(args, name)) is not None
+    }
+    manifest = args.manifest or (args.out or Path()) / (
+        "manifest.jsonl" if args.out else "ocrflow-manifest.jsonl"
+    )
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    urls = [u.strip() for u in args.url_list.read_text().splitlines()] if args.url_list else []
+    plan = Plan(
+        server=args.server,
+        api_key=args.api_key,
+        concurrency=max(1, args.concurrency),
+        wait=args.wait or args.out is not None,
+        out=args.out,
+        fields=fields,
+        manifest=manifest,
+    )
+    return await submit_many(plan, args.paths, [u for u in urls if u and not u.startswith("#")])
 
 
 def run_worker_until_stopped(settings: Settings) -> int:

@@ -1,0 +1,124 @@
+"""An async client for ocrflow's HTTP API, for scripts: `ocrflow submit` is built on it.
+
+async with OcrflowClient("http://127.0.0.1:8080") as client:
+    job = await client.submit_file(Path("scan.pdf"), outputs="text,json")
+    job = await client.wait(job["id"])
+    await client.download(job, "text", Path("scan.txt"))
+"""
+
+import asyncio
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+BUSY = frozenset({429, 503})
+
+
+class ApiFailure(Exception):
+    """The service refused a request: a stable `code`, the HTTP `status`, a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class OcrflowClient:
+    def __init__(self, base_url: str, *, api_key: str | None = None, busy_retries: int = 8) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._busy_retries = busy_retries
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "OcrflowClient":
+        connector = aiohttp.TCPConnector(limit=64)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=self._headers
+        )
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "use the client as `async with`"
+        return self._session
+
+    async def submit_file(self, path: Path, **fields: str) -> dict[str, Any]:
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            for name, value in fields.items():
+                data.add_field(name, value)
+            data.add_field("file", path.open("rb"), filename=path.name)
+            return data
+
+        return await self._post_until_accepted("/v1/jobs", form)
+
+    async def submit_url(self, url: str, **fields: Any) -> dict[str, Any]:
+        return await self._post_until_accepted("/v1/jobs", lambda: {"url": url, **fields})
+
+    async def _post_until_accepted(self, path: str, body: Any) -> dict[str, Any]:
+        """POST, waiting out 429/503 answers as their Retry-After says (with backoff)."""
+        delay = 1.0
+        for _ in range(self._busy_retries + 1):
+            payload = body()
+            kwargs = {"json": payload} if isinstance(payload, dict) else {"data": payload}
+            async with self.session.post(self.base_url + path, **kwargs) as response:
+                if response.status not in BUSY:
+                    return await _json_or_raise(response)
+                wait = float(response.headers.get("Retry-After", delay))
+            await asyncio.sleep(min(wait, 60.0))
+            delay = min(delay * 2, 30.0)
+        raise ApiFailure(503, "service_unavailable", "the service stayed busy")
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        async with self.session.get(f"{self.base_url}/v1/jobs/{job_id}") as response:
+            return await _json_or_raise(response)
+
+    async def wait(self, job_id: str, *, poll_interval: float = 2.0) -> dict[str, Any]:
+        """The job once it has ended: followed over its event stream, polled if that fails."""
+        try:
+            async with self.session.get(f"{self.base_url}/v1/jobs/{job_id}/events") as response:
+                if response.status == 200:
+                    async for line in response.content:
+                        if line.startswith(b"event: ") and line[7:].strip() in (
+                            b"done",
+                            b"failed",
+                            b"cancelled",
+                        ):
+                            break
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        while (job := await self.job(job_id))["state"] not in TERMINAL:
+            await asyncio.sleep(poll_interval)
+        return job
+
+    async def download(self, job: dict[str, Any], name: str, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".part")
+        async with self.session.get(job["outputs"][name]) as response:
+            if response.status != 200:
+                await _json_or_raise(response)
+            with partial.open("wb") as handle:
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    handle.write(chunk)
+        partial.replace(dest)
+
+
+async def _json_or_raise(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        body = await response.json(content_type=None)
+    except (json.JSONDecodeError, aiohttp.ContentTypeError) as exc:
+        raise ApiFailure(response.status, "bad_response", "the answer is not JSON") from exc
+    if response.status >= 400:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        raise ApiFailure(response.status, error.get("code", "http_error"), error.get("message", ""))
+    return dict(body)

@@ -1,0 +1,72 @@
+"""`ocrflow submit` against a running service: a directory of good and bad files, a manifest,
+the exit code, outputs mirrored, and a rerun that resubmits nothing finished."""
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+from arq.worker import Worker
+
+from handlers.app import create_app
+from handlers.settings import Settings
+from tests.corpus import write_image_pdf, write_png
+
+
+async def run_submit(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "handlers",
+        "submit",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def manifest_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_bulk_submission_with_manifest_and_resume(
+    aiohttp_server: Any, settings: Settings, worker: Worker, tmp_path: Path
+) -> None:
+    server: TestServer = await aiohttp_server(create_app(settings), host="127.0.0.1")
+    inbox = tmp_path / "inbox"
+    (inbox / "2026" / "march").mkdir(parents=True)
+    write_png(inbox / "receipt.png", ["Receipt one"])
+    write_image_pdf(inbox / "2026" / "march" / "letter.pdf", [["Letter page"]])
+    (inbox / "notes.txt").write_text("not a document")
+    out = tmp_path / "out"
+    base = str(server.make_url("/")).rstrip("/")
+
+    code, stdout, _ = await run_submit(
+        str(inbox), "--server", base, "--out", str(out), "--outputs", "text,json", "-c", "2"
+    )
+    assert code == 1, stdout  # notes.txt failed
+    lines = manifest_lines(out / "manifest.jsonl")
+    by_file = {Path(line["file"]).name: line for line in lines}
+    assert by_file["receipt.png"]["state"] == "succeeded"
+    assert by_file["letter.pdf"]["state"] == "succeeded"
+    assert by_file["notes.txt"] == {
+        **by_file["notes.txt"],
+        "state": "failed",
+        "error": "unsupported_media_type",
+        "job_id": None,
+    }
+    assert all(len(line["sha256"]) == 64 for line in lines)
+    assert (out / "receipt.txt").read_text().split() == ["Receipt", "one"]
+    assert (out / "2026" / "march" / "letter.txt").read_text().split() == ["Letter", "page"]
+    assert json.loads((out / "2026" / "march" / "letter.json").read_text())["page_count"] == 1
+
+    code, stdout, _ = await run_submit(str(inbox), "--server", base, "--out", str(out))
+    assert code == 1
+    again = manifest_lines(out / "manifest.jsonl")[len(lines) :]
+    assert [Path(line["file"]).name for line in again] == ["notes.txt"], "finished files resent"
+    assert "skipped 2" in stdout
