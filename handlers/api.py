@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -9,7 +10,7 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
-from handlers import queue
+from handlers import queue, stats
 from handlers.addresses import AddressNotAllowed, check_url
 from handlers.errors import ApiError
 from handlers.intake import submit
@@ -22,6 +23,7 @@ from pipeline.options import check_languages
 from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
 SERVICES = web.AppKey("services", Services)
+SSE_CLIENTS: web.AppKey[Callable[[], int]] = web.AppKey("sse_clients")
 PRIORITIES = ("high", "normal", "low")
 EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 ANONYMOUS = "anonymous"  # every caller, until callers authenticate
@@ -233,6 +235,23 @@ async def get_output(request: web.Request) -> web.StreamResponse:
 @routes.get("/")
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/v1/status")
+async def status(request: web.Request) -> web.Response:
+    """Workers alive, queue depth by priority, jobs running, and counts since the start."""
+    services = request.app[SERVICES]
+    return web.json_response(await stats.snapshot(services.redis, services.settings.queue_name))
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    figures = await stats.snapshot(services.redis, services.settings.queue_name)
+    clients = request.app[SSE_CLIENTS]()
+    return web.Response(
+        text=stats.prometheus(figures, clients), content_type="text/plain", charset="utf-8"
+    )
 
 
 @routes.get("/healthz")

@@ -36,6 +36,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub(services.redis)
     await hub.start()
     app[feeds.HUB] = hub
+    app[api.SSE_CLIENTS] = lambda: hub.clients
     yield
     await hub.stop()
     await services.close()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from redis.exceptions import RedisError
 
-from handlers import keys, queue
+from handlers import keys, queue, stats
 from handlers.errors import unavailable
 from handlers.idempotency import reusable_result, still_running
 from handlers.jobs import Job, JobError, JobState, now
@@ -102,6 +102,7 @@ async def accept(services: Services, job: Job, source: Path | None) -> Job:
         await _abandon(services, job, exc)
         raise unavailable("the job queue") from exc
     await services.events.publish(job.id, "state", {"state": JobState.QUEUED})
+    await stats.count_job(services.redis, "accepted")
     log.info("job %s accepted: %s", job.id, job.source.url or job.source.media_type)
     return job
 

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 from types import TracebackType
+from typing import ClassVar
 
 from redis.exceptions import RedisError
 
@@ -25,6 +26,8 @@ RUNNING_ONLY = frozenset({JobState.RUNNING})
 class Watch:
     """For the length of one run: keep its lease, and stop its work if the job is cancelled."""
 
+    active: ClassVar[set[str]] = set()  # job ids running in this process
+
     def __init__(self, services: Services, job_id: str, arq_job_id: str, pool: OcrPool) -> None:
         self.services, self.job_id, self.arq_job_id, self.pool = services, job_id, arq_job_id, pool
         self.stopped = False
@@ -36,12 +39,14 @@ class Watch:
         await redis.hset(keys.RUNNING, self.job_id, self.arq_job_id)  # type: ignore[misc]
         await redis.set(keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
         self._runner = asyncio.current_task()
+        Watch.active.add(self.job_id)
         self._watcher = asyncio.create_task(self._watch())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        Watch.active.discard(self.job_id)
         if self._watcher:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)

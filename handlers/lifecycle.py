@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from handlers import keys
+from handlers import keys, stats
 from handlers.jobs import JobState
 from handlers.services import Services
 
@@ -28,6 +28,7 @@ async def transition(
     if state in TERMINAL_EVENTS:
         job = await services.jobs.get(job_id)
         document = job.model_dump(mode="json") if job else None
+        await stats.count_job(services.redis, state)
         if job is not None:
             if job.callback_url:
                 await services.redis.enqueue_job(

@@ -12,7 +12,7 @@ from typing import Any
 from arq import Retry
 from arq.worker import func
 
-from handlers import keys, queue
+from handlers import keys, queue, stats
 from handlers.callbacks import send_callback
 from handlers.fetch import fetch_url
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
@@ -32,7 +32,7 @@ from pipeline.result import PageResult
 log = logging.getLogger(__name__)
 
 SETTINGS, SERVICES, POOL = "settings", "services", "pool"
-REAPER, SWEEPER = "reaper", "sweeper"
+REAPER, SWEEPER, HEARTBEAT = "reaper", "sweeper", "heartbeat"
 RUNNING_ONLY = frozenset({JobState.RUNNING})
 # arq gives up on its own after this many extra tries; ocrflow's own limit ends the job first,
 # so a record is never left queued by arq dropping the run.
@@ -52,10 +52,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[POOL] = OcrPool(settings.pool_processes)
     ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
     ctx[SWEEPER] = asyncio.create_task(sweep_forever(ctx[SERVICES]), name="sweeper")
+    beat = stats.beat_forever(
+        ctx["redis"], running=Watch.active, pool_processes=settings.pool_processes
+    )
+    ctx[HEARTBEAT] = asyncio.create_task(beat, name="heartbeat")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for background in (REAPER, SWEEPER):
+    for background in (REAPER, SWEEPER, HEARTBEAT):
         if background in ctx:
             ctx.pop(background).cancel()
     if POOL in ctx:
@@ -196,6 +200,7 @@ def _reporter(services: Services, job_id: str) -> Any:
         )
         if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
             raise JobStopped(job_id)
+        await stats.count_pages(services.redis, pages)
         events = [("page", page.summary()) for page in pages]
         await services.events.publish_many(job_id, [*events, ("progress", progress.model_dump())])
 

@@ -1,0 +1,48 @@
+"""/v1/status and /metrics after real jobs: counts, workers alive, the page-time histogram."""
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+
+from tests.conftest import wait_for_job
+from tests.corpus import write_png
+from tests.test_jobs import submit
+
+
+async def test_status_and_metrics_count_real_work(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    for n in range(2):
+        job = await (await submit(client, write_png(tmp_path / f"{n}.png", [f"page {n}"]))).json()
+        assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\nbroken\n")
+    job = await (await submit(client, broken)).json()
+    assert (await wait_for_job(client, job["id"]))["state"] == "failed"
+
+    status = await (await client.get("/v1/status")).json()
+    assert status["jobs"] == {"accepted": 3, "succeeded": 2, "failed": 1}
+    assert status["pages"] == {"ocr": 2}
+    assert status["queue"] == {"high": 0, "normal": 0, "low": 0}
+    assert status["running"] == 0
+    assert len(status["workers"]) == 1 and status["workers"][0]["pool_processes"] == 2
+
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ocrflow_jobs_total{state="succeeded"} 2' in metrics
+    assert 'ocrflow_pages_total{method="ocr"} 2' in metrics
+    assert 'ocrflow_page_seconds_bucket{le="+Inf"} 2' in metrics
+    assert "ocrflow_page_seconds_count 2" in metrics
+    assert "ocrflow_workers 1" in metrics
+    assert "ocrflow_sse_clients 0" in metrics
+
+
+async def test_queue_depth_by_priority(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    from tests.test_jobs import form
+
+    for n, priority in enumerate(["high", "low", "low", "normal"]):
+        png = write_png(tmp_path / f"{n}.png", [f"queued {n}"])
+        assert (await client.post("/v1/jobs", data=form(png, priority=priority))).status == 202
+    status = await (await client.get("/v1/status")).json()
+    assert status["queue"] == {"high": 1, "normal": 1, "low": 2}
