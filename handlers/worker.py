@@ -288,7 +288,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "job_serializer": queue.serialize,
         "job_deserializer": queue.deserialize,
         "keep_result": 60,
-        "poll_delay": 0.2,
+        "poll_delay": 0.05,  # a worker idle on an empty queue costs Redis 20 cheap reads a second
         "health_check_interval": 30,
         # On SIGTERM, running jobs may finish for this long; the rest are handed back.
         "job_completion_wait": settings.shutdown_grace,

@@ -1,0 +1,188 @@
+"""Service benchmark over HTTP: ingress submit rate and latency, submit-to-first-event latency,
+and end-to-end pages/s with one and with two worker processes (one pool process each).
+
+Starts its own redis-server and `ocrflow web`, and workers as each part needs them. Run it
+through `scripts/bench_service`.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.deathsig import die_with_parent
+from handlers.redis_server import RedisServer, free_port
+from tests.corpus import page_image, write_png
+from tests.service import wait_healthy
+from tests.sse import read_events
+
+
+class Service:
+    def __init__(self, directory: Path, redis_url: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
+        self.env.update(
+            OCRFLOW_REDIS_URL=redis_url,
+            OCRFLOW_DATA_DIR=str(directory),
+            OCRFLOW_PORT=str(self.port),
+            OCRFLOW_POOL_PROCESSES="1",
+            OCRFLOW_LOG_LEVEL="WARNING",
+            OCRFLOW_RESULT_CACHE_TTL="0",
+        )
+        self.log = (directory / "service.log").open("ab")
+        self.processes = [self.start("web")]
+
+    def start(self, role: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "handlers", role],
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
+            preexec_fn=die_with_parent,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        process.terminate()
+        process.wait(30)
+        self.processes.remove(process)
+
+    def close(self) -> None:
+        for process in list(self.processes):
+            self.stop(process)
+
+
+async def submit(session: aiohttp.ClientSession, base: str, body: bytes, name: str) -> str:
+    data = aiohttp.FormData()
+    data.add_field("file", body, filename=name)
+    data.add_field("outputs", "text")
+    async with session.post(f"{base}/v1/jobs", data=data) as response:
+        assert response.status == 202, await response.text()
+        return str((await response.json())["id"])
+
+
+async def ingress(
+    session: aiohttp.ClientSession, base: str, png: bytes, args: argparse.Namespace
+) -> None:
+    """Submits as fast as `concurrency` allows, then at a fixed rate: jobs/s and latency."""
+    count, limit = args.submits, asyncio.Semaphore(args.concurrency)
+
+    async def one(n: int) -> None:
+        async with limit:
+            await submit(session, base, png + n.to_bytes(8, "big"), f"{n}.png")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    rate = count / (time.perf_counter() - started)
+    latencies: list[float] = []
+
+    async def timed(n: int) -> None:
+        began = time.perf_counter()
+        await submit(session, base, png + (10**9 + n).to_bytes(8, "big"), f"r{n}.png")
+        latencies.append(time.perf_counter() - began)
+
+    tasks, interval = [], 1 / args.rate
+    begin = time.perf_counter()
+    for n in range(int(args.rate * args.seconds)):
+        await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
+        tasks.append(asyncio.create_task(timed(n)))
+    await asyncio.gather(*tasks)
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"ingress: {rate:.0f} submits/s at concurrency {args.concurrency} ({count} jobs); "
+        f"at {args.rate:.0f}/s: p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms"
+    )
+
+
+async def first_event(session: aiohttp.ClientSession, base: str, png: bytes, samples: int) -> None:
+    """From POST to the first progress event, with a worker idle and waiting."""
+    latencies = []
+    for n in range(samples):
+        began = time.perf_counter()
+        job_id = await submit(session, base, png + (2 * 10**9 + n).to_bytes(8, "big"), "f.png")
+        async with session.get(f"{base}/v1/jobs/{job_id}/events") as response:
+            async for event in read_events(response):
+                if event.kind == "progress":
+                    latencies.append(time.perf_counter() - began)
+                    break
+        await asyncio.sleep(1.5)  # let the job finish: the next one meets an idle worker
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"submit to first progress event (idle worker): p50 {q[49] * 1000:.0f} ms, "
+        f"p99 {q[98] * 1000:.0f} ms over {samples} jobs"
+    )
+
+
+async def throughput(
+    session: aiohttp.ClientSession, base: str, pages: list[bytes], tag: str
+) -> float:
+    started = time.perf_counter()
+    ids = await asyncio.gather(
+        *(submit(session, base, p + tag.encode(), f"{n}.png") for n, p in enumerate(pages))
+    )
+    for job_id in ids:
+        while True:
+            async with session.get(f"{base}/v1/jobs/{job_id}") as response:
+                if (await response.json())["state"] in ("succeeded", "failed"):
+                    break
+            await asyncio.sleep(0.1)
+    return len(pages) / (time.perf_counter() - started)
+
+
+async def run(args: argparse.Namespace, service: Service, directory: Path) -> None:
+    png = write_png(directory / "small.png", ["A small page for the ingress"]).read_bytes()
+    lines = [f"Line {n} of a page of ordinary length for the worker benchmark" for n in range(30)]
+    page = directory / "page.png"
+    page_image(lines, font_size=34, width=2400).save(page, dpi=(300, 300))
+    pages = [page.read_bytes() + n.to_bytes(8, "big") for n in range(args.pages)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await wait_healthy(session, service.base)
+        await ingress(session, service.base, png, args)
+        worker = service.start("worker")
+        await asyncio.sleep(3)
+        await first_event(session, service.base, png, args.samples)
+        one = await throughput(session, service.base, pages, "one")
+        second = service.start("worker")
+        await asyncio.sleep(3)
+        two = await throughput(session, service.base, pages, "two")
+        print(
+            f"end to end: 1 worker {one:.2f} pages/s, 2 workers {two:.2f} pages/s, "
+            f"ratio {two / one:.2f} ({args.pages} one-page jobs each)"
+        )
+        for process in (second, worker):
+            service.stop(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submits", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=300.0, help="fixed submit rate per second")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--pages", type=int, default=24)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocrflow-service-") as tmp:
+        directory = Path(tmp)
+        server = RedisServer(directory / "redis", port=free_port(), persist=False)
+        service = Service(directory, server.start())
+        try:
+            asyncio.run(run(args, service, directory))
+        finally:
+            service.close()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
