@@ -17,6 +17,7 @@ from arq.worker import Worker
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from handlers import logs
 from handlers.app import create_app
 from handlers.bulk import Plan, submit_many
 from handlers.pool import OcrPool
@@ -95,9 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (value := getattr(args, name, None)) is not None
     }
     settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     if args.command == "up":
         return run_up(settings, os.environ)
     if args.command == "web":

@@ -18,6 +18,7 @@ from handlers.fetch import fetch_url
 from handlers.jobs import ACTIVE, Job, JobError, JobState, Progress, now
 from handlers.leases import Watch, reap_forever
 from handlers.lifecycle import transition
+from handlers.logs import current_job
 from handlers.mail import MAIL_TRIES, send_email
 from handlers.pool import OcrPool
 from handlers.retention import sweep_forever
@@ -76,6 +77,7 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     services: Services = ctx[SERVICES]
     settings = services.settings
     attempt: int = ctx["job_try"]
+    current_job.set(job_id)  # every log line of this run carries the job id
     job = await services.jobs.get(job_id)
     if job is None or job.state.terminal:
         return {"job_id": job_id, "outcome": "skipped"}
@@ -96,7 +98,10 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     )
     if not started:
         return {"job_id": job_id, "outcome": "skipped"}
-    return await _run(ctx, services, job, attempt)
+    log.info("run %d started: %s", attempt, job.source.filename)
+    outcome = await _run(ctx, services, job, attempt)
+    log.info("run %d ended: %s", attempt, outcome["outcome"])
+    return outcome
 
 
 async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """`ocrflow up` as a user runs it: a real process tree that serves a job, then leaves nothing."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -85,3 +86,23 @@ async def test_children_follow_a_killed_supervisor(up: tuple[subprocess.Popen[by
     process.wait()
     _, alive = psutil.wait_procs(family, timeout=20)
     assert alive == []
+
+
+async def test_logs_are_json_lines_with_the_job_id_off_a_terminal(
+    up: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    process, base = up
+    png = write_png(tmp_path / "page.png", ["Logged as JSON"])
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, base)
+        job = await run_one_job(session, base, png)
+    process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(process.wait, 40)
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "up.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    about_job = [line for line in lines if line.get("job_id") == job["id"]]
+    assert about_job, "no log line carries the job id"
+    assert {"ts", "level", "logger", "message"} <= set(about_job[0])
