@@ -56,12 +56,15 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any
     return test_client
 
 
-@pytest.fixture
-async def worker(settings: Settings) -> AsyncIterator[Worker]:
+async def start_worker(settings: Settings, **overrides: Any) -> tuple[Worker, asyncio.Task[None]]:
     """A real arq worker with a real process pool, running in the test's event loop."""
-    arq_worker = Worker(**worker_settings(settings, handle_signals=False, poll_delay=0.05))
-    task = asyncio.create_task(arq_worker.async_run())
-    yield arq_worker
+    arq_worker = Worker(
+        **worker_settings(settings, handle_signals=False, poll_delay=0.05, **overrides)
+    )
+    return arq_worker, asyncio.create_task(arq_worker.async_run())
+
+
+async def stop_worker(arq_worker: Worker, task: asyncio.Task[None]) -> None:
     # Let runs that are finishing record their end, so closing cancels nothing half-written.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(10):
@@ -71,6 +74,13 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
         await arq_worker.close()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    arq_worker, task = await start_worker(settings)
+    yield arq_worker
+    await stop_worker(arq_worker, task)
 
 
 async def wait_for_job(client: TestClient[Any, Any], job_id: str, timeout: float = 60) -> Any:

@@ -10,13 +10,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from arq.worker import Worker
 
 from handlers.app import create_app
 from handlers.callbacks import SIGNATURE_HEADER, signature_header, verify
 from handlers.settings import Settings
-from handlers.worker import worker_settings
-from tests.conftest import wait_for_job
+from tests.conftest import start_worker, stop_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form
 
@@ -44,17 +42,6 @@ async def receiver(aiohttp_server: Any) -> AsyncIterator[tuple[Receiver, TestSer
     yield hook, server
 
 
-async def run_worker(settings: Settings) -> tuple[Worker, asyncio.Task[None]]:
-    worker = Worker(**worker_settings(settings, handle_signals=False, poll_delay=0.05))
-    return worker, asyncio.create_task(worker.async_run())
-
-
-async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
-    await worker.close()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
 async def test_a_signed_callback_arrives_on_the_third_try(
     aiohttp_client: Any, settings: Settings, receiver: tuple[Receiver, TestServer], tmp_path: Path
 ) -> None:
@@ -63,7 +50,7 @@ async def test_a_signed_callback_arrives_on_the_third_try(
         update={"webhook_secret": SECRET, "allow_private_urls": True, "callback_backoff": 0.05}
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await run_worker(own)
+    worker, task = await start_worker(own)
     try:
         url = str(server.make_url("/hook"))
         png = write_png(tmp_path / "p.png", ["call me back"])
@@ -100,7 +87,7 @@ async def test_callbacks_to_private_addresses_are_refused_by_default(
     refused = await client.post("/v1/jobs", data=form(png, callback_url="file:///etc/passwd"))
     assert refused.status == 422
 
-    worker, task = await run_worker(settings)
+    worker, task = await start_worker(settings)
     try:
         by_name = f"http://localhost:{server.port}/hook"  # a name that resolves to loopback
         job = await (await client.post("/v1/jobs", data=form(png, callback_url=by_name))).json()

@@ -12,7 +12,7 @@ from arq.worker import Worker
 from handlers.app import create_app
 from handlers.settings import Settings
 from handlers.worker import POOL, worker_settings
-from tests.conftest import wait_for_job
+from tests.conftest import start_worker, stop_worker, wait_for_job
 from tests.corpus import page_image, write_png
 from tests.test_jobs import form, submit
 
@@ -126,8 +126,7 @@ async def test_the_job_timeout_fails_the_job_and_stops_its_work(
 ) -> None:
     short = settings.model_copy(update={"job_timeout": 1.5})
     client = await aiohttp_client(create_app(short))
-    worker = Worker(**worker_settings(short, handle_signals=False, poll_delay=0.05))
-    task = asyncio.create_task(worker.async_run())
+    worker, task = await start_worker(short)
     try:
         job = await (await submit(client, long_pdf(tmp_path / "long.pdf"))).json()
         final = await wait_for_job(client, job["id"])
@@ -135,9 +134,7 @@ async def test_the_job_timeout_fails_the_job_and_stops_its_work(
         assert final["error"]["code"] == "timeout"
         assert final["error"]["retryable"] is False
     finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_worker(worker, task)
 
 
 async def test_a_killed_pool_process_costs_a_page_retry_not_the_job(

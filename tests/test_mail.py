@@ -13,9 +13,8 @@ from aiosmtpd.controller import Controller
 from handlers.app import create_app
 from handlers.redis_server import free_port
 from handlers.settings import Settings
-from tests.conftest import wait_for_job
+from tests.conftest import start_worker, stop_worker, wait_for_job
 from tests.corpus import write_png
-from tests.test_callbacks import run_worker, stop_worker
 from tests.test_jobs import form
 
 
@@ -50,7 +49,7 @@ async def test_an_email_arrives_when_the_job_is_done(
         }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await run_worker(own)
+    worker, task = await start_worker(own)
     try:
         png = write_png(tmp_path / "letter.png", ["mail me"])
         job = await (
@@ -86,7 +85,7 @@ async def test_a_mail_server_that_is_down_does_not_fail_the_job(
         }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await run_worker(own)
+    worker, task = await start_worker(own)
     try:
         png = write_png(tmp_path / "p.png", ["nobody listens"])
         job = await (

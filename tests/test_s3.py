@@ -1,6 +1,5 @@
 """S3 storage against moto's S3 server over real HTTP, through aioboto3."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,7 +9,6 @@ import aiohttp
 import boto3
 import pytest
 from aiohttp.test_utils import TestClient
-from arq.worker import Worker
 from moto.server import ThreadedMotoServer
 from yarl import URL
 
@@ -21,8 +19,7 @@ from handlers.retention import sweep
 from handlers.s3 import S3Storage
 from handlers.settings import Settings
 from handlers.storage import ObjectNotFound, StorageError
-from handlers.worker import worker_settings
-from tests.conftest import wait_for_job
+from tests.conftest import start_worker, stop_worker, wait_for_job
 from tests.corpus import write_image_pdf
 
 CREDENTIALS = {
@@ -84,8 +81,7 @@ async def test_a_job_keeps_its_source_and_outputs_in_the_bucket(
     aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
 ) -> None:
     client: TestClient[Any, Any] = await aiohttp_client(create_app(s3_settings))
-    worker = Worker(**worker_settings(s3_settings, handle_signals=False, poll_delay=0.05))
-    task = asyncio.create_task(worker.async_run())
+    worker, task = await start_worker(s3_settings)
     try:
         pdf = write_image_pdf(tmp_path / "scan.pdf", [["Stored in a bucket"]])
         data = aiohttp.FormData()
@@ -94,9 +90,7 @@ async def test_a_job_keeps_its_source_and_outputs_in_the_bucket(
         accepted = await (await client.post("/v1/jobs", data=data)).json()
         job = await wait_for_job(client, accepted["id"])
     finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_worker(worker, task)
 
     assert job["state"] == "succeeded", job["error"]
     prefix = f"ocr/jobs/{job['id']}/"
@@ -213,14 +207,11 @@ async def test_s3_events_create_one_job_per_object_however_often_delivered(
     ignored = await (await client.post("/v1/webhooks/s3", json=removed, headers=auth)).json()
     assert ignored["records"][0]["outcome"] == "ignored"
 
-    worker = Worker(**worker_settings(own, handle_signals=False, poll_delay=0.05))
-    task = asyncio.create_task(worker.async_run())
+    worker, task = await start_worker(own)
     try:
         job = await wait_for_job(client, created["job_id"])
     finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_worker(worker, task)
     assert job["state"] == "succeeded", job["error"]
     assert job["source"]["filename"] == "my scan.pdf"
     assert job["metadata"]["s3"]["key"] == "inbox/my scan.pdf"
@@ -255,14 +246,11 @@ async def test_a_presigned_upload_goes_straight_to_the_bucket_then_becomes_a_job
     twice = await client.post(complete, json={})
     assert twice.status == 404
 
-    worker = Worker(**worker_settings(s3_settings, handle_signals=False, poll_delay=0.05))
-    task = asyncio.create_task(worker.async_run())
+    worker, task = await start_worker(s3_settings)
     try:
         final = await wait_for_job(client, job["id"])
     finally:
-        await worker.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_worker(worker, task)
     assert final["state"] == "succeeded", final["error"]
     text = await client.get(f"/v1/jobs/{job['id']}/outputs/text", allow_redirects=False)
     async with aiohttp.ClientSession() as plain, plain.get(text.headers["Location"]) as got:

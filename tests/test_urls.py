@@ -10,9 +10,8 @@ from arq.worker import Worker
 
 from handlers.app import create_app
 from handlers.settings import Settings
-from tests.conftest import wait_for_job
+from tests.conftest import start_worker, stop_worker, wait_for_job
 from tests.corpus import write_png
-from tests.test_callbacks import run_worker, stop_worker
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ async def test_fetching_follows_redirects_and_enforces_limits(
 ) -> None:
     own = settings.model_copy(update={"allow_private_urls": True, "max_upload_bytes": 30_000})
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await run_worker(own)
+    worker, task = await start_worker(own)
     try:
         outcome = {}
         for path in ("/moved", "/big", "/missing", "/loop"):
