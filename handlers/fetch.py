@@ -1,7 +1,6 @@
 """Fetching a document from a URL for a job: public addresses only (checked on every hop and
 every DNS answer), bounded redirects, a size limit enforced while streaming, timeouts."""
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,8 +8,9 @@ import aiohttp
 from yarl import URL
 
 from handlers.addresses import AddressNotAllowed, check_url, connector_options
+from handlers.uploads import Incoming
 from pipeline.errors import PipelineError
-from pipeline.media import SNIFF_BYTES, MediaType, sniff
+from pipeline.media import MediaType
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -75,15 +75,11 @@ def _too_large(max_bytes: int) -> FetchFailed:
 async def _save(response: aiohttp.ClientResponse, url: URL, dest: Path, max_bytes: int) -> Fetched:
     if (response.content_length or 0) > max_bytes:
         raise _too_large(max_bytes)
-    digest, size, head = hashlib.sha256(), 0, b""
     with dest.open("wb") as handle:
+        incoming = Incoming(handle, max_bytes, lambda: _too_large(max_bytes))
         async for chunk in response.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise _too_large(max_bytes)
-            if len(head) < SNIFF_BYTES:
-                head += chunk[: SNIFF_BYTES - len(head)]
-            digest.update(chunk)
-            handle.write(chunk)
+            incoming.add(chunk)
     name = url.name or url.host or "download"
-    return Fetched(sha256=digest.hexdigest(), size=size, media_type=sniff(head), filename=name)
+    return Fetched(
+        sha256=incoming.sha256, size=incoming.size, media_type=incoming.media_type(), filename=name
+    )

@@ -4,9 +4,10 @@ import hashlib
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
@@ -62,29 +63,48 @@ async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> U
     return upload
 
 
+class Incoming:
+    """A document arriving in chunks: written out, hashed, counted against the size limit,
+    its first bytes kept to tell its type."""
+
+    def __init__(self, handle: IO[bytes], max_bytes: int, too_large: Callable[[], Exception]):
+        self._handle, self._max_bytes, self._too_large = handle, max_bytes, too_large
+        self._digest, self._head, self.size = hashlib.sha256(), b"", 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise self._too_large()
+        if len(self._head) < SNIFF_BYTES:
+            self._head += chunk[: SNIFF_BYTES - len(self._head)]
+        self._digest.update(chunk)
+        self._handle.write(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def media_type(self) -> MediaType:
+        return sniff(self._head)
+
+
 async def _spool_file(part: BodyPartReader, spool: Path, max_bytes: int) -> Upload:
-    digest, size, head = hashlib.sha256(), 0, b""
     spool.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=spool, prefix="upload-", delete=False) as handle:
         path = Path(handle.name)
+        incoming = Incoming(handle, max_bytes, lambda: _too_large(max_bytes))
         try:
             while chunk := await part.read_chunk(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _too_large(max_bytes)
-                if len(head) < SNIFF_BYTES:
-                    head += chunk[: SNIFF_BYTES - len(head)]
-                digest.update(chunk)
-                handle.write(chunk)
-            media_type = sniff(head)
+                incoming.add(chunk)
+            media_type = incoming.media_type()
         except BaseException:
             path.unlink(missing_ok=True)
             raise
     return Upload(
         path=path,
         filename=clean_filename(part.filename or "upload"),
-        sha256=digest.hexdigest(),
-        size=size,
+        sha256=incoming.sha256,
+        size=incoming.size,
         media_type=media_type,
     )
 

@@ -29,6 +29,17 @@ CREDENTIALS = {
 }
 
 
+def s3_client(endpoint: str | None) -> Any:
+    """A plain boto3 client on moto's endpoint, to look into the bucket from outside."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -41,13 +52,7 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
     bucket = f"ocrflow-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
+    s3_client(s3_endpoint).create_bucket(Bucket=bucket)
     update = {
         "storage_backend": "s3",
         "s3_bucket": bucket,
@@ -66,13 +71,7 @@ async def s3_storage(s3_settings: Settings) -> AsyncIterator[S3Storage]:
 
 
 def bucket_keys(settings: Settings) -> list[str]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    client = s3_client(settings.s3_endpoint_url)
     listing = client.list_objects_v2(Bucket=settings.s3_bucket)
     return sorted(item["Key"] for item in listing.get("Contents", []))
 
@@ -173,13 +172,7 @@ async def test_s3_events_create_one_job_per_object_however_often_delivered(
 ) -> None:
     own = s3_settings.model_copy(update={"webhook_secret": "hook-secret"})
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=own.s3_endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(own.s3_endpoint_url)
     pdf = write_image_pdf(tmp_path / "scan.pdf", [["Arrived by event"]])
     s3.put_object(Bucket=own.s3_bucket, Key="inbox/my scan.pdf", Body=pdf.read_bytes())
     s3.put_object(Bucket=own.s3_bucket, Key="inbox/notes.txt", Body=b"not a document")
@@ -272,13 +265,7 @@ async def test_large_objects_go_up_in_parts(s3_settings: Settings, tmp_path: Pat
         big = tmp_path / "big.bin"
         big.write_bytes(bytes(range(256)) * (12 * 1024 * 1024 // 256))  # 12 MiB: three parts
         await storage.put_file("jobs/j_big/source", big, content_type="application/pdf")
-        client = boto3.client(
-            "s3",
-            endpoint_url=small_parts.s3_endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
+        client = s3_client(small_parts.s3_endpoint_url)
         head = client.head_object(Bucket=small_parts.s3_bucket, Key="ocr/jobs/j_big/source")
         assert head["ContentLength"] == big.stat().st_size
         assert head["ETag"].strip('"').endswith("-3"), "not a multipart upload"
