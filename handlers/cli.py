@@ -44,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run everything on this machine: a private Redis (unless REDIS_URL is set), "
         "the HTTP ingress and a worker",
     )
-    web_cmd = commands.add_parser("web", help="run the HTTP ingress only (needs REDIS_URL)")
+    web_cmd = commands.add_parser(
+        "web", help="run the HTTP ingress only (Redis: REDIS_URL, default 127.0.0.1:6379)"
+    )
     for command in (up, web_cmd):
         command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         command.add_argument("--port", type=int, help="port to listen on (default 8080, or PORT)")
     up.add_argument("--data-dir", type=Path, help="where Redis data and stored files live")
-    commands.add_parser("worker", help="run an OCR worker only (needs REDIS_URL)")
+    commands.add_parser(
+        "worker", help="run an OCR worker only (Redis: REDIS_URL, default 127.0.0.1:6379)"
+    )
     _add_ocr_parser(commands)
     _add_submit_parser(commands)
     return parser

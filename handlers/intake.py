@@ -91,7 +91,7 @@ async def accept(services: Services, job: Job, source: Path | None) -> Job:
     failure leaves no job accepted."""
     if source is not None:
         await services.storage.put_file(
-            keys.source_key(job.id), source, content_type=str(job.source.media_type)
+            keys.source_key(job.id), source, content_type=str(job.source.media_type), move=True
         )
     await services.jobs.create(job)
     try:

@@ -51,7 +51,9 @@ class S3Storage:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str, move: bool = False
+    ) -> None:
         with _translated(key):
             await self._client.upload_file(
                 str(path),

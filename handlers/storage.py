@@ -23,7 +23,11 @@ class ObjectNotFound(StorageError):
 
 
 class Storage(Protocol):
-    async def put_file(self, key: str, path: Path, *, content_type: str) -> None: ...
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str, move: bool = False
+    ) -> None:
+        """Store a file; with `move`, the caller is done with it and it may be taken as is."""
+        ...
 
     async def fetch(self, key: str, dest: Path) -> None: ...
 
@@ -63,8 +67,18 @@ class LocalStorage:
             raise ValueError(f"storage key escapes the storage root: {key!r}")
         return path
 
-    async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
-        await asyncio.to_thread(_copy_atomically, path, self._path(key))
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str, move: bool = False
+    ) -> None:
+        target = self._path(key)
+        if move:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(target)  # same file system: a rename, not a copy
+                return
+            except OSError:
+                pass  # another file system: copy instead
+        await asyncio.to_thread(_copy_atomically, path, target)
 
     async def fetch(self, key: str, dest: Path) -> None:
         try:
