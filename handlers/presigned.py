@@ -73,6 +73,7 @@ async def complete_upload(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     job, _ = await submit(services, job, None, caller=ANONYMOUS, idempotency_key=key)
     await services.redis.delete(UPLOAD_PREFIX + upload_id)
+    await storage.delete(_upload_key(upload_id))  # the job has its own copy now
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     return web.json_response(
         render_job(job, request), status=202, headers={"Location": str(location)}

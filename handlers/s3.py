@@ -152,6 +152,10 @@ class S3Storage:
         total = str(response.get("ContentRange", "")).rsplit("/", 1)[-1]
         return head, int(total) if total.isdigit() else int(response["ContentLength"])
 
+    async def delete(self, key: str) -> None:
+        with _translated(key):
+            await self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     async def copy_in(self, bucket: str, key: str, target: str) -> None:
         """Copy an object from anywhere the credentials reach into ocrflow's own keys."""
         with _translated(key):

@@ -238,6 +238,7 @@ async def test_a_presigned_upload_goes_straight_to_the_bucket_then_becomes_a_job
     assert job["source"]["media_type"] == "application/pdf"
     twice = await client.post(complete, json={})
     assert twice.status == 404
+    assert not [key for key in bucket_keys(s3_settings) if key.startswith("ocr/uploads/")]
 
     worker, task = await start_worker(s3_settings)
     try:
