@@ -22,10 +22,6 @@ class UnsupportedMediaType(PipelineError):
     code = "unsupported_media_type"
 
 
-class InvalidOptions(PipelineError):
-    code = "invalid_options"
-
-
 class UnsupportedLanguage(PipelineError):
     code = "unsupported_language"
 
