@@ -12,21 +12,19 @@ from yarl import URL
 
 from handlers import queue, stats
 from handlers.addresses import AddressNotAllowed, check_url
+from handlers.auth import NOTIFY_EMAIL, caller, monitoring, public
 from handlers.errors import ApiError
 from handlers.intake import submit
 from handlers.jobs import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
 from handlers.lifecycle import transition
-from handlers.services import Services
-from handlers.settings import Settings
+from handlers.services import SERVICES
 from handlers.uploads import Upload, parse_metadata, parse_options, receive_upload
 from pipeline.options import check_languages
 from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
-SERVICES = web.AppKey("services", Services)
 SSE_CLIENTS: web.AppKey[Callable[[], int]] = web.AppKey("sse_clients")
 PRIORITIES = ("high", "normal", "low")
 EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
-ANONYMOUS = "anonymous"  # every caller, until callers authenticate
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 STATIC = Path(__file__).parent / "static"
 
@@ -41,7 +39,7 @@ async def submit_job(request: web.Request) -> web.Response:
     if request.content_type == "application/json":
         fields = await json_fields(request)
         url_source = _source(fields, None, services.settings.allow_private_urls)
-        job = job_from_fields(fields, url_source, services.settings)
+        job = job_from_fields(request, fields, url_source)
     elif request.content_type == "multipart/form-data":
         spool = services.settings.work_dir / "incoming"
         upload = await receive_upload(request, spool, services.settings.max_upload_bytes)
@@ -51,9 +49,9 @@ async def submit_job(request: web.Request) -> web.Response:
     try:
         if source is not None:
             upload_source = _source(upload.fields, upload, services.settings.allow_private_urls)
-            job = job_from_fields(upload.fields, upload_source, services.settings)
+            job = job_from_fields(request, upload.fields, upload_source)
         key = request.headers.get("Idempotency-Key")
-        job, reused = await submit(services, job, source, caller=ANONYMOUS, idempotency_key=key)
+        job, reused = await submit(services, job, source, idempotency_key=key)
     finally:
         if source is not None:
             source.unlink(missing_ok=True)
@@ -64,19 +62,21 @@ async def submit_job(request: web.Request) -> web.Response:
     return web.json_response(render_job(job, request), status=202, headers=headers)
 
 
-def job_from_fields(fields: dict[str, list[str]], source: Source, settings: Settings) -> Job:
-    """A new job from submitted fields (form or JSON), for a source already described."""
+def job_from_fields(request: web.Request, fields: dict[str, list[str]], source: Source) -> Job:
+    """The caller's new job from submitted fields (form or JSON), for a source described."""
+    settings = request.app[SERVICES].settings
     options = parse_options(fields, settings.default_options)
     check_languages(options)
     return Job(
         id=new_job_id(),
+        owner=caller(request),
         created_at=now(),
         priority=_priority(fields),
         source=source,
         options=options,
         metadata=parse_metadata(fields),
         callback_url=_callback_url(fields, settings.allow_private_urls),
-        notify_email=_email(fields),
+        notify_email=_email(fields, request.get(NOTIFY_EMAIL)),
     )
 
 
@@ -113,9 +113,14 @@ async def json_fields(request: web.Request) -> dict[str, list[str]]:
     return fields
 
 
-def _email(fields: dict[str, list[str]]) -> str | None:
+def _email(fields: dict[str, list[str]], token_email: str | None) -> str | None:
+    """`notify_email`, or with `notify=true` the address in the caller's token."""
     if "notify_email" not in fields:
-        return None
+        if fields.get("notify", ["false"])[-1].lower() not in ("true", "1", "yes"):
+            return None
+        if token_email is None:
+            raise ApiError("invalid_options", "notify=true needs a token with an e-mail claim")
+        return token_email
     address = fields["notify_email"][-1].strip()
     if not EMAIL.fullmatch(address):
         raise ApiError(
@@ -176,6 +181,9 @@ async def retry_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     job = await job_or_404(request)
     run = job.run + 1
+    if job.state not in RETRYABLE:
+        raise _not_retryable(job)
+    await services.limits.admit(job.owner, job.id)
     if not await transition(
         services,
         job.id,
@@ -188,10 +196,8 @@ async def retry_job(request: web.Request) -> web.Response:
         outputs={},
         progress=Progress(),
     ):
-        raise ApiError(
-            "job_not_retryable",
-            f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried",
-        )
+        await services.limits.release(job.owner, job.id)
+        raise _not_retryable(job)
     await queue.enqueue_run(
         services.redis, job.id, run=run, priority=job.priority, keep=services.settings.job_retention
     )
@@ -199,6 +205,13 @@ async def retry_job(request: web.Request) -> web.Response:
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     return web.json_response(
         render_job(refreshed, request), status=202, headers={"Location": str(location)}
+    )
+
+
+def _not_retryable(job: Job) -> ApiError:
+    return ApiError(
+        "job_not_retryable",
+        f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried",
     )
 
 
@@ -233,11 +246,13 @@ async def get_output(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/")
+@public
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 @routes.get("/v1/status")
+@monitoring
 async def status(request: web.Request) -> web.Response:
     """Workers alive, queue depth by priority, jobs running, and counts since the start."""
     services = request.app[SERVICES]
@@ -245,6 +260,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@monitoring
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     figures = await stats.snapshot(services.redis, services.settings.queue_name)
@@ -255,11 +271,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
+@public
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
+@public
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     await services.redis.ping()
@@ -268,9 +286,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def job_or_404(request: web.Request) -> Job:
+    """The caller's job; anyone else's is as absent as a job that never was."""
     job_id = request.match_info["job_id"]
     job = await request.app[SERVICES].jobs.get(job_id) if job_id.startswith("j_") else None
-    if job is None:
+    if job is None or job.owner != caller(request):
         raise ApiError("job_not_found", f"no job {job_id!r}")
     return job
 
@@ -298,7 +317,7 @@ LIST_LIMIT = 100
 @routes.get("/v1/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     """Jobs newest first; `state` filters, `cursor` (the last id of a page) continues."""
-    store = request.app[SERVICES].jobs
+    store, owner = request.app[SERVICES].jobs, caller(request)
     limit = _int_query(request, "limit", 20, 1, LIST_LIMIT)
     state = request.query.get("state")
     if state is not None and state not in JobState.__members__.values():
@@ -307,10 +326,10 @@ async def list_jobs(request: web.Request) -> web.Response:
     found: list[Job] = []
     exhausted = False
     while len(found) < limit and not exhausted:
-        ids = await store.newest(before=cursor, count=LIST_LIMIT)
+        ids = await store.newest(owner, before=cursor, count=LIST_LIMIT)
         exhausted = len(ids) < LIST_LIMIT
         jobs = await store.get_many(ids)
-        await store.forget([i for i, job in zip(ids, jobs, strict=True) if job is None])
+        await store.forget(owner, [i for i, job in zip(ids, jobs, strict=True) if job is None])
         for job_id, job in zip(ids, jobs, strict=True):
             cursor = job_id
             if job and (state is None or job.state == state):

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from handlers import api, feeds, presigned, webhooks
+from handlers.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from handlers.errors import error_middleware
 from handlers.hub import EventHub
-from handlers.services import open_services
+from handlers.services import SERVICES, open_services
 from handlers.settings import Settings
 from pipeline.options import installed_languages
 
@@ -17,8 +18,11 @@ JSON_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=JSON_BODY_LIMIT
+    )
     app[SETTINGS] = settings
+    app[AUTHENTICATOR] = Authenticator(settings)
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_stop_feeds)
     app.add_routes(api.routes)
@@ -32,7 +36,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     services = await open_services(app[SETTINGS])
     # Warm the installed-language list so the first submission does not block the loop on it.
     await asyncio.to_thread(installed_languages)
-    app[api.SERVICES] = services
+    app[SERVICES] = services
     hub = EventHub(services.redis)
     await hub.start()
     app[feeds.HUB] = hub

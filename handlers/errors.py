@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE = {
     "malformed_request": 400,
     "unauthorized": 401,
+    "forbidden": 403,
     "not_found": 404,
     "job_not_found": 404,
     "output_not_found": 404,
@@ -32,7 +33,10 @@ STATUS_BY_CODE = {
     "idempotency_key_reused": 422,
     "url_not_allowed": 422,
     "unsupported_language": 422,
+    "rate_limited": 429,
+    "too_many_active_jobs": 429,
     "service_unavailable": 503,
+    "backlog_full": 503,
 }
 # Codes for errors aiohttp raises itself (unknown route, wrong method, body too large).
 CODE_BY_STATUS = {

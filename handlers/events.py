@@ -15,13 +15,17 @@ TERMINAL_KINDS = frozenset({"done", "failed", "cancelled"})
 PER_JOB_EVENTS = 2000  # a 500-page job sends ~2 events a page, plus its states
 ALL_JOBS_EVENTS = 10_000
 
-# XADD to the job's stream and to the all-jobs stream, keep them short-lived and capped, and
-# announce both ids in one message, atomically: no listener sees an event the streams lack.
+# XADD to the job's stream and to the all-jobs stream (tagged with the job's owner, read from
+# its record, so each caller's feed of all its jobs can pick its own), keep them short-lived and
+# capped, and announce both ids in one message, atomically: no listener sees an event the
+# streams lack. The message is "<job stream id> <all stream id>\n<owner JSON>\n<event JSON>".
 _PUBLISH = """
+local owner = redis.call('HGET', KEYS[4], 'owner') or '""'
 local job_id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-local all_id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[1])
-redis.call('PUBLISH', KEYS[3], job_id .. ' ' .. all_id .. ' ' .. ARGV[1])
+local all_id = redis.call(
+  'XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[1], 'owner', owner)
+redis.call('PUBLISH', KEYS[3], job_id .. ' ' .. all_id .. '\\n' .. owner .. '\\n' .. ARGV[1])
 return job_id
 """
 
@@ -80,16 +84,19 @@ class EventLog:
             await pipe.execute()
 
     def _keys(self, job_id: str) -> list[str]:
-        return [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL]
+        return [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL, keys.job_key(job_id)]
 
     def _args(self, raw: str) -> list[str | int]:
         return [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
 
-    async def history(self, job_id: str | None, after: str | None) -> list[Event]:
-        """Events after `after` (exclusive), or all kept, of one job or of all jobs."""
+    async def history(self, job_id: str | None, after: str | None, owner: str) -> list[Event]:
+        """Events after `after` (exclusive), or all kept, of one job or of all `owner`'s jobs."""
         key = keys.events_key(job_id) if job_id else keys.ALL_EVENTS
         start = f"({after}" if after and stream_id(after) != (0, 0) else "-"
         rows = await cast(Awaitable[list[Any]], self._redis.xrange(key, min=start, max="+"))
+        if job_id is None:
+            tag = json.dumps(owner).encode()
+            rows = [(event_id, fields) for event_id, fields in rows if fields.get(b"owner") == tag]
         return [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
 
 

@@ -7,10 +7,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from handlers.api import SERVICES, job_or_404, render_job
+from handlers.api import job_or_404, render_job
+from handlers.auth import caller
 from handlers.events import Event, stream_id
 from handlers.hub import EventHub, Subscription
 from handlers.jobs import Job
+from handlers.services import SERVICES
 
 HUB = web.AppKey("hub", EventHub)
 PING_INTERVAL = 15.0
@@ -23,42 +25,48 @@ RECHECK_INTERVAL = 15.0
 routes = web.RouteTableDef()
 
 
-@routes.get("/v1/jobs/{job_id}/events")
+@routes.get("/v1/jobs/{job_id}/events", name="job_events")
 async def job_events(request: web.Request) -> web.StreamResponse:
     job = await job_or_404(request)  # a 404 is plain JSON, before any stream starts
-    return await _feed(request, job.id)
+    return await _feed(request, job.id, job.owner)
 
 
-@routes.get("/v1/events")
+@routes.get("/v1/events", name="all_events")
 async def all_events(request: web.Request) -> web.StreamResponse:
-    return await _feed(request, None)
+    return await _feed(request, None, caller(request))
 
 
-async def _feed(request: web.Request, job_id: str | None) -> web.StreamResponse:
+async def _feed(request: web.Request, job_id: str | None, owner: str) -> web.StreamResponse:
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    with request.app[HUB].subscribe(job_id) as subscription:
+    with request.app[HUB].subscribe(job_id, owner) as subscription:
         # The response is its own context manager; sse_response() would wrap it once more
         # and keep the wrapper alive for the life of every stream.
         async with EventSourceResponse(ping_interval=PING_INTERVAL) as sse:
             await sse.prepare(request)
-            feed = _Feed(request, sse, job_id, last)
+            feed = _Feed(request, sse, job_id, owner, last)
             if not await feed.replay():
                 await feed.follow(subscription)
     return sse
 
 
 class _Feed:
-    __slots__ = ("job_id", "last", "request", "sse")
+    __slots__ = ("job_id", "last", "owner", "request", "sse")
 
     def __init__(
-        self, request: web.Request, sse: EventSourceResponse, job_id: str | None, last: str | None
+        self,
+        request: web.Request,
+        sse: EventSourceResponse,
+        job_id: str | None,
+        owner: str,
+        last: str | None,
     ) -> None:
         self.request, self.sse, self.job_id, self.last = request, sse, job_id, last
+        self.owner = owner
 
     async def replay(self) -> bool:
         """Send what the client has not seen; True when the feed is over."""
         events = self.request.app[SERVICES].events
-        for event in await events.history(self.job_id, self.last):
+        for event in await events.history(self.job_id, self.last, self.owner):
             if await self.send(event):
                 return True
         return False

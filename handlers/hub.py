@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Literal
@@ -56,10 +57,14 @@ class Subscription:
         return self._items.pop(0)
 
 
+def _all_of(owner: str) -> str:
+    return "*" + owner  # job ids start with "j_", so no topic is both
+
+
 class EventHub:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._subscriptions: dict[str | None, set[Subscription]] = {}
+        self._subscriptions: dict[str, set[Subscription]] = {}  # by job id, or _all_of(owner)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -82,17 +87,18 @@ class EventHub:
             await asyncio.gather(self._task, return_exceptions=True)
 
     @contextlib.contextmanager
-    def subscribe(self, job_id: str | None) -> Iterator[Subscription]:
-        """Events of one job (or of all jobs, for None) for as long as the block runs."""
+    def subscribe(self, job_id: str | None, owner: str) -> Iterator[Subscription]:
+        """Events of one job (or, for None, of all `owner`'s jobs) while the block runs."""
         subscription = Subscription(job_id)
-        self._subscriptions.setdefault(job_id, set()).add(subscription)
+        topic = job_id or _all_of(owner)
+        self._subscriptions.setdefault(topic, set()).add(subscription)
         try:
             yield subscription
         finally:
-            subscribers = self._subscriptions.get(job_id, set())
+            subscribers = self._subscriptions.get(topic, set())
             subscribers.discard(subscription)
             if not subscribers:
-                self._subscriptions.pop(job_id, None)
+                self._subscriptions.pop(topic, None)
 
     async def _listen(self) -> None:
         delay = RECONNECT_DELAY[0]
@@ -123,11 +129,12 @@ class EventHub:
                 subscription.offer(signal)
 
     def _dispatch(self, message: bytes) -> None:
-        job_stream_id, all_stream_id, raw = message.decode().split(" ", 2)
+        ids, owner, raw = message.decode().split("\n", 2)
+        job_stream_id, all_stream_id = ids.split(" ")
         event = decode_event(job_stream_id, raw)
         for subscription in self._subscriptions.get(event.job_id, ()):
             subscription.offer(event)
-        everyone = self._subscriptions.get(None)
+        everyone = self._subscriptions.get(_all_of(json.loads(owner)))
         if everyone:
             as_all = decode_event(all_stream_id, raw)
             for subscription in everyone:

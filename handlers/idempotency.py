@@ -24,10 +24,11 @@ return 0
 
 
 def content_fingerprint(job: Job) -> str:
-    """Same bytes, same options: the same result."""
+    """Same caller, same bytes, same options: the same result. Never another caller's job: that
+    would show one caller's job to another, and tell it what others have submitted."""
     options = job.options.model_dump_json()
     content = job.source.sha256 or f"url:{job.source.url}"
-    return hashlib.sha256(f"{content}\n{options}".encode()).hexdigest()
+    return hashlib.sha256(f"{job.owner}\n{content}\n{options}".encode()).hexdigest()
 
 
 def request_fingerprint(job: Job) -> str:

@@ -20,10 +20,11 @@ Reused = Literal["idempotent", "shared", "cached"] | None
 
 
 async def submit(
-    services: Services, job: Job, source: Path | None, *, caller: str, idempotency_key: str | None
+    services: Services, job: Job, source: Path | None, *, idempotency_key: str | None
 ) -> tuple[Job, Reused]:
-    """The job that answers this submission, and whether (and how) it was an earlier one."""
-    reuse = services.reuse
+    """The job that answers this submission, and whether (and how) it was an earlier one.
+    Every earlier job it may answer with belongs to the same caller (`job.owner`)."""
+    reuse, caller = services.reuse, job.owner
     if idempotency_key and (bound := await reuse.claim_key(caller, idempotency_key, job)):
         earlier = await services.jobs.get(bound)
         if earlier is not None:
@@ -87,13 +88,18 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
 
 
 async def accept(services: Services, job: Job, source: Path | None) -> Job:
-    """Store the source (a URL is fetched by the worker), record the job and queue it; any
-    failure leaves no job accepted."""
-    if source is not None:
-        await services.storage.put_file(
-            keys.source_key(job.id), source, content_type=str(job.source.media_type), move=True
-        )
-    await services.jobs.create(job)
+    """Admit it under the limits, store the source (a URL is fetched by the worker), record the
+    job and queue it; any failure leaves no job accepted."""
+    await services.limits.admit(job.owner, job.id)
+    try:
+        if source is not None:
+            await services.storage.put_file(
+                keys.source_key(job.id), source, content_type=str(job.source.media_type), move=True
+            )
+        await services.jobs.create(job)
+    except BaseException:
+        await services.limits.release(job.owner, job.id)
+        raise
     try:
         await queue.enqueue_run(
             services.redis, job.id, priority=job.priority, keep=services.settings.job_retention
@@ -111,6 +117,7 @@ async def _abandon(services: Services, job: Job, exc: Exception) -> None:
     """The caller is told 503, so the record must not look like a job still to run."""
     error = JobError(code="enqueue_failed", message=f"the job could not be queued: {exc}")
     try:
+        await services.limits.release(job.owner, job.id)
         await services.jobs.update(
             job.id,
             only_from=frozenset({JobState.QUEUED}),

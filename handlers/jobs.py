@@ -61,6 +61,7 @@ class JobError(BaseModel):
 
 class Job(BaseModel):
     id: str
+    owner: str = "anonymous"  # the caller that submitted it: only it can see the job
     state: JobState = JobState.QUEUED
     created_at: datetime
     started_at: datetime | None = None
@@ -123,7 +124,7 @@ class JobStore:
             pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))
             pipe.expire(key, self._retention)
             # Job ids sort by creation time, so the index is ordered by id (all scores 0).
-            pipe.zadd(keys.JOB_INDEX, {job.id: 0})
+            pipe.zadd(keys.job_index(job.owner), {job.id: 0})
             await pipe.execute()
 
     async def get(self, job_id: str) -> Job | None:
@@ -137,16 +138,17 @@ class JobStore:
             rows = await pipe.execute()
         return [_decode(row) if row else None for row in rows]
 
-    async def newest(self, *, before: str | None, count: int) -> list[str]:
-        """Job ids, newest first, older than `before` (a job id) when given."""
+    async def newest(self, owner: str, *, before: str | None, count: int) -> list[str]:
+        """An owner's job ids, newest first, older than `before` (a job id) when given."""
         top = f"({before}" if before else "+"
-        ids = await self._redis.zrevrangebylex(keys.JOB_INDEX, top, "-", start=0, num=count)
+        index = keys.job_index(owner)
+        ids = await self._redis.zrevrangebylex(index, top, "-", start=0, num=count)
         return [i.decode() for i in ids]
 
-    async def forget(self, job_ids: list[str]) -> None:
-        """Drop ids whose records have expired from the index."""
+    async def forget(self, owner: str, job_ids: list[str]) -> None:
+        """Drop ids whose records have expired from an owner's index."""
         if job_ids:
-            await self._redis.zrem(keys.JOB_INDEX, *job_ids)
+            await self._redis.zrem(keys.job_index(owner), *job_ids)
 
     async def update(
         self, job_id: str, *, only_from: frozenset[JobState] | None = None, **fields: Any

@@ -1,7 +1,7 @@
 """Every Redis key, storage key and arq function name ocrflow uses, in one place."""
 
 JOB_PREFIX = "ocrflow:job:"
-JOB_INDEX = "ocrflow:jobs"
+JOB_INDEX_PREFIX = "ocrflow:jobs:"  # one sorted index of job ids per caller
 
 PROCESS_JOB = "process_job"
 SEND_CALLBACK = "send_callback"
@@ -14,6 +14,10 @@ EVENTS_CHANNEL = "ocrflow:events:live"  # pub/sub: wakes listeners; the streams 
 
 def job_key(job_id: str) -> str:
     return JOB_PREFIX + job_id
+
+
+def job_index(owner: str) -> str:
+    return JOB_INDEX_PREFIX + owner
 
 
 RUNNING = "ocrflow:running"  # hash: job id -> arq job id, for every run under way

@@ -39,6 +39,7 @@ async def transition(
                     keys.SEND_EMAIL, job_id, _job_id=f"{job_id}:email:{job.run}"
                 )
             await services.reuse.release_in_flight(job)
+            await services.limits.release(job.owner, job_id)
             if state is JobState.SUCCEEDED:
                 await services.reuse.remember_result(job)
         await services.events.publish(

@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.api import ANONYMOUS, SERVICES, job_from_fields, json_fields, render_job
+from handlers.api import job_from_fields, json_fields, render_job
+from handlers.auth import caller
 from handlers.errors import ApiError
 from handlers.intake import submit
 from handlers.jobs import Source
 from handlers.s3 import S3Storage
-from handlers.services import Services
+from handlers.services import SERVICES, Services
 from handlers.storage import ObjectNotFound
 from pipeline.media import SNIFF_BYTES, sniff
 
@@ -42,7 +43,7 @@ async def start_upload(request: web.Request) -> web.Response:
     form = await storage.upload_form(
         _upload_key(upload_id), max_bytes=settings.max_upload_bytes, expiry=expiry
     )
-    record = json.dumps({"filename": filename})
+    record = json.dumps({"filename": filename, "owner": caller(request)})
     await services.redis.set(UPLOAD_PREFIX + upload_id, record, ex=2 * expiry)
     complete = request.url.join(request.app.router["complete_upload"].url_for(upload_id=upload_id))
     body = {
@@ -64,14 +65,14 @@ async def complete_upload(request: web.Request) -> web.Response:
     storage, settings = _s3(services), services.settings
     upload_id = request.match_info["upload_id"]
     raw = await services.redis.get(UPLOAD_PREFIX + upload_id)
-    if raw is None:
+    if raw is None or json.loads(raw).get("owner") != caller(request):
         raise ApiError("upload_not_found", f"no upload {upload_id!r} (or it expired)")
     fields = await json_fields(request) if request.can_read_body else {}
     source = await _source(storage, upload_id, raw, settings.max_upload_bytes)
-    job = job_from_fields(fields, source, settings)
+    job = job_from_fields(request, fields, source)
     await storage.copy(_upload_key(upload_id), f"jobs/{job.id}/source")
     key = request.headers.get("Idempotency-Key")
-    job, _ = await submit(services, job, None, caller=ANONYMOUS, idempotency_key=key)
+    job, _ = await submit(services, job, None, idempotency_key=key)
     await services.redis.delete(UPLOAD_PREFIX + upload_id)
     await storage.delete(_upload_key(upload_id))  # the job has its own copy now
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))

@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass
 
+from aiohttp import web
 from arq.connections import ArqRedis
 
 from handlers import queue
 from handlers.events import EventLog
 from handlers.idempotency import Reuse
 from handlers.jobs import JobStore
+from handlers.limits import Limits
 from handlers.settings import Settings
 from handlers.storage import Storage, open_storage
 
@@ -20,6 +22,7 @@ class Services:
     events: EventLog
     reuse: Reuse
     storage: Storage
+    limits: Limits
     owns_redis: bool = True
 
     async def close(self) -> None:
@@ -32,14 +35,19 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
     """Open what a process needs; a `redis` passed in (arq's own) stays the caller's to close."""
     owned = redis is None
     connection = redis or await queue.connect(settings)
+    jobs = JobStore(connection, retention=settings.job_retention)
     return Services(
         settings=settings,
         redis=connection,
-        jobs=JobStore(connection, retention=settings.job_retention),
+        jobs=jobs,
         events=EventLog(connection, retention=settings.job_retention),
         reuse=Reuse(
             connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
         ),
         storage=await open_storage(settings),
+        limits=Limits(connection, jobs, settings),
         owns_redis=owned,
     )
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,6 +1,8 @@
 """Every setting ocrflow reads, from OCRFLOW_* variables, a .env file, or the platform's names."""
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -75,11 +77,29 @@ class Settings(BaseSettings):
     smtp_tls: bool = False  # implicit TLS (port 465)
     smtp_timeout: float = 30.0
 
+    # Authentication: with neither keys nor JWT settings, every request is `anonymous` and
+    # `ocrflow up`/`ocrflow web` listen on loopback only (unless allow_unauthenticated).
+    api_keys: Annotated[tuple[str, ...], NoDecode] = ()  # "name:sha256", see `ocrflow keys new`
+    jwt_secret: str | None = None  # HS256
+    jwt_public_key: str | None = None  # RS256: PEM text, or the path of a PEM file
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_email_claim: str = "email"
+    allow_unauthenticated: bool = False  # serve a non-loopback address without authentication
+    monitoring_token: str | None = None  # bearer token for /v1/status and /metrics
+    monitoring_networks: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.0/8", "::1/128")
+    webhook_caller: str = "anonymous"  # the caller that owns jobs made from S3 events
+
+    rate_limit: float = Field(default=50.0, ge=0)  # requests a second per caller; 0: no limit
+    rate_burst: int = Field(default=200, gt=0)
+    max_active_jobs_per_caller: int = Field(default=1000, ge=0)  # queued + running; 0: no limit
+    max_backlog: int = Field(default=20_000, ge=0)  # queued jobs in all; 0: no limit
+
     log_level: str = "INFO"
 
-    @field_validator("webhook_buckets", mode="before")
+    @field_validator("webhook_buckets", "api_keys", "monitoring_networks", mode="before")
     @classmethod
-    def _split_buckets(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
@@ -90,6 +110,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part for part in value.replace("+", ",").split(",") if part.strip())
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            name, _, digest = entry.partition(":")
+            if not name or not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(
+                    "each API key entry is name:sha256-hex (made by `ocrflow keys new NAME`)"
+                )
+        return value
+
+    @field_validator("monitoring_networks")
+    @classmethod
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return value
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.api_keys or self.jwt_secret or self.jwt_public_key)
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":

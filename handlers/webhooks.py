@@ -10,12 +10,12 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 
 from handlers import keys
-from handlers.api import ANONYMOUS, SERVICES
+from handlers.auth import signed
 from handlers.errors import ApiError
 from handlers.intake import submit
 from handlers.jobs import Job, Source, new_job_id, now
 from handlers.s3 import S3Storage
-from handlers.services import Services
+from handlers.services import SERVICES, Services
 from handlers.storage import StorageError
 from pipeline.errors import PipelineError
 from pipeline.media import SNIFF_BYTES, sniff
@@ -28,6 +28,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/v1/webhooks/s3")
+@signed
 async def s3_events(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     _authenticate(request, services.settings.webhook_secret)
@@ -87,9 +88,9 @@ async def _job_for(
     except (StorageError, PipelineError) as exc:  # gone, empty, unreadable, not a document
         await services.redis.delete(marker)
         return {"outcome": "refused", "error": getattr(exc, "code", "object_not_found")}
-    await storage.copy_in(bucket, key, keys.source_key(job_id))
     job = Job(
         id=job_id,
+        owner=services.settings.webhook_caller,
         created_at=now(),
         options=services.settings.default_options,
         source=Source(
@@ -101,6 +102,11 @@ async def _job_for(
         ),
         metadata={"s3": {"bucket": bucket, "key": key, "version": version}},
     )
-    answer, _ = await submit(services, job, None, caller=ANONYMOUS, idempotency_key=None)
+    try:
+        await storage.copy_in(bucket, key, keys.source_key(job_id))
+        answer, _ = await submit(services, job, None, idempotency_key=None)
+    except BaseException:
+        await services.redis.delete(marker)  # not taken: a redelivery may try again
+        raise
     log.info("S3 event %s/%s created job %s", bucket, key, answer.id)
     return {"outcome": "created", "job_id": answer.id}

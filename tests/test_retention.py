@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from handlers.api import SERVICES
 from handlers.retention import sweep
+from handlers.services import SERVICES
 from handlers.settings import Settings
 from tests.conftest import wait_for_job
 from tests.corpus import write_png

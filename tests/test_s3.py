@@ -13,10 +13,10 @@ from moto.server import ThreadedMotoServer
 from yarl import URL
 
 from handlers import retention
-from handlers.api import SERVICES
 from handlers.app import create_app
 from handlers.retention import sweep
 from handlers.s3 import S3Storage
+from handlers.services import SERVICES
 from handlers.settings import Settings
 from handlers.storage import ObjectNotFound, StorageError
 from tests.conftest import start_worker, stop_worker, wait_for_job
