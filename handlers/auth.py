@@ -59,6 +59,27 @@ def new_api_key(name: str) -> tuple[str, str]:
     return key, f"{name}:{_digest(key)}"
 
 
+def exposure_problem(settings: Settings) -> str | None:
+    """Why serving `settings.host` would be unsafe (no authentication, not loopback), if so."""
+    if settings.authenticated or settings.allow_unauthenticated or is_loopback(settings.host):
+        return None
+    return (
+        f"refusing to listen on {settings.host or 'every address'} without authentication: "
+        "set OCRFLOW_API_KEYS (make one with `ocrflow keys new NAME`) or OCRFLOW_JWT_SECRET / "
+        "OCRFLOW_JWT_PUBLIC_KEY; or OCRFLOW_ALLOW_UNAUTHENTICATED=true if something in front "
+        "of ocrflow authenticates callers"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or empty (every address): assume reachable from outside
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -1,4 +1,4 @@
-"""The `ocrflow` command: up, web, worker, ocr, submit."""
+"""The `ocrflow` command: up, web, worker, keys, ocr, submit."""
 
 import argparse
 import asyncio
@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from handlers import logs
 from handlers.app import create_app
+from handlers.auth import exposure_problem, new_api_key
 from handlers.bulk import Plan, submit_many
 from handlers.pool import OcrPool
 from handlers.runner import run_document
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "worker", help="run an OCR worker only (Redis: REDIS_URL, default 127.0.0.1:6379)"
     )
+    keys_cmd = commands.add_parser("keys", help="make API keys")
+    keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    new_key = keys_sub.add_parser(
+        "new",
+        help="print a new API key (give it to the caller) and its OCRFLOW_API_KEYS entry "
+        "(only a hash: the server never stores the key)",
+    )
+    new_key.add_argument("name", help="the caller's name: letters, digits, '.', '_', '-'")
     _add_ocr_parser(commands)
     _add_submit_parser(commands)
     return parser
@@ -99,9 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("host", "port", "data_dir")
         if (value := getattr(args, name, None)) is not None
     }
+    if args.command == "keys":
+        return _new_key(args.name)
     settings = Settings(**overrides)
     logs.configure(settings.log_level)
+    if args.command in ("up", "web") and (problem := exposure_problem(settings)):
+        print(f"ocrflow {args.command}: {problem}", file=sys.stderr)
+        return 2
     if args.command == "up":
+        if not settings.authenticated:
+            log.warning(
+                "no authentication configured: serving %s only (set OCRFLOW_API_KEYS to open up)",
+                settings.host,
+            )
         return run_up(settings, os.environ)
     if args.command == "web":
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
@@ -115,6 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PipelineError, ValidationError, OSError) as exc:
         print(f"ocrflow ocr: {_explain(exc)}", file=sys.stderr)
         return 2
+
+
+def _new_key(name: str) -> int:
+    try:
+        key, entry = new_api_key(name)
+    except ValueError as exc:
+        print(f"ocrflow keys new: {exc}", file=sys.stderr)
+        return 2
+    print(f"API key (give it to {name}; it is shown only now): {key}")
+    print(f"OCRFLOW_API_KEYS entry (comma-separate several): {entry}")
+    return 0
 
 
 def _explain(exc: Exception) -> str:

@@ -66,22 +66,28 @@ class OcrflowClient:
         return await self._post_until_accepted("/v1/jobs", lambda: {"url": url, **fields})
 
     async def _post_until_accepted(self, path: str, body: Any) -> dict[str, Any]:
-        """POST, waiting out 429/503 answers as their Retry-After says (with backoff)."""
-        delay = 1.0
-        for _ in range(self._busy_retries + 1):
-            payload = body()
+        return await self._request("POST", path, body)
+
+    async def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """Send, waiting out 429/503 answers as their Retry-After says (with backoff). At the
+        limit of active jobs it waits for as long as it takes: its own jobs free the room."""
+        delay, tries = 1.0, 0
+        while True:
+            payload = body() if body else None
             kwargs = {"json": payload} if isinstance(payload, dict) else {"data": payload}
-            async with self.session.post(self.base_url + path, **kwargs) as response:
+            async with self.session.request(method, self.base_url + path, **kwargs) as response:
                 if response.status not in BUSY:
                     return await _json_or_raise(response)
                 wait = float(response.headers.get("Retry-After", delay))
+                code = await _error_code(response)
+            tries += code != "too_many_active_jobs"
+            if tries > self._busy_retries:
+                raise ApiFailure(response.status, code, "the service stayed busy")
             await asyncio.sleep(min(wait, 60.0))
             delay = min(delay * 2, 30.0)
-        raise ApiFailure(503, "service_unavailable", "the service stayed busy")
 
     async def job(self, job_id: str) -> dict[str, Any]:
-        async with self.session.get(f"{self.base_url}/v1/jobs/{job_id}") as response:
-            return await _json_or_raise(response)
+        return await self._request("GET", f"/v1/jobs/{job_id}")
 
     async def wait(self, job_id: str, *, poll_interval: float = 2.0) -> dict[str, Any]:
         """The job once it has ended: followed over its event stream, polled if that fails."""
@@ -111,6 +117,14 @@ class OcrflowClient:
                 async for chunk in response.content.iter_chunked(256 * 1024):
                     handle.write(chunk)
         partial.replace(dest)
+
+
+async def _error_code(response: aiohttp.ClientResponse) -> str:
+    try:
+        body = await response.json(content_type=None)
+        return str(body["error"]["code"])
+    except (json.JSONDecodeError, aiohttp.ContentTypeError, KeyError, TypeError):
+        return "service_unavailable"
 
 
 async def _json_or_raise(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -22,7 +22,7 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FILENAME = 200
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f]")
 LIST_FIELDS = frozenset({"languages", "outputs"})
-JOB_FIELDS = frozenset({"priority", "metadata", "callback_url", "url", "notify_email"})
+JOB_FIELDS = frozenset({"priority", "metadata", "callback_url", "url", "notify_email", "notify"})
 
 
 @dataclass
