@@ -1,6 +1,5 @@
 """The HTTP API: submit a job, read its document, its result and its output files."""
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,14 @@ from handlers.intake import submit
 from handlers.jobs import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
 from handlers.lifecycle import transition
 from handlers.services import SERVICES
-from handlers.uploads import Upload, parse_metadata, parse_options, receive_upload
+from handlers.uploads import (
+    JsonSubmission,
+    Upload,
+    json_fields,
+    parse_metadata,
+    parse_options,
+    receive_upload,
+)
 from pipeline.options import check_languages
 from pipeline.outputs import FILENAMES, MEDIA_TYPES
 
@@ -27,6 +33,7 @@ PRIORITIES = ("high", "normal", "low")
 EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 STATIC = Path(__file__).parent / "static"
+BOOLEAN_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 routes = web.RouteTableDef()
 
@@ -37,7 +44,7 @@ async def submit_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     source: Path | None = None
     if request.content_type == "application/json":
-        fields = await json_fields(request)
+        fields = await json_fields(request, JsonSubmission)
         url_source = _source(fields, None, services.settings.allow_private_urls)
         job = job_from_fields(request, fields, url_source)
     elif request.content_type == "multipart/form-data":
@@ -94,29 +101,13 @@ def _source(fields: dict[str, list[str]], upload: Upload | None, allow_private: 
     return Source(kind="url", url=url, filename=URL(url).name or str(URL(url).host))
 
 
-async def json_fields(request: web.Request) -> dict[str, list[str]]:
-    """A JSON body in the shape of form fields, so both kinds of submission validate alike."""
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise ApiError("malformed_request", "the body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise ApiError("malformed_request", "the body must be a JSON object")
-    fields: dict[str, list[str]] = {}
-    for name, value in body.items():
-        if isinstance(value, list):
-            fields[name] = [",".join(str(item) for item in value)]
-        elif isinstance(value, dict):
-            fields[name] = [json.dumps(value)]
-        else:
-            fields[name] = [json.dumps(value) if value is None else str(value)]
-    return fields
-
-
 def _email(fields: dict[str, list[str]], token_email: str | None) -> str | None:
     """`notify_email`, or with `notify=true` the address in the caller's token."""
+    notify = fields.get("notify", ["false"])[-1].lower()
+    if notify not in BOOLEAN_TEXT:
+        raise ApiError("invalid_options", "notify must be true or false")
     if "notify_email" not in fields:
-        if fields.get("notify", ["false"])[-1].lower() not in ("true", "1", "yes"):
+        if not BOOLEAN_TEXT[notify]:
             return None
         if token_email is None:
             raise ApiError("invalid_options", "notify=true needs a token with an e-mail claim")

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from handlers import api, feeds, presigned, webhooks
+from handlers import api, feeds, openapi, presigned, webhooks
 from handlers.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from handlers.errors import error_middleware
 from handlers.hub import EventHub
@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(feeds.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(presigned.routes)
+    app.add_routes(openapi.routes)
     return app
 
 

@@ -101,7 +101,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = CODE_BY_STATUS.get(exc.status, "http_error")
         body = {"error": {"code": code, "message": exc.reason}}
-        return web.json_response(body, status=exc.status)
+        kept = {name: exc.headers[name] for name in ("Allow",) if name in exc.headers}
+        return web.json_response(body, status=exc.status, headers=kept)
     except (RedisError, ConnectionError) as exc:
         log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
         return unavailable("the job queue").response()

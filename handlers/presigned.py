@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.api import job_from_fields, json_fields, render_job
+from handlers.api import job_from_fields, render_job
 from handlers.auth import caller
 from handlers.errors import ApiError
 from handlers.intake import submit
@@ -15,6 +15,7 @@ from handlers.jobs import Source
 from handlers.s3 import S3Storage
 from handlers.services import SERVICES, Services
 from handlers.storage import ObjectNotFound
+from handlers.uploads import JsonOptions, UploadStart, json_fields
 from pipeline.media import SNIFF_BYTES, sniff
 
 UPLOAD_PREFIX = "ocrflow:upload:"
@@ -36,7 +37,7 @@ def _s3(services: Services) -> S3Storage:
 async def start_upload(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     storage, settings = _s3(services), services.settings
-    fields = await json_fields(request) if request.can_read_body else {}
+    fields = await json_fields(request, UploadStart) if request.can_read_body else {}
     filename = fields.get("filename", ["upload"])[-1][:200] or "upload"
     upload_id = "u_" + secrets.token_hex(12)
     expiry = settings.download_url_expiry
@@ -67,7 +68,7 @@ async def complete_upload(request: web.Request) -> web.Response:
     raw = await services.redis.get(UPLOAD_PREFIX + upload_id)
     if raw is None or json.loads(raw).get("owner") != caller(request):
         raise ApiError("upload_not_found", f"no upload {upload_id!r} (or it expired)")
-    fields = await json_fields(request) if request.can_read_body else {}
+    fields = await json_fields(request, JsonOptions) if request.can_read_body else {}
     source = await _source(storage, upload_id, raw, settings.max_upload_bytes)
     job = job_from_fields(request, fields, source)
     await storage.copy(_upload_key(upload_id), f"jobs/{job.id}/source")

@@ -11,7 +11,8 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
-from pydantic import ValidationError
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from handlers.errors import ApiError
 from pipeline.media import SNIFF_BYTES, MediaType, sniff
@@ -53,7 +54,8 @@ async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> U
                 upload = await _spool_file(part, spool, max_bytes)
             else:
                 fields.setdefault(part.name, []).append(await _read_field(part))
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        # aiohttp raises its own header errors (control characters in a part's headers).
         if upload:
             upload.path.unlink(missing_ok=True)
         raise ApiError("malformed_request", f"the multipart body is malformed: {exc}") from exc
@@ -155,6 +157,61 @@ def invalid_options(exc: ValidationError) -> ApiError:
         for error in exc.errors()
     ]
     return ApiError("invalid_options", "the job options are invalid", details=details)
+
+
+class JsonOptions(BaseModel):
+    """A JSON body's job fields, strictly typed: a wrong type is a 422 naming the field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    languages: str | list[str] | None = None
+    outputs: str | list[str] | None = None
+    dpi: int | None = None
+    psm: int | None = None
+    force_ocr: bool | None = None
+    rotate: bool | None = None
+    deskew: bool | None = None
+    priority: str | None = None
+    metadata: dict[str, Any] | None = None
+    callback_url: str | None = None
+    notify_email: str | None = None
+    notify: bool | None = None
+
+
+class JsonSubmission(JsonOptions):
+    url: str
+
+
+class UploadStart(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    filename: str | None = None
+
+
+async def json_fields(request: web.Request, shape: type[BaseModel]) -> dict[str, list[str]]:
+    """A JSON body checked against `shape`, in the form of form fields, so both kinds of
+    submission go through the same parsing."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError("malformed_request", "the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError("malformed_request", "the body must be a JSON object")
+    try:
+        given = shape.model_validate(body).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise invalid_options(exc) from exc
+    return {name: [_as_text(value)] for name, value in given.items()}
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:
