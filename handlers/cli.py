@@ -214,7 +214,9 @@ async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:
         media_type = sniff(handle.read(SNIFF_BYTES))
     out_dir: Path = args.out or Path(f"{args.file.stem}-ocrflow")
     out_dir.mkdir(parents=True, exist_ok=True)
-    pool = OcrPool(args.processes or settings.pool_processes)
+    pool = OcrPool(
+        args.processes or settings.pool_processes, memory_limit=settings.pool_memory_limit
+    )
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="ocrflow-") as workdir:

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -18,8 +19,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def init_process() -> None:
+def init_process(memory_limit: int = 0) -> None:
     """Runs in each pool process before any work."""
+    if memory_limit:
+        # Address space, for this process and the poppler and tesseract processes it starts:
+        # a hostile page fails with an error instead of taking the machine's memory.
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     # Parallelism comes from the pool; OpenMP threads inside each Tesseract would thrash.
     os.environ["OMP_THREAD_LIMIT"] = "1"
     # Ignore Ctrl-C in the terminal's process group: the worker decides when the pool stops.
@@ -47,9 +52,10 @@ def _children(pid: int) -> list[int]:
 class OcrPool:
     """A ProcessPoolExecutor that replaces itself after a crash and retries the lost call."""
 
-    def __init__(self, processes: int, *, crash_retries: int = 2) -> None:
+    def __init__(self, processes: int, *, crash_retries: int = 2, memory_limit: int = 0) -> None:
         self.processes = processes
         self.crash_retries = crash_retries
+        self.memory_limit = memory_limit
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -57,6 +63,7 @@ class OcrPool:
             max_workers=self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_process,
+            initargs=(self.memory_limit,),
         )
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:

@@ -2,14 +2,16 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from handlers.pool import OcrPool
 from pipeline.document import Plan, inspect_document, read_text_pages
+from pipeline.errors import PageCrashed
 from pipeline.media import MediaType
 from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import check_pages
-from pipeline.page import PageTask, process_page
+from pipeline.page import PageTask, failed_page, process_page
 from pipeline.result import PageResult
 
 # Called with the pages done so far, the page count, and the pages that just finished (one
@@ -66,7 +68,11 @@ async def _recognize(pool: OcrPool, tasks: tuple[PageTask, ...], finished: Finis
 
     async def one(task: PageTask) -> PageResult:
         async with window:
-            return await pool.run(process_page, task)
+            try:
+                return await pool.run(process_page, task)
+            except BrokenProcessPool:  # it killed its process on every try (a native crash)
+                message = f"page {task.number} crashed the OCR process on every try"
+                return failed_page(task, PageCrashed(message))
 
     running = [asyncio.ensure_future(one(task)) for task in tasks]
     try:

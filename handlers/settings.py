@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     ocr_engine: Engine = "auto"
 
     pool_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
+    # Address space of each pool process and the poppler/tesseract it runs (0: no limit).
+    pool_memory_limit: int = Field(default=4096 * MIB, ge=0)
     worker_max_jobs: int = Field(default=4, gt=0)
     job_timeout: float = Field(default=1800.0, gt=0)
     page_timeout: float = Field(default=180.0, gt=0)

@@ -20,6 +20,8 @@ from pipeline.options import OcrOptions
 
 CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 64
+MAX_DETAILS = 20
 MAX_FILENAME = 200
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f]")
 LIST_FIELDS = frozenset({"languages", "outputs"})
@@ -53,12 +55,16 @@ async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> U
             if part.name == "file" and upload is None:
                 upload = await _spool_file(part, spool, max_bytes)
             else:
+                if sum(map(len, fields.values())) >= MAX_FIELDS:
+                    raise ApiError("malformed_request", f"more than {MAX_FIELDS} form fields")
                 fields.setdefault(part.name, []).append(await _read_field(part))
-    except (ValueError, AssertionError, HttpProcessingError) as exc:
-        # aiohttp raises its own header errors (control characters in a part's headers).
-        if upload:
+    except BaseException as exc:
+        if upload:  # refused (or the client went away) after the file arrived
             upload.path.unlink(missing_ok=True)
-        raise ApiError("malformed_request", f"the multipart body is malformed: {exc}") from exc
+        # aiohttp raises its own header errors (control characters in a part's headers).
+        if isinstance(exc, ValueError | AssertionError | HttpProcessingError):
+            raise ApiError("malformed_request", f"the multipart body is malformed: {exc}") from exc
+        raise
     if upload is None:
         raise ApiError("malformed_request", "the form has no `file` part")
     upload.fields = fields
@@ -154,7 +160,7 @@ def parse_options(fields: dict[str, list[str]], defaults: OcrOptions) -> OcrOpti
 def invalid_options(exc: ValidationError) -> ApiError:
     details = [
         {"field": ".".join(str(p) for p in error["loc"]), "message": error["msg"]}
-        for error in exc.errors()
+        for error in exc.errors()[:MAX_DETAILS]
     ]
     return ApiError("invalid_options", "the job options are invalid", details=details)
 
@@ -191,10 +197,7 @@ class UploadStart(BaseModel):
 async def json_fields(request: web.Request, shape: type[BaseModel]) -> dict[str, list[str]]:
     """A JSON body checked against `shape`, in the form of form fields, so both kinds of
     submission go through the same parsing."""
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise ApiError("malformed_request", "the body is not valid JSON") from exc
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError("malformed_request", "the body must be a JSON object")
     try:
@@ -202,6 +205,16 @@ async def json_fields(request: web.Request, shape: type[BaseModel]) -> dict[str,
     except ValidationError as exc:
         raise invalid_options(exc) from exc
     return {name: [_as_text(value)] for name, value in given.items()}
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body; 400 for anything that is not JSON, nested past reason included."""
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise ApiError("malformed_request", "the body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise ApiError("malformed_request", "the JSON body is nested too deeply") from exc
 
 
 def _as_text(value: Any) -> str:

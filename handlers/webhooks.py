@@ -17,6 +17,7 @@ from handlers.jobs import Job, Source, new_job_id, now
 from handlers.s3 import S3Storage
 from handlers.services import SERVICES, Services
 from handlers.storage import StorageError
+from handlers.uploads import read_json
 from pipeline.errors import PipelineError
 from pipeline.media import SNIFF_BYTES, sniff
 
@@ -35,11 +36,11 @@ async def s3_events(request: web.Request) -> web.Response:
     storage = services.storage
     if not isinstance(storage, S3Storage):
         raise ApiError("s3_storage_required", "S3 events need OCRFLOW_STORAGE_BACKEND=s3")
+    body = await read_json(request)
     try:
-        body = await request.json()
         records = body["Records"]
         assert isinstance(records, list)
-    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+    except (KeyError, TypeError, AssertionError) as exc:
         raise ApiError("malformed_request", "expected an S3 event with `Records`") from exc
     buckets = set(services.settings.webhook_buckets) or {storage.bucket}
     results = [await _record(services, storage, record, buckets) for record in records]

@@ -50,7 +50,7 @@ class JobStopped(Exception):
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx[SETTINGS]
     ctx[SERVICES] = await open_services(settings, redis=ctx["redis"])
-    ctx[POOL] = OcrPool(settings.pool_processes)
+    ctx[POOL] = OcrPool(settings.pool_processes, memory_limit=settings.pool_memory_limit)
     ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
     ctx[SWEEPER] = asyncio.create_task(sweep_forever(ctx[SERVICES]), name="sweeper")
     beat = stats.beat_forever(

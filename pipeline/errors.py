@@ -46,6 +46,16 @@ class PageTooLarge(PipelineError):
     code = "page_too_large"
 
 
+class PageOutOfMemory(PipelineError):
+    code = "page_out_of_memory"
+
+
+class PageCrashed(PipelineError):
+    """The page took the process reading it down, on every try."""
+
+    code = "page_crashed"
+
+
 class PageTimeout(PipelineError):
     code = "page_timeout"
 

@@ -1,5 +1,6 @@
 """One page through recognition: the function the process pool runs."""
 
+import logging
 import secrets
 import time
 import warnings
@@ -10,7 +11,13 @@ from PIL import Image, ImageOps
 
 from pipeline import poppler
 from pipeline.engine import Engine, get_engine
-from pipeline.errors import InvalidImage, PageTooLarge, PipelineError
+from pipeline.errors import (
+    EngineFailure,
+    InvalidImage,
+    PageOutOfMemory,
+    PageTooLarge,
+    PipelineError,
+)
 from pipeline.media import MediaType
 from pipeline.options import Engine as EngineName
 from pipeline.options import OcrOptions
@@ -18,10 +25,15 @@ from pipeline.resolution import capped_dpi, scan_dpi
 from pipeline.result import PageError, PageResult
 from pipeline.skew import estimate_skew
 
+log = logging.getLogger(__name__)
+
 DEFAULT_IMAGE_DPI = 300
 # Degrees. Below this Tesseract's own line finding copes; above it, turning the page level
 # first costs ~0.1 s and saves misreadings (on short pages skewed 3 degrees, for instance).
 MIN_SKEW = 1.0
+# Images inside a PDF page are downscaled while rendering; up to this many times the page pixel
+# limit they are a fine scan, past it a decompression bomb that would take minutes to decode.
+EMBEDDED_PIXELS_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -46,16 +58,30 @@ def process_page(task: PageTask) -> PageResult:
     try:
         return _recognize(task, get_engine(task.engine), started)
     except PipelineError as exc:
-        return PageResult(
-            number=task.number,
-            method="ocr",
-            width=0,
-            height=0,
-            dpi=task.dpi,
-            text="",
-            seconds=time.perf_counter() - started,
-            error=PageError(exc.code, exc.message),
-        )
+        return failed_page(task, exc, time.perf_counter() - started)
+    except MemoryError:
+        # Over the pool process's memory limit: this page fails, the process lives on.
+        message = f"page {task.number} needs more memory than the configured limit"
+        return failed_page(task, PageOutOfMemory(message), time.perf_counter() - started)
+    except Exception as exc:
+        # Tesseract and Leptonica report failures (an allocation over the memory limit among
+        # them) as bare RuntimeErrors: the page fails with what they said, the document goes on.
+        log.warning("page %d failed: %r", task.number, exc)
+        failure = EngineFailure(f"page {task.number} could not be read: {exc}")
+        return failed_page(task, failure, time.perf_counter() - started)
+
+
+def failed_page(task: PageTask, exc: PipelineError, seconds: float = 0.0) -> PageResult:
+    return PageResult(
+        number=task.number,
+        method="ocr",
+        width=0,
+        height=0,
+        dpi=task.dpi,
+        text="",
+        seconds=seconds,
+        error=PageError(exc.code, exc.message),
+    )
 
 
 def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
@@ -114,10 +140,18 @@ def load_page(task: PageTask) -> tuple[Image.Image, int]:
 
 
 def render_dpi(task: PageTask) -> int:
-    """A scanned page renders at its own resolution, any other at the requested one."""
-    native = poppler.native_resolution(
+    """A scanned page renders at its own resolution, any other at the requested one. A page
+    holding an image too large to decode (a decompression bomb) is refused before rendering."""
+    images = poppler.page_images(
         task.source, number=task.number, size=task.page_size, timeout=task.timeout
     )
+    width, height = images.largest
+    if width * height > task.max_pixels * EMBEDDED_PIXELS_FACTOR:
+        raise PageTooLarge(
+            f"page {task.number} holds a {width}x{height} image, more than "
+            f"{EMBEDDED_PIXELS_FACTOR}x the limit of {task.max_pixels} pixels"
+        )
+    native = images.native_dpi
     dpi = scan_dpi(native) if native else task.dpi
     return capped_dpi(task.page_size, dpi, task.max_pixels)
 

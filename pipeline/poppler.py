@@ -113,10 +113,16 @@ def _box(values: list[bytes]) -> tuple[int, int, int, int]:
     return (left, top, right, bottom)
 
 
-def native_resolution(
+@dataclass(frozen=True)
+class PageImages:
+    native_dpi: int | None  # of the image covering most of the page, if it is a scan
+    largest: tuple[int, int] = (0, 0)  # width, height of the largest image on the page
+
+
+def page_images(
     path: Path, *, number: int, size: tuple[float, float], timeout: float
-) -> int | None:
-    """The resolution of the image that covers most of page `number`, if it is a scan."""
+) -> PageImages:
+    """What the images on page `number` are: its scan's resolution, and the largest one."""
     try:
         run = subprocess.run(
             ["pdfimages", "-list", "-f", str(number), "-l", str(number), str(path)],
@@ -127,8 +133,8 @@ def native_resolution(
             errors="replace",
         )
     except subprocess.TimeoutExpired:
-        return None
-    found = None
+        return PageImages(None)
+    found, largest = None, (0, 0)
     for row in run.stdout.splitlines()[2:]:
         cells = row.split()
         if len(cells) < _PDFIMAGES_COLUMNS or cells[2] != "image":
@@ -139,12 +145,14 @@ def native_resolution(
             float(cells[12]),
             float(cells[13]),
         )
+        if width * height > largest[0] * largest[1]:
+            largest = (width, height)
         if x_ppi <= 0 or y_ppi <= 0:
             continue
         shown = (width / x_ppi * 72) * (height / y_ppi * 72)
         if size[0] * size[1] and shown / (size[0] * size[1]) >= SCAN_COVERAGE:
             found = max(found or 0, round(min(x_ppi, y_ppi)))
-    return found
+    return PageImages(found, largest)
 
 
 def render_page(path: Path, *, number: int, dpi: int, out_dir: Path, timeout: float) -> Path:

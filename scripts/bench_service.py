@@ -7,9 +7,7 @@ through `scripts/bench_service`.
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,49 +18,10 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.deathsig import die_with_parent
 from handlers.redis_server import RedisServer, free_port
 from tests.corpus import page_image, write_png
-from tests.service import wait_healthy
+from tests.service import Service, wait_healthy
 from tests.sse import read_events
-
-
-class Service:
-    def __init__(self, directory: Path, redis_url: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
-        self.env.update(
-            OCRFLOW_REDIS_URL=redis_url,
-            OCRFLOW_DATA_DIR=str(directory),
-            OCRFLOW_PORT=str(self.port),
-            OCRFLOW_POOL_PROCESSES="1",
-            OCRFLOW_LOG_LEVEL="WARNING",
-            OCRFLOW_RESULT_CACHE_TTL="0",
-        )
-        self.log = (directory / "service.log").open("ab")
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.start("web")
-
-    def start(self, role: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "handlers", role],
-            env=self.env,
-            stdout=self.log,
-            stderr=self.log,
-            preexec_fn=die_with_parent,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        process.terminate()
-        process.wait(30)
-        self.processes.remove(process)
-
-    def close(self) -> None:
-        for process in list(self.processes):
-            self.stop(process)
 
 
 async def submit(session: aiohttp.ClientSession, base: str, body: bytes, name: str) -> str:

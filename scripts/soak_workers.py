@@ -9,9 +9,7 @@ how many ran more than once, and the wall time. Run it through `scripts/soak_wor
 import argparse
 import asyncio
 import collections
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,52 +19,29 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.deathsig import die_with_parent
 from handlers.redis_server import RedisServer, free_port
 from tests.corpus import write_png
-from tests.service import wait_healthy
+from tests.service import Service, wait_healthy
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-class Cluster:
-    def __init__(self, directory: Path, redis_url: str, port: int) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
-        self.env.update(
-            OCRFLOW_REDIS_URL=redis_url,
-            OCRFLOW_DATA_DIR=str(directory),
-            OCRFLOW_PORT=str(port),
-            OCRFLOW_POOL_PROCESSES="1",
-            OCRFLOW_LOG_LEVEL="WARNING",
-        )
-        self.log = (directory / "cluster.log").open("ab")
-        self.web = self._start("web")
-        self.workers = [self._start("worker"), self._start("worker")]
-        self.kills = 0
+class Cluster(Service):
+    """The web ingress and two workers; one worker at a time is killed and replaced."""
 
-    def _start(self, role: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "handlers", role]
-        return subprocess.Popen(
-            command, env=self.env, stdout=self.log, stderr=self.log, preexec_fn=die_with_parent
-        )
+    def __init__(self, directory: Path, redis_url: str) -> None:
+        super().__init__(directory, redis_url)
+        self.workers = [self.start("worker"), self.start("worker")]
+        self.kills = 0
 
     def kill_one(self) -> None:
         index = self.kills % len(self.workers)
         victim = self.workers[index]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
+        self.processes.remove(victim)
         self.kills += 1
-        self.workers[index] = self._start("worker")
-
-    def stop(self) -> None:
-        for process in [self.web, *self.workers]:
-            process.terminate()
-        for process in [self.web, *self.workers]:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.log.close()
+        self.workers[index] = self.start("worker")
 
 
 async def submit_all(session: aiohttp.ClientSession, base: str, files: list[Path]) -> list[str]:
@@ -136,12 +111,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ocrflow-soak-") as tmp:
         directory = Path(tmp)
         server = RedisServer(directory / "redis", port=free_port(), persist=True)
-        port = free_port()
-        cluster = Cluster(directory, server.start(), port)
+        cluster = Cluster(directory, server.start())
         try:
-            asyncio.run(soak(args, directory, cluster, f"http://127.0.0.1:{port}"))
+            asyncio.run(soak(args, directory, cluster, cluster.base))
         finally:
-            cluster.stop()
+            cluster.close()
             server.stop()
 
 

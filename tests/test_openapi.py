@@ -20,6 +20,7 @@ from handlers.settings import Settings
 from handlers.uploads import MAX_FILENAME, clean_filename, parse_options
 from pipeline.options import OcrOptions
 from tests.corpus import write_png
+from tests.hostile import multipart
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
@@ -97,19 +98,6 @@ def test_a_filename_is_never_a_path(name: str) -> None:
     assert clean and len(clean) <= MAX_FILENAME
     assert "/" not in clean and "\\" not in clean
     assert all(ord(c) >= 32 and c != "\x7f" for c in clean)
-
-
-def multipart(fields: dict[str, bytes], filename: str, content: bytes) -> tuple[bytes, str]:
-    """A multipart body written by hand, so hostile names and bytes reach the server as is."""
-    boundary = "ocrflow-test-boundary-7d1f"
-    body = b""
-    for name, value in fields.items():
-        head = f'Content-Disposition: form-data; name="{name}"'.encode()
-        body += b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n"
-    head = f'Content-Disposition: form-data; name="file"; filename="{filename}"'.encode()
-    body += b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + content + b"\r\n"
-    body += b"--" + boundary.encode() + b"--\r\n"
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 # Header text: anything but the characters that end a header line or the quoted value.

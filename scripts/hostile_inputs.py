@@ -1,0 +1,270 @@
+"""Hostile inputs against a real ocrflow (redis-server, `ocrflow web`, one `ocrflow worker`):
+for each, the HTTP answer and error code, how its job ended, the worker's peak memory while it
+ran, and whether the same worker went on to read a good document afterwards.
+
+Run it through `scripts/hostile_inputs`; it prints a Markdown table.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.redis_server import RedisServer, free_port
+from tests import hostile
+from tests.corpus import write_png
+from tests.service import Service, wait_healthy
+
+MIB = 1024 * 1024
+TERMINAL = {"succeeded", "failed", "cancelled"}
+UPLOAD_LIMIT = 16 * MIB
+MEMORY_LIMIT = 2048 * MIB
+
+
+@dataclass
+class Case:
+    name: str
+    send: Callable[[aiohttp.ClientSession, str, Any], Any]
+    make: Callable[[Path], Path] | None = None  # the input file, made before the clock starts
+
+
+@dataclass
+class Outcome:
+    status: int | str
+    code: str = ""
+    job: dict[str, Any] = field(default_factory=dict)
+
+
+def upload(filename: str | None = None, **fields: str) -> Callable[..., Any]:
+    async def send(session: aiohttp.ClientSession, base: str, path: Path) -> Outcome:
+        # Written by hand: aiohttp's own form writer refuses control characters in names.
+        body, content_type = hostile.multipart(
+            {name: value.encode() for name, value in fields.items()},
+            filename or path.name,
+            path.read_bytes(),
+        )
+        headers = {"Content-Type": content_type}
+        async with session.post(f"{base}/v1/jobs", data=body, headers=headers) as response:
+            return await _outcome(response)
+
+    return send
+
+
+def json_body(body: str) -> Callable[..., Any]:
+    async def send(session: aiohttp.ClientSession, base: str, path: None) -> Outcome:
+        headers = {"Content-Type": "application/json"}
+        async with session.post(f"{base}/v1/jobs", data=body, headers=headers) as response:
+            return await _outcome(response)
+
+    return send
+
+
+async def _outcome(response: aiohttp.ClientResponse) -> Outcome:
+    body = await response.json(content_type=None)
+    if response.status == 202:
+        return Outcome(response.status, job=body)
+    return Outcome(response.status, body["error"]["code"])
+
+
+async def oversized(session: aiohttp.ClientSession, base: str, path: None) -> Outcome:
+    """64 MiB streamed without a Content-Length against a 16 MiB limit."""
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'
+        yield b"\x89PNG\r\n\x1a\n"
+        chunk = b"\0" * MIB
+        for _ in range(64):
+            sent += len(chunk)
+            yield chunk
+        yield b"\r\n--b--\r\n"
+
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    try:
+        async with session.post(f"{base}/v1/jobs", data=body(), headers=headers) as response:
+            outcome = await _outcome(response)
+    except aiohttp.ClientError:
+        return Outcome("closed", f"connection closed after {sent // MIB} MiB")
+    outcome.code += f" (after {sent // MIB} MiB sent)"
+    return outcome
+
+
+async def many_fields(session: aiohttp.ClientSession, base: str, path: None) -> Outcome:
+    form = aiohttp.FormData()
+    for n in range(5000):
+        form.add_field(f"field{n}", "x")
+    form.add_field("file", io.BytesIO(b"\x89PNG\r\n\x1a\n"), filename="a.png")
+    async with session.post(f"{base}/v1/jobs", data=form) as response:
+        return await _outcome(response)
+
+
+def _good_png(directory: Path) -> Path:
+    return write_png(directory / "good.png", ["A perfectly ordinary page"])
+
+
+CASES = [
+    Case("zero-byte file", upload(), hostile.zero_bytes),
+    Case("unsupported type (ZIP)", upload(), hostile.zip_file),
+    Case("truncated PDF", upload(), hostile.truncated_pdf),
+    Case("corrupt PDF (header, then noise)", upload(), hostile.corrupt_pdf),
+    Case("encrypted PDF (AES-256)", upload(), hostile.encrypted_pdf),
+    Case("PDF with 5,000 pages", upload(), hostile.many_pages_pdf),
+    Case("TIFF with 2,000 frames", upload(), hostile.many_frames_tiff),
+    Case("PNG bomb: 100,000 x 100,000 (1.4 MB)", upload(), hostile.png_bomb),
+    Case("PDF with a 200,000 x 200,000 CCITT image", upload(), hostile.ccitt_giant_pdf),
+    Case("PDF page 200 x 200 inches", upload(), hostile.huge_page_pdf),
+    Case("polyglot: PNG + appended PDF", upload(), hostile.polyglot_png_pdf),
+    Case("polyglot: HTML with %PDF- header", upload(), hostile.html_with_pdf_header),
+    Case("filename ../../../etc/passwd", upload("../../../etc/passwd"), _good_png),
+    Case("filename with ESC and TAB", upload("evil\x1b[31m\tname.png"), _good_png),
+    Case("filename with NUL", upload("evil\x00.png"), _good_png),
+    Case("upload over the limit (64 MiB)", oversized),
+    Case("5,000 form fields", many_fields),
+    Case('JSON wrong types {"url": 5, "dpi": "x"}', json_body('{"url": 5, "dpi": "x"}')),
+    Case("dpi 10, psm 99", upload(dpi="10", psm="99"), _good_png),
+    Case("languages ../../x", upload(languages="../../x"), _good_png),
+    Case("JSON nested 100,000 deep", json_body('{"url":' + "[" * 100_000 + "]" * 100_000 + "}")),
+]
+
+
+class MemoryWatch:
+    """Samples the resident memory of the worker and its pool processes (and their children),
+    summed; shared pages count once per process, so the figure errs high."""
+
+    def __init__(self, pid: int) -> None:
+        self._root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "MemoryWatch":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total = 0
+            for process in [self._root, *self._root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+
+
+async def wait_job(session: aiohttp.ClientSession, base: str, job_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(600):
+        while True:
+            async with session.get(f"{base}/v1/jobs/{job_id}") as response:
+                job: dict[str, Any] = await response.json()
+            if job["state"] in TERMINAL:
+                return job
+            await asyncio.sleep(0.1)
+
+
+async def run(directory: Path, service: Service, worker_pid: int) -> list[list[str]]:
+    rows: list[list[str]] = []
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, service.base)
+        for case in CASES:
+            workdir = directory / f"case-{len(rows)}"
+            workdir.mkdir()
+            path = case.make(workdir) if case.make else None
+            started = time.perf_counter()
+            with MemoryWatch(worker_pid) as watch:
+                outcome = await case.send(session, service.base, path)
+                ended = ""
+                if outcome.job:
+                    job = await wait_job(session, service.base, outcome.job["id"])
+                    error = job.get("error") or {}
+                    ended = job["state"] + (f" `{error['code']}`" if error else "")
+                    if job["state"] == "succeeded":
+                        ended += f", shown as `{job['source']['filename']!r}`"
+            seconds = time.perf_counter() - started
+            serving = await _still_serving(session, service.base, workdir, worker_pid)
+            code = f"`{outcome.code}`" if outcome.code else ""
+            rows.append(
+                [
+                    case.name,
+                    f"{outcome.status} {code}".strip(),
+                    ended or "(not accepted)",
+                    f"{watch.peak / MIB:.0f}",
+                    f"{seconds:.1f}",
+                    serving,
+                ]
+            )
+            print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+async def _still_serving(
+    session: aiohttp.ClientSession, base: str, directory: Path, worker_pid: int
+) -> str:
+    good = write_png(directory / "after.png", [f"Still serving {time.time()}"])
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(good.read_bytes()), filename="after.png")
+    async with session.post(f"{base}/v1/jobs", data=form) as response:
+        job = await response.json()
+    done = await wait_job(session, base, job["id"])
+    same = psutil.pid_exists(worker_pid)
+    return "yes" if done["state"] == "succeeded" and same else f"NO ({done['state']})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the rows here as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocrflow-hostile-") as tmp:
+        directory = Path(tmp)
+        server = RedisServer(directory / "redis", port=free_port(), persist=False)
+        service = Service(
+            directory / "data",
+            server.start(),
+            OCRFLOW_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
+            OCRFLOW_POOL_PROCESSES="2",
+            OCRFLOW_POOL_MEMORY_LIMIT=str(MEMORY_LIMIT),
+            OCRFLOW_PAGE_TIMEOUT="60",
+            OCRFLOW_JOB_TIMEOUT="300",
+        )
+        worker = service.start("worker")
+        try:
+            rows = asyncio.run(run(directory, service, worker.pid))
+        finally:
+            service.close()
+            server.stop()
+    print(
+        f"Limits: upload {UPLOAD_LIMIT // MIB} MiB, pool process address space "
+        f"{MEMORY_LIMIT // MIB} MiB, 500 pages, 80,000,000 pixels a page; 2 pool processes.\n"
+    )
+    print("| input | HTTP answer | job ended | worker peak RSS (MiB) | s | serving after |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

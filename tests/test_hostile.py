@@ -1,0 +1,108 @@
+"""Hostile documents through the real ingress and worker: each refused or failed with its own
+code, none takes the worker down. The full table, with memory, is scripts/hostile_inputs."""
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+
+from handlers.pool import OcrPool
+from handlers.runner import run_document
+from pipeline.errors import PipelineError
+from pipeline.media import MediaType
+from pipeline.options import OcrOptions, Runtime
+from tests import hostile
+from tests.conftest import wait_for_job
+from tests.corpus import write_png
+
+MIB = 1024 * 1024
+
+
+async def post(client: TestClient[Any, Any], path: Path, filename: str | None = None) -> Any:
+    body, content_type = hostile.multipart({}, filename or path.name, path.read_bytes())
+    return await client.post("/v1/jobs", data=body, headers={"Content-Type": content_type})
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (hostile.truncated_pdf, "invalid_pdf"),
+        (hostile.corrupt_pdf, "invalid_pdf"),
+        (hostile.encrypted_pdf, "encrypted_pdf"),
+        (lambda d: hostile.many_pages_pdf(d, 600), "too_many_pages"),
+        (lambda d: hostile.png_bomb(d, 20_000), "page_too_large"),
+        (hostile.ccitt_giant_pdf, "page_too_large"),
+        (hostile.html_with_pdf_header, "invalid_pdf"),
+    ],
+    ids=["truncated", "corrupt", "encrypted", "pages", "png-bomb", "ccitt-bomb", "html-pdf"],
+)
+async def test_a_hostile_document_fails_with_its_code_and_the_worker_serves_on(
+    client: TestClient[Any, Any],
+    worker: Worker,
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    code: str,
+) -> None:
+    response = await post(client, make(tmp_path))
+    assert response.status == 202, await response.text()
+    job = await wait_for_job(client, (await response.json())["id"])
+    assert job["state"] == "failed" and job["error"]["code"] == code, job["error"]
+    assert not job["error"]["retryable"]
+    good = await post(client, write_png(tmp_path / "good.png", ["Business as usual"]))
+    assert (await wait_for_job(client, (await good.json())["id"]))["state"] == "succeeded"
+
+
+async def test_files_that_are_no_document_are_refused_at_the_door(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    for path in (hostile.zero_bytes(tmp_path), hostile.zip_file(tmp_path)):
+        response = await post(client, path)
+        assert response.status == 415
+        assert (await response.json())["error"]["code"] == "unsupported_media_type"
+
+
+async def test_a_filename_is_shown_cleaned_and_never_used_as_a_path(
+    client: TestClient[Any, Any], worker: Worker, tmp_path: Path
+) -> None:
+    png = write_png(tmp_path / "good.png", ["Where does this go"])
+    for name, shown in (("../../../etc/passwd", "passwd"), ("a\tb.png", "ab.png")):
+        response = await post(client, png, name)
+        assert response.status == 202
+        job = await wait_for_job(client, (await response.json())["id"])
+        assert job["state"] == "succeeded" and job["source"]["filename"] == shown
+    stored = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert stored and all("passwd" not in str(p) for p in stored)
+
+
+async def test_a_page_over_the_pool_memory_limit_fails_alone(tmp_path: Path) -> None:
+    """The pool's address-space limit turns a page too big for it into a page error; the
+    process survives and reads the next document."""
+    pool = OcrPool(1, memory_limit=300 * MIB)
+    options = OcrOptions(outputs=("text",))
+
+    async def ignore(*_: object) -> None:
+        pass
+
+    try:
+        with pytest.raises(PipelineError) as failure:
+            await run_document(
+                pool,
+                hostile.huge_page_pdf(tmp_path),
+                MediaType.PDF,
+                tmp_path,
+                options,
+                Runtime(),
+                ignore,
+            )
+        assert failure.value.code in ("page_out_of_memory", "ocr_engine_error")
+        png = write_png(tmp_path / "small.png", ["Small enough"])
+        pages = await asyncio.wait_for(
+            run_document(pool, png, MediaType.PNG, tmp_path, options, Runtime(), ignore), 60
+        )
+        assert pages[0].error is None and "Small" in pages[0].text
+    finally:
+        pool.close()
