@@ -43,7 +43,10 @@ class S3Storage:
             session.client(
                 "s3",
                 endpoint_url=settings.s3_endpoint_url,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+                config=Config(
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    signature_version="s3v4",  # presigned links: SigV4, which every region takes
+                ),
             )
         )
         return cls(client, stack, settings)

@@ -14,6 +14,7 @@ from yarl import URL
 
 from handlers import retention
 from handlers.app import create_app
+from handlers.auth import new_api_key
 from handlers.retention import sweep
 from handlers.s3 import S3Storage
 from handlers.services import SERVICES
@@ -247,8 +248,34 @@ async def test_a_presigned_upload_goes_straight_to_the_bucket_then_becomes_a_job
         await stop_worker(worker, task)
     assert final["state"] == "succeeded", final["error"]
     text = await client.get(f"/v1/jobs/{job['id']}/outputs/text", allow_redirects=False)
+    link = URL(text.headers["Location"])  # presigned for this one object, and expiring
+    assert link.path.endswith(f"/ocr/jobs/{job['id']}/outputs/text.txt")
+    assert link.query["X-Amz-Expires"] == str(s3_settings.download_url_expiry)
     async with aiohttp.ClientSession() as plain, plain.get(text.headers["Location"]) as got:
         assert (await got.text()).split() == ["Sent", "straight", "to", "storage"]
+
+
+async def test_an_upload_is_completed_only_by_the_caller_that_started_it(
+    aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
+) -> None:
+    alice_key, alice = new_api_key("alice")
+    bob_key, bob = new_api_key("bob")
+    secured = s3_settings.model_copy(update={"api_keys": (alice, bob)})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(secured))
+    as_alice = {"Authorization": f"Bearer {alice_key}"}
+    started = await client.post("/v1/uploads", json={"filename": "a.pdf"}, headers=as_alice)
+    upload = await started.json()
+    pdf = write_image_pdf(tmp_path / "a.pdf", [["Alice's upload"]])
+    form = aiohttp.FormData(upload["fields"])
+    form.add_field("file", pdf.read_bytes(), filename="a.pdf")
+    async with aiohttp.ClientSession() as plain, plain.post(upload["url"], data=form) as sent:
+        assert sent.status in (200, 204)
+    complete = URL(upload["complete_url"]).path
+    stolen = await client.post(complete, json={}, headers={"X-API-Key": bob_key})
+    assert stolen.status == 404
+    assert (await stolen.json())["error"]["code"] == "upload_not_found"
+    mine = await client.post(complete, json={}, headers=as_alice)
+    assert mine.status == 202 and (await mine.json())["owner"] == "key:alice"
 
 
 async def test_direct_uploads_need_s3(client: TestClient[Any, Any]) -> None:
