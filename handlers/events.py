@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from handlers import keys
 
@@ -74,6 +75,13 @@ class EventLog:
         raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
         event_id = await self._publish(keys=self._keys(job_id), args=self._args(raw))
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    def publish_in(self, pipe: Pipeline, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Queue one event onto a pipeline (a transaction, say). The script goes as EVAL, so
+        the pipeline needs no round trip of its own to check that it is loaded."""
+        raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+        job_keys = self._keys(job_id)
+        pipe.eval(_PUBLISH, len(job_keys), *job_keys, *map(str, self._args(raw)))
 
     async def publish_many(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Several events of one job, in order, in one round trip."""

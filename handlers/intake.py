@@ -9,9 +9,9 @@ from redis.exceptions import RedisError
 from handlers import keys, queue, stats
 from handlers.errors import unavailable
 from handlers.idempotency import reusable_result, still_running
-from handlers.jobs import Job, JobError, JobState, now
+from handlers.jobs import Job, JobState, now
 from handlers.services import Services
-from handlers.storage import ObjectNotFound
+from handlers.storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -96,34 +96,39 @@ async def accept(services: Services, job: Job, source: Path | None) -> Job:
             await services.storage.put_file(
                 keys.source_key(job.id), source, content_type=str(job.source.media_type), move=True
             )
-        await services.jobs.create(job)
     except BaseException:
         await services.limits.release(job.owner, job.id)
         raise
+    settings = services.settings
     try:
-        await queue.enqueue_run(
-            services.redis, job.id, priority=job.priority, keep=services.settings.job_retention
-        )
+        # Record, queue, announce and count in one transaction: all of it happens, or none.
+        async with services.redis.pipeline(transaction=True) as pipe:
+            services.jobs.create_in(pipe, job)
+            queue.enqueue_first_run_in(
+                pipe,
+                settings.queue_name,
+                job.id,
+                priority=job.priority,
+                keep=settings.job_retention,
+            )
+            services.events.publish_in(pipe, job.id, "state", {"state": JobState.QUEUED})
+            stats.count_job_in(pipe, "accepted")
+            await pipe.execute()
     except (RedisError, OSError) as exc:
-        await _abandon(services, job, exc)
+        await _abandon(services, job)
         raise unavailable("the job queue") from exc
-    await services.events.publish(job.id, "state", {"state": JobState.QUEUED})
-    await stats.count_job(services.redis, "accepted")
     log.info("job %s accepted: %s", job.id, job.source.url or job.source.media_type)
     return job
 
 
-async def _abandon(services: Services, job: Job, exc: Exception) -> None:
-    """The caller is told 503, so the record must not look like a job still to run."""
-    error = JobError(code="enqueue_failed", message=f"the job could not be queued: {exc}")
+async def _abandon(services: Services, job: Job) -> None:
+    """The transaction wrote nothing, and the caller is told 503: give back the job's place
+    under the limits and remove its stored files, so nothing of it stays behind."""
     try:
         await services.limits.release(job.owner, job.id)
-        await services.jobs.update(
-            job.id,
-            only_from=frozenset({JobState.QUEUED}),
-            state=JobState.FAILED,
-            error=error,
-            finished_at=now(),
-        )
     except (RedisError, OSError):
-        log.warning("job %s could not be queued nor marked failed", job.id)
+        log.warning("job %s: its place under the limits is freed when they are next pruned", job.id)
+    try:
+        await services.storage.delete_job(job.id)
+    except StorageError:
+        log.warning("job %s: its stored source stays until retention sweeps it", job.id)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from handlers.redis_server import RedisServer, free_port
 from tests import hostile
 from tests.corpus import write_png
-from tests.service import Service, wait_healthy
+from tests.service import Service, multipart, wait_healthy
 
 MIB = 1024 * 1024
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -52,7 +52,7 @@ class Outcome:
 def upload(filename: str | None = None, **fields: str) -> Callable[..., Any]:
     async def send(session: aiohttp.ClientSession, base: str, path: Path) -> Outcome:
         # Written by hand: aiohttp's own form writer refuses control characters in names.
-        body, content_type = hostile.multipart(
+        body, content_type = multipart(
             {name: value.encode() for name, value in fields.items()},
             filename or path.name,
             path.read_bytes(),

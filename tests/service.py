@@ -75,3 +75,16 @@ class Service:
         for process in list(self.processes):
             self.stop(process)
         self.log.close()
+
+
+def multipart(fields: dict[str, bytes], filename: str, content: bytes) -> tuple[bytes, str]:
+    """A multipart body written by hand, so hostile names and bytes reach the server as is."""
+    boundary = "ocrflow-test-boundary-7d1f"
+    body = b""
+    for name, value in fields.items():
+        head = f'Content-Disposition: form-data; name="{name}"'.encode()
+        body += b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n"
+    head = f'Content-Disposition: form-data; name="file"; filename="{filename}"'.encode()
+    body += b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + content + b"\r\n"
+    body += b"--" + boundary.encode() + b"--\r\n"
+    return body, f"multipart/form-data; boundary={boundary}"

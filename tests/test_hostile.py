@@ -18,12 +18,13 @@ from pipeline.options import OcrOptions, Runtime
 from tests import hostile
 from tests.conftest import wait_for_job
 from tests.corpus import write_png
+from tests.service import multipart
 
 MIB = 1024 * 1024
 
 
 async def post(client: TestClient[Any, Any], path: Path, filename: str | None = None) -> Any:
-    body, content_type = hostile.multipart({}, filename or path.name, path.read_bytes())
+    body, content_type = multipart({}, filename or path.name, path.read_bytes())
     return await client.post("/v1/jobs", data=body, headers={"Content-Type": content_type})
 
 

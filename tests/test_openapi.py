@@ -20,7 +20,7 @@ from handlers.settings import Settings
 from handlers.uploads import MAX_FILENAME, clean_filename, parse_options
 from pipeline.options import OcrOptions
 from tests.corpus import write_png
-from tests.hostile import multipart
+from tests.service import multipart
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
