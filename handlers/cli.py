@@ -24,7 +24,7 @@ from handlers.bulk import Plan, submit_many
 from handlers.pool import OcrPool
 from handlers.runner import run_document
 from handlers.settings import Settings
-from handlers.supervisor import run_up
+from handlers.supervisor import run_up, run_web_processes
 from handlers.worker import shutdown, worker_settings
 from pipeline.errors import PipelineError
 from pipeline.media import SNIFF_BYTES, sniff
@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         command.add_argument("--port", type=int, help="port to listen on (default 8080, or PORT)")
     up.add_argument("--data-dir", type=Path, help="where Redis data and stored files live")
+    for command in (up, web_cmd):
+        command.add_argument(
+            "--processes",
+            type=int,
+            dest="web_processes",
+            help="ingress processes sharing the port (default 1, or OCRFLOW_WEB_PROCESSES)",
+        )
+    # Internal: one ingress process of several, started by the supervisor.
+    web_cmd.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     commands.add_parser(
         "worker", help="run an OCR worker only (Redis: REDIS_URL, default 127.0.0.1:6379)"
     )
@@ -105,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {
         name: value
-        for name in ("host", "port", "data_dir")
+        for name in ("host", "port", "data_dir", "web_processes")
         if (value := getattr(args, name, None)) is not None
     }
     if args.command == "keys":
@@ -123,7 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return run_up(settings, os.environ)
     if args.command == "web":
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        if settings.web_processes > 1 and not args.single:
+            return run_web_processes(settings, os.environ)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            reuse_port=settings.web_processes > 1,
+        )
         return 0
     if args.command == "worker":
         return run_worker_until_stopped(settings)

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(default=None, validation_alias=_both("redis_url", "REDIS_URL"))
     host: str = "127.0.0.1"
+    web_processes: int = Field(default=1, ge=1, le=64)  # ingress processes sharing the port
     port: int = Field(default=8080, ge=0, le=65535, validation_alias=_both("port", "PORT"))
     data_dir: Path = Path("data")
     storage_backend: Literal["local", "s3"] = "local"

@@ -45,7 +45,7 @@ async def post(
 
 
 async def ingress(
-    session: aiohttp.ClientSession, base: str, png: bytes, args: argparse.Namespace
+    session: aiohttp.ClientSession, base: str, png: bytes, args: argparse.Namespace, tag: str
 ) -> None:
     """Submits as fast as `concurrency` allows, then at a fixed rate: jobs/s and latency."""
     count, limit = args.submits, asyncio.Semaphore(args.concurrency)
@@ -77,7 +77,7 @@ async def ingress(
     await asyncio.gather(*tasks)
     q = statistics.quantiles(latencies, n=100)
     print(
-        f"ingress: {rate:.0f} submits/s at concurrency {args.concurrency} ({count} jobs); "
+        f"ingress ({tag}): {rate:.0f} submits/s at concurrency {args.concurrency} ({count} jobs); "
         f"at {args.rate:.0f}/s: p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms"
     )
 
@@ -125,10 +125,16 @@ async def run(args: argparse.Namespace, service: Service, directory: Path) -> No
     pages = [page.read_bytes() + n.to_bytes(8, "big") for n in range(args.pages)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         await wait_healthy(session, service.base)
-        await ingress(session, service.base, png, args)
-        # The ingress phase left thousands of jobs queued: start the workers on an empty queue.
         async with Redis.from_url(service.env["OCRFLOW_REDIS_URL"]) as redis:
-            await redis.flushdb()
+            for processes in args.web_processes:
+                if processes != int(service.env.get("OCRFLOW_WEB_PROCESSES", "1")):
+                    service.stop(service.web)
+                    service.env["OCRFLOW_WEB_PROCESSES"] = str(processes)
+                    service.web = service.start("web")
+                    await wait_healthy(session, service.base)
+                await ingress(session, service.base, png, args, f"{processes} web process(es)")
+                # Thousands of jobs are left queued: each phase starts on an empty queue.
+                await redis.flushdb()
         worker = service.start("worker")
         await asyncio.sleep(3)
         await first_event(session, service.base, png, args.samples)
@@ -152,6 +158,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument(
+        "--web-processes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="ingress process counts to measure, comma-separated (default 1,2)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocrflow-service-") as tmp:
         directory = Path(tmp)
