@@ -161,8 +161,9 @@ def main() -> None:
     parser.add_argument(
         "--web-processes",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=[1, 2],
-        help="ingress process counts to measure, comma-separated (default 1,2)",
+        default=[2, 1],
+        help="ingress process counts to measure, comma-separated (default 2,1: the worker "
+        "phases then run beside one)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocrflow-service-") as tmp:
