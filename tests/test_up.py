@@ -106,3 +106,34 @@ async def test_logs_are_json_lines_with_the_job_id_off_a_terminal(
     about_job = [line for line in lines if line.get("job_id") == job["id"]]
     assert about_job, "no log line carries the job id"
     assert {"ts", "level", "logger", "message"} <= set(about_job[0])
+
+
+async def test_web_runs_several_ingress_processes_on_one_port(
+    tmp_path: Path, redis_url: str
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
+    env.update(OCRFLOW_PORT=str(port), OCRFLOW_REDIS_URL=redis_url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "handlers", "web", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, f"http://127.0.0.1:{port}")
+        listening = {
+            child.pid
+            for child in descendants(process)
+            if any(c.laddr.port == port for c in child.net_connections(kind="tcp"))
+        }
+        assert len(listening) == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert not [p for p in psutil.pids() if p in listening]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
