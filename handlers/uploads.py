@@ -11,7 +11,9 @@ from typing import IO, Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.hdrs import CONTENT_DISPOSITION
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from handlers.errors import ApiError
@@ -24,6 +26,9 @@ MAX_FIELDS = 64
 MAX_DETAILS = 20
 MAX_FILENAME = 200
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f]")
+# `form-data; name="…"; filename="…"` with no backslash, quote or star inside the values.
+_PLAIN_DISPOSITION = re.compile(r'form-data((?:\s*;\s*(?:name|filename)="[^"\\]*")*)\s*')
+_DISPOSITION_PARAM = re.compile(r'(name|filename)="([^"\\]*)"')
 LIST_FIELDS = frozenset({"languages", "outputs"})
 JOB_FIELDS = frozenset({"priority", "metadata", "callback_url", "url", "notify_email", "notify"})
 
@@ -50,14 +55,17 @@ async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> U
     upload: Upload | None = None
     try:
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or not part.name:
+            if not isinstance(part, BodyPartReader):
                 continue
-            if part.name == "file" and upload is None:
-                upload = await _spool_file(part, spool, max_bytes)
+            name, filename = disposition(part)
+            if not name:
+                continue
+            if name == "file" and upload is None:
+                upload = await _spool_file(part, filename, spool, max_bytes)
             else:
                 if sum(map(len, fields.values())) >= MAX_FIELDS:
                     raise ApiError("malformed_request", f"more than {MAX_FIELDS} form fields")
-                fields.setdefault(part.name, []).append(await _read_field(part))
+                fields.setdefault(name, []).append(await _read_field(part, name))
     except BaseException as exc:
         if upload:  # refused (or the client went away) after the file arrived
             upload.path.unlink(missing_ok=True)
@@ -96,7 +104,24 @@ class Incoming:
         return sniff(self._head)
 
 
-async def _spool_file(part: BodyPartReader, spool: Path, max_bytes: int) -> Upload:
+def disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
+    """A part's field name and filename. The plain form every client sends is read with one
+    regular expression; anything else (escapes, RFC 5987 names) goes to aiohttp's full parser,
+    which costs ~0.2 ms a call: a fifth of a small upload's time at the ingress."""
+    header = part.headers.get(CONTENT_DISPOSITION, "")
+    if plain := _PLAIN_DISPOSITION.fullmatch(header):
+        params = dict(_DISPOSITION_PARAM.findall(plain[1]))
+        return params.get("name"), params.get("filename")
+    _, params = parse_content_disposition(header)
+    return (
+        content_disposition_filename(params, "name"),
+        content_disposition_filename(params, "filename"),
+    )
+
+
+async def _spool_file(
+    part: BodyPartReader, filename: str | None, spool: Path, max_bytes: int
+) -> Upload:
     spool.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=spool, prefix="upload-", delete=False) as handle:
         path = Path(handle.name)
@@ -110,23 +135,23 @@ async def _spool_file(part: BodyPartReader, spool: Path, max_bytes: int) -> Uplo
             raise
     return Upload(
         path=path,
-        filename=clean_filename(part.filename or "upload"),
+        filename=clean_filename(filename or "upload"),
         sha256=incoming.sha256,
         size=incoming.size,
         media_type=media_type,
     )
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(part: BodyPartReader, name: str) -> str:
     raw = b""
     while chunk := await part.read_chunk(CHUNK):
         raw += chunk
         if len(raw) > MAX_FIELD_BYTES:
-            raise ApiError("payload_too_large", f"form field `{part.name}` is too large")
+            raise ApiError("payload_too_large", f"form field `{name}` is too large")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError("malformed_request", f"form field `{part.name}` is not UTF-8") from exc
+        raise ApiError("malformed_request", f"form field `{name}` is not UTF-8") from exc
 
 
 def _too_large(max_bytes: int) -> ApiError:
