@@ -2,6 +2,7 @@
 
 import logging
 import secrets
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -69,6 +70,18 @@ def process_page(task: PageTask) -> PageResult:
         log.warning("page %d failed: %r", task.number, exc)
         failure = EngineFailure(f"page {task.number} could not be read: {exc}")
         return failed_page(task, failure, time.perf_counter() - started)
+
+
+def warm_up(engine: EngineName, lang: str) -> None:
+    """Load the engine and its models in this process (a blank page read and turned), so the
+    first real page does not pay for it."""
+    blank = Image.new("L", (200, 200), 255)
+    found = get_engine(engine)
+    with tempfile.TemporaryDirectory(prefix="ocrflow-warm-") as directory:
+        scratch = Path(directory) / "blank"
+        found.orientation(blank, timeout=30, scratch=scratch)
+        found.recognize(blank, lang=lang, psm=3, dpi=300, timeout=30, hocr=False, scratch=scratch)
+    time.sleep(0.2)  # hold this process, so the other warm-ups land on the other processes
 
 
 def failed_page(task: PageTask, exc: PipelineError, seconds: float = 0.0) -> PageResult:

@@ -1,6 +1,7 @@
 """`ocrflow up` as a user runs it: a real process tree that serves a job, then leaves nothing."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -124,11 +125,10 @@ async def test_web_runs_several_ingress_processes_on_one_port(
     try:
         async with aiohttp.ClientSession() as session:
             await wait_healthy(session, f"http://127.0.0.1:{port}")
-        listening = {
-            child.pid
-            for child in descendants(process)
-            if any(c.laddr.port == port for c in child.net_connections(kind="tcp"))
-        }
+        # One answering is not both bound: give the second a moment.
+        async with asyncio.timeout(15):
+            while len(listening := listeners(process, port)) < 2:
+                await asyncio.sleep(0.1)
         assert len(listening) == 2
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
@@ -137,3 +137,12 @@ async def test_web_runs_several_ingress_processes_on_one_port(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def listeners(process: subprocess.Popen[bytes], port: int) -> set[int]:
+    found = set()
+    for child in descendants(process):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any(c.laddr.port == port for c in child.net_connections(kind="tcp")):
+                found.add(child.pid)
+    return found
