@@ -303,11 +303,15 @@ def render_job(job: Job, request: web.Request) -> dict[str, Any]:
 
 
 LIST_LIMIT = 100
+# Records one listing request may look at: with a `state` filter that few jobs match, a page
+# can come back short (even empty) with a `next_cursor`, rather than walk every job there is.
+SCAN_BUDGET = 1000
 
 
 @routes.get("/v1/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    """Jobs newest first; `state` filters, `cursor` (the last id of a page) continues."""
+    """Jobs newest first; `state` filters, `cursor` (the last id of a page) continues. The
+    listing is over when `next_cursor` is null."""
     store, owner = request.app[SERVICES].jobs, caller(request)
     limit = _int_query(request, "limit", 20, 1, LIST_LIMIT)
     state = request.query.get("state")
@@ -315,10 +319,12 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise ApiError("invalid_options", f"unknown state {state!r}")
     cursor = request.query.get("cursor")
     found: list[Job] = []
-    exhausted = False
-    while len(found) < limit and not exhausted:
-        ids = await store.newest(owner, before=cursor, count=LIST_LIMIT)
-        exhausted = len(ids) < LIST_LIMIT
+    exhausted, scanned = False, 0
+    while len(found) < limit and not exhausted and scanned < SCAN_BUDGET:
+        chunk = min(LIST_LIMIT, SCAN_BUDGET)
+        ids = await store.newest(owner, before=cursor, count=chunk)
+        exhausted = len(ids) < chunk
+        scanned += len(ids)
         jobs = await store.get_many(ids)
         await store.forget(owner, [i for i, job in zip(ids, jobs, strict=True) if job is None])
         for job_id, job in zip(ids, jobs, strict=True):
@@ -327,7 +333,7 @@ async def list_jobs(request: web.Request) -> web.Response:
                 found.append(job)
             if len(found) == limit:
                 break
-    if len(found) < limit:
+    if len(found) < limit and exhausted:
         cursor = None
     body = {"jobs": [render_job(job, request) for job in found], "next_cursor": cursor}
     return web.json_response(body)

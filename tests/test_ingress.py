@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from handlers import api
 from handlers.settings import Settings
 from handlers.uploads import clean_filename
 from tests.corpus import write_png
@@ -158,3 +159,18 @@ async def test_jobs_are_listed_newest_first_with_paging_and_a_state_filter(
     assert (await (await client.get("/v1/jobs?state=succeeded")).json())["jobs"] == []
     error = await error_of(await client.get("/v1/jobs?state=bogus"), 422)
     assert error["code"] == "invalid_options"
+
+
+async def test_a_filtered_listing_looks_at_a_bounded_number_of_jobs_a_request(
+    client: TestClient[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "SCAN_BUDGET", 2)
+    pngs = [write_png(tmp_path / f"p{n}.png", [f"page {n}"]) for n in range(5)]
+    ids = [(await (await client.post("/v1/jobs", data=form(png))).json())["id"] for png in pngs]
+    assert (await client.post(f"/v1/jobs/{ids[0]}/cancel")).status == 200  # the oldest
+    pages, cursor = [], ""
+    while cursor is not None:
+        page = await (await client.get(f"/v1/jobs?state=cancelled&cursor={cursor}")).json()
+        pages.append([job["id"] for job in page["jobs"]])
+        cursor = page["next_cursor"]
+    assert pages == [[], [], [ids[0]]]  # two jobs looked at a request, the newest first
