@@ -62,7 +62,9 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        # Lexical: ocrflow makes every key and no symlinks, so no need for resolve()'s lstat of
+        # each component on every request; ".." can still never climb out.
+        path = Path(os.path.normpath(self.root / key))
         if not path.is_relative_to(self.root):
             raise ValueError(f"storage key escapes the storage root: {key!r}")
         return path

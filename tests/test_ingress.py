@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from handlers import api
 from handlers.settings import Settings
+from handlers.storage import LocalStorage
 from handlers.uploads import clean_filename
 from tests.corpus import write_png
 from tests.test_jobs import form
@@ -174,3 +175,11 @@ async def test_a_filtered_listing_looks_at_a_bounded_number_of_jobs_a_request(
         pages.append([job["id"] for job in page["jobs"]])
         cursor = page["next_cursor"]
     assert pages == [[], [], [ids[0]]]  # two jobs looked at a request, the newest first
+
+
+def test_storage_keys_never_leave_the_root(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    assert storage.local_path("jobs/j_1/../j_1/source") is None  # inside, merely absent
+    for key in ("../x", "jobs/../../x", "/etc/passwd"):
+        with pytest.raises(ValueError, match="escapes"):
+            storage.local_path(key)
