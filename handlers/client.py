@@ -110,12 +110,17 @@ class OcrflowClient:
     async def download(self, job: dict[str, Any], name: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")
-        async with self.session.get(job["outputs"][name]) as response:
-            if response.status != 200:
-                await _json_or_raise(response)
-            with partial.open("wb") as handle:
-                async for chunk in response.content.iter_chunked(256 * 1024):
-                    handle.write(chunk)
+        for tries in range(self._busy_retries + 1):
+            async with self.session.get(job["outputs"][name]) as response:
+                if response.status in BUSY and tries < self._busy_retries:
+                    await asyncio.sleep(min(float(response.headers.get("Retry-After", 1)), 60.0))
+                    continue
+                if response.status != 200:
+                    await _json_or_raise(response)
+                with partial.open("wb") as handle:
+                    async for chunk in response.content.iter_chunked(256 * 1024):
+                        handle.write(chunk)
+                break
         partial.replace(dest)
 
 

@@ -11,7 +11,9 @@ from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 
 from handlers.app import create_app
+from handlers.auth import new_api_key
 from handlers.settings import Settings
+from tests.conftest import start_worker, stop_worker
 from tests.corpus import write_image_pdf, write_png
 
 
@@ -70,3 +72,28 @@ async def test_bulk_submission_with_manifest_and_resume(
     again = manifest_lines(out / "manifest.jsonl")[len(lines) :]
     assert [Path(line["file"]).name for line in again] == ["notes.txt"], "finished files resent"
     assert "skipped 2" in stdout
+
+
+async def test_bulk_submission_waits_out_rate_limits_and_authenticates(
+    aiohttp_server: Any, settings: Settings, tmp_path: Path
+) -> None:
+    key, entry = new_api_key("bulk")
+    # A request a second, bursts of two: nearly every request meets a 429 first.
+    strict = settings.model_copy(update={"api_keys": (entry,), "rate_limit": 2.0, "rate_burst": 2})
+    server: TestServer = await aiohttp_server(create_app(strict), host="127.0.0.1")
+    arq_worker, task = await start_worker(strict)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(3):
+        write_png(inbox / f"{n}.png", [f"Page number {n}"])
+    out = tmp_path / "out"
+    base = str(server.make_url("/")).rstrip("/")
+    try:
+        code, stdout, stderr = await run_submit(
+            str(inbox), "--server", base, "--api-key", key, "--out", str(out), "--outputs", "text"
+        )
+    finally:
+        await stop_worker(arq_worker, task)
+    assert code == 0, stdout + stderr
+    assert [line["state"] for line in manifest_lines(out / "manifest.jsonl")] == ["succeeded"] * 3
+    assert (out / "2.txt").read_text().split() == ["Page", "number", "2"]
