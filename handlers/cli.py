@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         "web", help="run the HTTP ingress only (Redis: REDIS_URL, default 127.0.0.1:6379)"
     )
     for command in (up, web_cmd):
-        command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        command.add_argument(
+            "--host",
+            help="address to listen on (default 127.0.0.1; any other needs OCRFLOW_API_KEYS or "
+            "OCRFLOW_JWT_*, or OCRFLOW_ALLOW_UNAUTHENTICATED=true)",
+        )
         command.add_argument("--port", type=int, help="port to listen on (default 8080, or PORT)")
     up.add_argument("--data-dir", type=Path, help="where Redis data and stored files live")
     for command in (up, web_cmd):
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--processes",
             type=int,
             dest="web_processes",
+            metavar="N",
             help="ingress processes sharing the port (default 1, or OCRFLOW_WEB_PROCESSES)",
         )
     # Internal: one ingress process of several, started by the supervisor.
