@@ -9,7 +9,11 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from playwright.async_api import async_playwright
 
-from tests.corpus import write_image_pdf
+from handlers.app import create_app
+from handlers.auth import new_api_key
+from handlers.settings import Settings
+from tests.conftest import start_worker, stop_worker
+from tests.corpus import write_image_pdf, write_png
 
 CHROMIUM = shutil.which("chromium")
 # As root, in a machine with no network: no sandbox, and none of Chromium's own traffic.
@@ -48,3 +52,33 @@ async def test_upload_through_the_page_and_get_the_outputs(
             assert "succeeded" in await recent.inner_text()
         finally:
             await browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup")
+async def test_the_page_works_with_an_api_key(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    key, entry = new_api_key("browser")
+    secured = settings.model_copy(update={"api_keys": (entry,)})
+    client = await aiohttp_client(create_app(secured))
+    arq_worker, task = await start_worker(secured)
+    png = write_png(tmp_path / "keyed.png", ["Opened with a key"])
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page(accept_downloads=True)
+            await page.goto(str(client.make_url("/")))
+            await page.fill("#key", key)
+            await page.dispatch_event("#key", "change")
+            await page.set_input_files("#pick", str(png))
+            card = page.locator(".job.succeeded")
+            await card.wait_for(timeout=60_000)  # submitted and followed over SSE with the key
+            async with page.expect_download() as download:
+                await card.locator(".links a", has_text="text").click()
+            saved = await (await download.value).path()
+            assert Path(saved).read_text().split() == ["Opened", "with", "a", "key"]
+            recent = page.locator("#recent tr", has_text="keyed.png")
+            await recent.wait_for(timeout=10_000)
+        finally:
+            await browser.close()
+            await stop_worker(arq_worker, task)
