@@ -124,7 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command == "keys":
         return _new_key(args.name)
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "_".join(str(part) for part in error["loc"])
+            # Fields read under an alias (OCRFLOW_PORT, PORT, REDIS_URL) report the alias.
+            name = field if field.isupper() else "OCRFLOW_" + field.upper()
+            print(f"ocrflow: {name}: {error['msg']}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level)
     if args.command in ("up", "web") and (problem := exposure_problem(settings)):
         print(f"ocrflow {args.command}: {problem}", file=sys.stderr)

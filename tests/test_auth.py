@@ -314,3 +314,17 @@ async def test_an_anonymous_service_still_works_for_everyone_on_loopback(
     job = await accepted(client, write_png(tmp_path / "a.png", ["anonymous"]))
     assert job["owner"] == "anonymous"
     assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
+
+
+def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "handlers", "web"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "OCRFLOW_API_KEYS": "alice:" + ALICE_KEY},
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("ocrflow: OCRFLOW_API_KEYS: ")
+    assert "Traceback" not in done.stderr and ALICE_KEY not in done.stderr
