@@ -21,6 +21,7 @@ def job_index(owner: str) -> str:
 
 
 RUNNING = "ocrflow:running"  # hash: job id -> arq job id, for every run under way
+QUEUED = "ocrflow:queued"  # hash: job id -> arq job id, for every run waiting to start
 LEASE_PREFIX = "ocrflow:lease:"
 REAP_PREFIX = "ocrflow:reap:"
 ARQ_IN_PROGRESS = "arq:in-progress:"  # arq's own claim on a job it runs (arq.constants)

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 LEASE_TTL = 15  # seconds a run stays claimed after its worker last spoke
 WATCH_INTERVAL = 0.5  # how often a run renews its lease and looks for a cancel
 REAP_INTERVAL = 5.0
+REQUEUE_EVERY = 6  # reaper rounds between looks for queued jobs that lost their queue entry
 RUNNING_ONLY = frozenset({JobState.RUNNING})
+QUEUED_ONLY = frozenset({JobState.QUEUED})
 
 
 class Watch:
@@ -106,7 +108,9 @@ async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
     )
     await redis.delete(keys.ARQ_IN_PROGRESS + arq_job_id)
     await redis.hdel(keys.RUNNING, job_id)  # type: ignore[misc]
-    if not await redis.exists(keys.ARQ_JOB + arq_job_id):
+    if await redis.exists(keys.ARQ_JOB + arq_job_id):
+        await redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
+    else:
         # arq no longer holds the run (it expired): queue a fresh one.
         job = await services.jobs.get(job_id)
         if job is not None and not job.state.terminal:
@@ -114,10 +118,45 @@ async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
             await services.jobs.update(job_id, run=job.run + 1)
 
 
+async def requeue_lost(services: Services) -> list[str]:
+    """Queue again every queued job whose arq entry is gone (expired while it waited, or lost
+    with a Redis that was not persisting): a queued job must never wait for nothing. Returns
+    those job ids."""
+    redis = services.redis
+    queued = await redis.hgetall(keys.QUEUED)  # type: ignore[misc]
+    requeued = []
+    for raw_job_id, raw_arq_id in queued.items():
+        job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.ARQ_JOB + arq_job_id, keys.ARQ_IN_PROGRESS + arq_job_id)
+            pipe.hget(keys.QUEUED, job_id)
+            held, current = await pipe.execute()
+        if held or current is None or current.decode() != arq_job_id:
+            continue  # arq has it, or it has moved on since the listing
+        job = await services.jobs.get(job_id)
+        if job is None or job.state is not JobState.QUEUED:
+            await redis.hdel(keys.QUEUED, job_id)  # type: ignore[misc]
+            continue
+        if not await redis.set(keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL):
+            continue  # another worker is on it
+        log.warning("job %s: its queue entry was lost; queueing it again", job_id)
+        run = job.run + 1
+        await services.jobs.update(job_id, only_from=QUEUED_ONLY, run=run)
+        await queue.enqueue_run(
+            redis, job_id, run=run, priority=job.priority, keep=services.settings.job_retention
+        )
+        requeued.append(job_id)
+    return requeued
+
+
 async def reap_forever(services: Services) -> None:
+    rounds = 0
     while True:
         await asyncio.sleep(REAP_INTERVAL)
+        rounds += 1
         try:
             await reap(services)
+            if rounds % REQUEUE_EVERY == 0:
+                await requeue_lost(services)
         except (RedisError, OSError) as exc:
             log.warning("reaper could not reach Redis: %s", exc)

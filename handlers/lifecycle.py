@@ -25,6 +25,8 @@ async def transition(
     """Set the state (and fields) if the job is in one of `only_from`; False when it was not."""
     if not await services.jobs.update(job_id, only_from=only_from, state=state, **fields):
         return False
+    if state is not JobState.QUEUED:
+        await services.redis.hdel(keys.QUEUED, job_id)  # type: ignore[misc]
     if state in TERMINAL_EVENTS:
         job = await services.jobs.get(job_id)
         document = job.model_dump(mode="json") if job else None

@@ -71,6 +71,8 @@ async def enqueue_run(
         _defer_until=score,
         _expires=timedelta(seconds=keep),
     )
+    if queued is not None:
+        await arq.hset(keys.QUEUED, job_id, keys.arq_job_id(job_id, run))  # type: ignore[misc]
     return queued is not None
 
 
@@ -85,3 +87,4 @@ def enqueue_first_run_in(
     payload = serialize_job(keys.PROCESS_JOB, (job_id,), {}, None, now_ms, serializer=serialize)
     pipe.psetex(keys.ARQ_JOB + arq_id, int(keep * 1000), payload)
     pipe.zadd(queue_name, {arq_id: now_ms - PRIORITY_HEAD_START[priority]})
+    pipe.hset(keys.QUEUED, job_id, arq_id)

@@ -264,14 +264,19 @@ async def _retry_or_fail(services: Services, job_id: str, error: JobError, attem
 
 
 async def _requeue(services: Services, job_id: str, message: str) -> None:
-    await transition(
+    """Back to queued; arq keeps the run (a Retry, or a cancelled run it will pick up again)."""
+    if await transition(
         services,
         job_id,
         JobState.QUEUED,
         only_from=RUNNING_ONLY,
         note={"message": message},
         progress=Progress(stage="queued", message=message),
-    )
+    ):
+        job = await services.jobs.get(job_id)
+        if job is not None:
+            arq_job_id = keys.arq_job_id(job_id, job.run)
+            await services.redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
 
 
 async def _fail(

@@ -13,12 +13,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
+from handlers import keys
 from handlers.app import create_app
+from handlers.leases import requeue_lost
 from handlers.pool import kill_tree
 from handlers.redis_server import RedisServer, free_port
+from handlers.services import SERVICES
 from handlers.settings import Settings
-from tests.conftest import wait_for_job
+from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.corpus import write_png
 from tests.test_jobs import form, submit
 from tests.test_lifecycle import long_pdf, wait_until
 
@@ -142,3 +147,26 @@ async def test_health_endpoints_report_redis_down(
         assert (await client.get("/healthz")).status == 200
     except aiohttp.ClientError:
         pytest.fail("the ingress must answer while Redis is down")
+
+
+async def test_a_queued_job_whose_queue_entry_was_lost_is_queued_again(
+    client: TestClient[Any, Any], settings: Settings, redis: Redis, tmp_path: Path
+) -> None:
+    lost = await (await submit(client, write_png(tmp_path / "a.png", ["Lost and found"]))).json()
+    kept = await (await submit(client, write_png(tmp_path / "b.png", ["Never lost"]))).json()
+    # What an expired or evicted arq entry looks like: the record says queued, arq has nothing.
+    await redis.delete(keys.ARQ_JOB + keys.arq_job_id(lost["id"], 1))
+    await redis.zrem(settings.queue_name, keys.arq_job_id(lost["id"], 1))
+    services = client.app[SERVICES]
+    assert await requeue_lost(services) == [lost["id"]]
+    assert await requeue_lost(services) == []  # once is enough
+    assert await redis.exists(keys.ARQ_JOB + keys.arq_job_id(lost["id"], 2))
+    arq_worker, task = await start_worker(settings)
+    try:
+        found = await wait_for_job(client, lost["id"])
+        other = await wait_for_job(client, kept["id"])
+    finally:
+        await stop_worker(arq_worker, task)
+    assert found["state"] == "succeeded" and found["run"] == 2
+    assert other["state"] == "succeeded" and other["run"] == 1
+    assert not await redis.hlen(keys.QUEUED)  # type: ignore[misc]
