@@ -150,13 +150,15 @@ async def requeue_lost(services: Services) -> list[str]:
 
 
 async def reap_forever(services: Services) -> None:
+    """Reap at once (workers that restart often must still reap), then every few seconds;
+    look for queued jobs that lost their queue entry every few rounds."""
     rounds = 0
     while True:
-        await asyncio.sleep(REAP_INTERVAL)
-        rounds += 1
         try:
             await reap(services)
             if rounds % REQUEUE_EVERY == 0:
                 await requeue_lost(services)
         except (RedisError, OSError) as exc:
             log.warning("reaper could not reach Redis: %s", exc)
+        rounds += 1
+        await asyncio.sleep(REAP_INTERVAL)

@@ -51,6 +51,7 @@ class JobStopped(Exception):
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx[SETTINGS]
     ctx[SERVICES] = await open_services(settings, redis=ctx["redis"])
+    ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
     ctx[POOL] = pool = OcrPool(settings.pool_processes, memory_limit=settings.pool_memory_limit)
     # Start every pool process and load its models now: the first job after a (re)start would
     # otherwise wait ~0.5 s for them.
@@ -61,7 +62,6 @@ async def startup(ctx: dict[str, Any]) -> None:
         )
     except Exception as exc:  # a broken engine shows in the first job, with its error
         log.warning("the OCR pool could not warm up: %r", exc)
-    ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
     ctx[SWEEPER] = asyncio.create_task(sweep_forever(ctx[SERVICES]), name="sweeper")
     beat = stats.beat_forever(
         ctx["redis"], running=Watch.active, pool_processes=settings.pool_processes
