@@ -76,11 +76,20 @@ async def stop_worker(arq_worker: Worker, task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
+    """A real worker for the length of the block."""
+    arq_worker, task = await start_worker(settings, **overrides)
+    try:
+        yield arq_worker
+    finally:
+        await stop_worker(arq_worker, task)
+
+
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[Worker]:
-    arq_worker, task = await start_worker(settings)
-    yield arq_worker
-    await stop_worker(arq_worker, task)
+    async with running_worker(settings) as arq_worker:
+        yield arq_worker
 
 
 async def wait_for_job(client: TestClient[Any, Any], job_id: str, timeout: float = 60) -> Any:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from handlers.app import create_app
 from handlers.auth import exposure_problem, new_api_key
 from handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.sse import read_events
 from tests.test_jobs import form
@@ -114,12 +114,9 @@ async def test_a_caller_sees_only_its_own_jobs(
     alice: TestClient[Any, Any], bob: TestClient[Any, Any], secured: Settings, tmp_path: Path
 ) -> None:
     png = write_png(tmp_path / "mine.png", ["Only Alice may read this"])
-    arq_worker, task = await start_worker(secured)
-    try:
+    async with running_worker(secured):
         job = await accepted(alice, png, outputs="text,json")
         done = await wait_for_job(alice, job["id"])
-    finally:
-        await stop_worker(arq_worker, task)
     assert done["state"] == "succeeded" and done["owner"] == "key:alice"
     job_path = f"/v1/jobs/{job['id']}"
     attempts = [

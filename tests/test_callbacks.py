@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from handlers.app import create_app
 from handlers.callbacks import SIGNATURE_HEADER, signature_header, verify
 from handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form
 
@@ -50,8 +50,7 @@ async def test_a_signed_callback_arrives_on_the_third_try(
         update={"webhook_secret": SECRET, "allow_private_urls": True, "callback_backoff": 0.05}
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await start_worker(own)
-    try:
+    async with running_worker(own):
         url = str(server.make_url("/hook"))
         png = write_png(tmp_path / "p.png", ["call me back"])
         job = await (await client.post("/v1/jobs", data=form(png, callback_url=url))).json()
@@ -61,8 +60,6 @@ async def test_a_signed_callback_arrives_on_the_third_try(
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
         final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
-    finally:
-        await stop_worker(worker, task)
 
     assert len(hook.received) == 3
     body, signature = hook.received[-1]
@@ -87,8 +84,7 @@ async def test_callbacks_to_private_addresses_are_refused_by_default(
     refused = await client.post("/v1/jobs", data=form(png, callback_url="file:///etc/passwd"))
     assert refused.status == 422
 
-    worker, task = await start_worker(settings)
-    try:
+    async with running_worker(settings):
         by_name = f"http://localhost:{server.port}/hook"  # a name that resolves to loopback
         job = await (await client.post("/v1/jobs", data=form(png, callback_url=by_name))).json()
         await wait_for_job(client, job["id"])
@@ -97,8 +93,6 @@ async def test_callbacks_to_private_addresses_are_refused_by_default(
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
-    finally:
-        await stop_worker(worker, task)
     assert hook.received == []
     (attempt,) = final["callbacks"]  # refused at once, never retried
     assert "not a public address" in attempt["error"]

@@ -22,7 +22,7 @@ from handlers.pool import kill_tree
 from handlers.redis_server import RedisServer, free_port
 from handlers.services import SERVICES
 from handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form, submit
 from tests.test_lifecycle import long_pdf, wait_until
@@ -161,12 +161,9 @@ async def test_a_queued_job_whose_queue_entry_was_lost_is_queued_again(
     assert await requeue_lost(services) == [lost["id"]]
     assert await requeue_lost(services) == []  # once is enough
     assert await redis.exists(keys.ARQ_JOB + keys.arq_job_id(lost["id"], 2))
-    arq_worker, task = await start_worker(settings)
-    try:
+    async with running_worker(settings):
         found = await wait_for_job(client, lost["id"])
         other = await wait_for_job(client, kept["id"])
-    finally:
-        await stop_worker(arq_worker, task)
     assert found["state"] == "succeeded" and found["run"] == 2
     assert other["state"] == "succeeded" and other["run"] == 1
     assert not await redis.hlen(keys.QUEUED)  # type: ignore[misc]

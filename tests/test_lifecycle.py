@@ -12,7 +12,7 @@ from arq.worker import Worker
 from handlers.app import create_app
 from handlers.settings import Settings
 from handlers.worker import POOL, worker_settings
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import page_image, write_png
 from tests.test_jobs import form, submit
 
@@ -126,15 +126,12 @@ async def test_the_job_timeout_fails_the_job_and_stops_its_work(
 ) -> None:
     short = settings.model_copy(update={"job_timeout": 1.5})
     client = await aiohttp_client(create_app(short))
-    worker, task = await start_worker(short)
-    try:
+    async with running_worker(short):
         job = await (await submit(client, long_pdf(tmp_path / "long.pdf"))).json()
         final = await wait_for_job(client, job["id"])
         assert final["state"] == "failed"
         assert final["error"]["code"] == "timeout"
         assert final["error"]["retryable"] is False
-    finally:
-        await stop_worker(worker, task)
 
 
 async def test_a_killed_pool_process_costs_a_page_retry_not_the_job(

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 from handlers.app import create_app
 from handlers.redis_server import free_port
 from handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form
 
@@ -49,8 +49,7 @@ async def test_an_email_arrives_when_the_job_is_done(
         }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await start_worker(own)
-    try:
+    async with running_worker(own):
         png = write_png(tmp_path / "letter.png", ["mail me"])
         job = await (
             await client.post("/v1/jobs", data=form(png, notify_email="ana@example.org"))
@@ -59,8 +58,6 @@ async def test_an_email_arrives_when_the_job_is_done(
         async with asyncio.timeout(20):
             while not inbox.messages:
                 await asyncio.sleep(0.05)
-    finally:
-        await stop_worker(worker, task)
     (message,) = inbox.messages
     assert message["To"] == "ana@example.org"
     assert "letter.png succeeded" in message["Subject"]
@@ -85,8 +82,7 @@ async def test_a_mail_server_that_is_down_does_not_fail_the_job(
         }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await start_worker(own)
-    try:
+    async with running_worker(own):
         png = write_png(tmp_path / "p.png", ["nobody listens"])
         job = await (
             await client.post("/v1/jobs", data=form(png, notify_email="bo@example.org"))
@@ -97,8 +93,6 @@ async def test_a_mail_server_that_is_down_does_not_fail_the_job(
             ):
                 await asyncio.sleep(0.05)
         final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
-    finally:
-        await stop_worker(worker, task)
     assert final["state"] == "succeeded"
     assert all(n["error"] for n in final["notifications"])
 

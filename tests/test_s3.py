@@ -20,7 +20,7 @@ from handlers.s3 import S3Storage
 from handlers.services import SERVICES
 from handlers.settings import Settings
 from handlers.storage import ObjectNotFound, StorageError
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_image_pdf
 
 CREDENTIALS = {
@@ -81,16 +81,13 @@ async def test_a_job_keeps_its_source_and_outputs_in_the_bucket(
     aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
 ) -> None:
     client: TestClient[Any, Any] = await aiohttp_client(create_app(s3_settings))
-    worker, task = await start_worker(s3_settings)
-    try:
+    async with running_worker(s3_settings):
         pdf = write_image_pdf(tmp_path / "scan.pdf", [["Stored in a bucket"]])
         data = aiohttp.FormData()
         data.add_field("file", pdf.read_bytes(), filename="scan.pdf")
         data.add_field("outputs", "text,pdf")
         accepted = await (await client.post("/v1/jobs", data=data)).json()
         job = await wait_for_job(client, accepted["id"])
-    finally:
-        await stop_worker(worker, task)
 
     assert job["state"] == "succeeded", job["error"]
     prefix = f"ocr/jobs/{job['id']}/"
@@ -201,11 +198,8 @@ async def test_s3_events_create_one_job_per_object_however_often_delivered(
     ignored = await (await client.post("/v1/webhooks/s3", json=removed, headers=auth)).json()
     assert ignored["records"][0]["outcome"] == "ignored"
 
-    worker, task = await start_worker(own)
-    try:
+    async with running_worker(own):
         job = await wait_for_job(client, created["job_id"])
-    finally:
-        await stop_worker(worker, task)
     assert job["state"] == "succeeded", job["error"]
     assert job["source"]["filename"] == "my scan.pdf"
     assert job["metadata"]["s3"]["key"] == "inbox/my scan.pdf"
@@ -241,11 +235,8 @@ async def test_a_presigned_upload_goes_straight_to_the_bucket_then_becomes_a_job
     assert twice.status == 404
     assert not [key for key in bucket_keys(s3_settings) if key.startswith("ocr/uploads/")]
 
-    worker, task = await start_worker(s3_settings)
-    try:
+    async with running_worker(s3_settings):
         final = await wait_for_job(client, job["id"])
-    finally:
-        await stop_worker(worker, task)
     assert final["state"] == "succeeded", final["error"]
     text = await client.get(f"/v1/jobs/{job['id']}/outputs/text", allow_redirects=False)
     link = URL(text.headers["Location"])  # presigned for this one object, and expiring

@@ -10,7 +10,7 @@ from arq.worker import Worker
 
 from handlers.app import create_app
 from handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker, wait_for_job
+from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 
 
@@ -57,16 +57,13 @@ async def test_fetching_follows_redirects_and_enforces_limits(
 ) -> None:
     own = settings.model_copy(update={"allow_private_urls": True, "max_upload_bytes": 30_000})
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-    worker, task = await start_worker(own)
-    try:
+    async with running_worker(own):
         outcome = {}
         for path in ("/moved", "/big", "/missing", "/loop"):
             body = {"url": str(documents.make_url(path)), "outputs": ["text"]}
             job = await (await client.post("/v1/jobs", json=body)).json()
             assert job["source"]["kind"] == "url" and job["source"]["sha256"] is None
             outcome[path] = await wait_for_job(client, job["id"])
-    finally:
-        await stop_worker(worker, task)
 
     fetched = outcome["/moved"]
     assert fetched["state"] == "succeeded", fetched["error"]
