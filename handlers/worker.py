@@ -129,19 +129,19 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
             return {"job_id": job.id, "outcome": "cancelled"}
         except PipelineError as exc:
             error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
-            await _retry_or_fail(services, job.id, error, attempt)
+            await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
         except asyncio.CancelledError:
             if watch.stopped:  # cancelled through the API; its work is already killed
                 _uncancel()
                 return {"job_id": job.id, "outcome": "cancelled"}
             # Worker shutdown: hand the job back so the next run starts it afresh.
-            await asyncio.shield(_requeue(services, job.id, HANDED_BACK))
+            await asyncio.shield(_requeue(services, job.id, ctx["job_id"], HANDED_BACK))
             raise
         except Exception as exc:
             log.exception("job %s: run %d failed", job.id, attempt)
             message = f"{type(exc).__name__}: {exc}"
             error = JobError(code="internal_error", message=message, retryable=True)
-            await _retry_or_fail(services, job.id, error, attempt)
+            await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
         else:
             await _succeed(services, job.id, outputs, page_count)
             return {"job_id": job.id, "outcome": "succeeded"}
@@ -253,17 +253,19 @@ async def _succeed(services: Services, job_id: str, outputs: dict[str, str], pag
     )
 
 
-async def _retry_or_fail(services: Services, job_id: str, error: JobError, attempt: int) -> None:
+async def _retry_or_fail(
+    services: Services, job_id: str, arq_job_id: str, error: JobError, attempt: int
+) -> None:
     if not error.retryable or attempt >= services.settings.job_max_tries:
         await _fail(services, job_id, error)
         return
     delay = min(2**attempt, MAX_BACKOFF)
     log.warning("job %s: run %d failed (%s); retrying in %d s", job_id, attempt, error.code, delay)
-    await _requeue(services, job_id, f"retrying in {delay} s after: {error.message}")
+    await _requeue(services, job_id, arq_job_id, f"retrying in {delay} s after: {error.message}")
     raise Retry(defer=delay)
 
 
-async def _requeue(services: Services, job_id: str, message: str) -> None:
+async def _requeue(services: Services, job_id: str, arq_job_id: str, message: str) -> None:
     """Back to queued; arq keeps the run (a Retry, or a cancelled run it will pick up again)."""
     if await transition(
         services,
@@ -273,10 +275,7 @@ async def _requeue(services: Services, job_id: str, message: str) -> None:
         note={"message": message},
         progress=Progress(stage="queued", message=message),
     ):
-        job = await services.jobs.get(job_id)
-        if job is not None:
-            arq_job_id = keys.arq_job_id(job_id, job.run)
-            await services.redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
+        await services.redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
 
 
 async def _fail(
