@@ -56,7 +56,7 @@ def new_api_key(name: str) -> tuple[str, str]:
     if not _valid_name(name):
         raise ValueError("a key name is 1-64 letters, digits, '.', '_' or '-'")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, f"{name}:{_digest(key)}"
+    return key, f"{name}:{_digest(key).hex()}"
 
 
 def exposure_problem(settings: Settings) -> str | None:
@@ -80,8 +80,8 @@ def is_loopback(host: str) -> bool:
         return False  # a name, or empty (every address): assume reachable from outside
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
 
 
 def _valid_name(name: str) -> bool:
@@ -115,7 +115,7 @@ class Authenticator:
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys) or self._jwt_key is not None
+        return self._settings.authenticated
 
     def identify(self, token: str | None) -> Identity:
         """The caller a token stands for; 401 for a missing or unknown one."""
@@ -131,7 +131,7 @@ class Authenticator:
 
     def _key_name(self, token: str) -> str | None:
         """Compare against every configured hash, whatever matches, so timing says nothing."""
-        digest = hashlib.sha256(token.encode()).digest()
+        digest = _digest(token)
         found = None
         for name, expected in self._keys:
             if hmac.compare_digest(digest, expected):
