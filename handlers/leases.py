@@ -10,7 +10,7 @@ from typing import ClassVar
 from redis.exceptions import RedisError
 
 from handlers import keys, queue
-from handlers.jobs import JobState
+from handlers.jobs import Job, JobState
 from handlers.lifecycle import transition
 from handlers.pool import OcrPool
 from handlers.services import Services
@@ -113,9 +113,8 @@ async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
     else:
         # arq no longer holds the run (it expired): queue a fresh one.
         job = await services.jobs.get(job_id)
-        if job is not None and not job.state.terminal:
-            await queue.enqueue_run(services.redis, job_id, run=job.run + 1, priority=job.priority)
-            await services.jobs.update(job_id, run=job.run + 1)
+        if job is not None:
+            await _queue_next_run(services, job)
 
 
 async def requeue_lost(services: Services) -> list[str]:
@@ -140,13 +139,19 @@ async def requeue_lost(services: Services) -> list[str]:
         if not await redis.set(keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL):
             continue  # another worker is on it
         log.warning("job %s: its queue entry was lost; queueing it again", job_id)
-        run = job.run + 1
-        await services.jobs.update(job_id, only_from=QUEUED_ONLY, run=run)
-        await queue.enqueue_run(
-            redis, job_id, run=run, priority=job.priority, keep=services.settings.job_retention
-        )
-        requeued.append(job_id)
+        if await _queue_next_run(services, job):
+            requeued.append(job_id)
     return requeued
+
+
+async def _queue_next_run(services: Services, job: Job) -> bool:
+    """A new run of a queued job whose arq entry is gone; False if it is no longer queued."""
+    run = job.run + 1
+    if not await services.jobs.update(job.id, only_from=QUEUED_ONLY, run=run):
+        return False
+    keep = services.settings.job_retention
+    await queue.enqueue_run(services.redis, job.id, run=run, priority=job.priority, keep=keep)
+    return True
 
 
 async def reap_forever(services: Services) -> None:
