@@ -72,14 +72,14 @@ class EventLog:
         self._publish = redis.register_script(_PUBLISH)
 
     async def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> str:
-        raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+        raw = _raw(job_id, kind, data)
         event_id = await self._publish(keys=self._keys(job_id), args=self._args(raw))
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
     def publish_in(self, pipe: Pipeline, job_id: str, kind: str, data: dict[str, Any]) -> None:
         """Queue one event onto a pipeline (a transaction, say). The script goes as EVAL, so
         the pipeline needs no round trip of its own to check that it is loaded."""
-        raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+        raw = _raw(job_id, kind, data)
         job_keys = self._keys(job_id)
         pipe.eval(_PUBLISH, len(job_keys), *job_keys, *map(str, self._args(raw)))
 
@@ -87,7 +87,7 @@ class EventLog:
         """Several events of one job, in order, in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for kind, data in events:
-                raw = json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+                raw = _raw(job_id, kind, data)
                 await self._publish(keys=self._keys(job_id), args=self._args(raw), client=pipe)
             await pipe.execute()
 
@@ -106,6 +106,10 @@ class EventLog:
             tag = json.dumps(owner).encode()
             rows = [(event_id, fields) for event_id, fields in rows if fields.get(b"owner") == tag]
         return [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
+
+
+def _raw(job_id: str, kind: str, data: dict[str, Any]) -> str:
+    return json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
 
 
 def _text(value: bytes | str) -> str:
