@@ -20,6 +20,7 @@ from handlers.services import SERVICES
 from handlers.uploads import (
     JsonSubmission,
     Upload,
+    discard,
     json_fields,
     parse_metadata,
     parse_options,
@@ -42,7 +43,7 @@ routes = web.RouteTableDef()
 async def submit_job(request: web.Request) -> web.Response:
     """A document by multipart upload (`file` + option fields) or by JSON `{"url": …}`."""
     services = request.app[SERVICES]
-    source: Path | None = None
+    source: Path | bytes | None = None
     if request.content_type == "application/json":
         fields = await json_fields(request, JsonSubmission)
         url_source = _source(fields, None, services.settings.allow_private_urls)
@@ -50,7 +51,7 @@ async def submit_job(request: web.Request) -> web.Response:
     elif request.content_type == "multipart/form-data":
         spool = services.settings.work_dir / "incoming"
         upload = await receive_upload(request, spool, services.settings.max_upload_bytes)
-        source = upload.path
+        source = upload.content
     else:
         raise ApiError("unsupported_media_type", 'send multipart/form-data or a JSON {"url"}')
     try:
@@ -61,7 +62,7 @@ async def submit_job(request: web.Request) -> web.Response:
         job, reused = await submit(services, job, source, idempotency_key=key)
     finally:
         if source is not None:
-            source.unlink(missing_ok=True)
+            discard(source)
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     headers = {"Location": str(location)}
     if reused:

@@ -11,6 +11,7 @@ from handlers.errors import error_middleware
 from handlers.hub import EventHub
 from handlers.services import SERVICES, open_services
 from handlers.settings import Settings
+from handlers.uploads import use_fast_disposition
 from pipeline.options import installed_languages
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,6 +19,7 @@ JSON_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
+    use_fast_disposition()
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=JSON_BODY_LIMIT
     )

@@ -20,7 +20,7 @@ Reused = Literal["idempotent", "shared", "cached"] | None
 
 
 async def submit(
-    services: Services, job: Job, source: Path | None, *, idempotency_key: str | None
+    services: Services, job: Job, source: Path | bytes | None, *, idempotency_key: str | None
 ) -> tuple[Job, Reused]:
     """The job that answers this submission, and whether (and how) it was an earlier one.
     Every earlier job it may answer with belongs to the same caller (`job.owner`)."""
@@ -41,7 +41,9 @@ async def submit(
     return answer, reused
 
 
-async def _reuse_or_accept(services: Services, job: Job, source: Path | None) -> tuple[Job, Reused]:
+async def _reuse_or_accept(
+    services: Services, job: Job, source: Path | bytes | None
+) -> tuple[Job, Reused]:
     reuse = services.reuse
     cached_id = await reuse.cached_result(job)
     earlier = await services.jobs.get(cached_id) if cached_id else None
@@ -87,15 +89,17 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
     return answered
 
 
-async def accept(services: Services, job: Job, source: Path | None) -> Job:
-    """Admit it under the limits, store the source (a URL is fetched by the worker), record the
-    job and queue it; any failure leaves no job accepted."""
+async def accept(services: Services, job: Job, source: Path | bytes | None) -> Job:
+    """Admit it under the limits, store the source (a spool file, taken as is, or a small
+    upload's bytes; a URL is fetched by the worker), record the job and queue it; any failure
+    leaves no job accepted."""
     await services.limits.admit(job.owner, job.id)
     try:
-        if source is not None:
-            await services.storage.put_file(
-                keys.source_key(job.id), source, content_type=str(job.source.media_type), move=True
-            )
+        key, content_type = keys.source_key(job.id), str(job.source.media_type)
+        if isinstance(source, bytes):
+            await services.storage.put_bytes(key, source, content_type=content_type)
+        elif source is not None:
+            await services.storage.put_file(key, source, content_type=content_type, move=True)
     except BaseException:
         await services.limits.release(job.owner, job.id)
         raise

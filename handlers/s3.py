@@ -66,6 +66,12 @@ class S3Storage:
                 ExtraArgs={"ContentType": content_type},
             )
 
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        with _translated(key):
+            await self._client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+            )
+
     async def fetch(self, key: str, dest: Path) -> None:
         with _translated(key):
             await self._client.download_file(self.bucket, self._key(key), str(dest))

@@ -29,6 +29,11 @@ class Storage(Protocol):
         """Store a file; with `move`, the caller is done with it and it may be taken as is."""
         ...
 
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Store a small object held in memory. Not atomic on every backend: nothing may name
+        the key until this returns."""
+        ...
+
     async def fetch(self, key: str, dest: Path) -> None: ...
 
     async def read_bytes(self, key: str) -> bytes: ...
@@ -81,6 +86,13 @@ class LocalStorage:
             except OSError:
                 pass  # another file system: copy instead
         await asyncio.to_thread(_copy_atomically, path, target)
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        # Written in place, in the event loop: small, into the page cache, and named by nothing
+        # until the caller records it (see Storage.put_bytes).
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
     async def fetch(self, key: str, dest: Path) -> None:
         try:

@@ -8,10 +8,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from handlers import api
+from handlers import api, keys
 from handlers.settings import Settings
 from handlers.storage import LocalStorage
-from handlers.uploads import clean_filename
+from handlers.uploads import MEMORY_BYTES, clean_filename
 from tests.corpus import write_png
 from tests.test_jobs import form
 
@@ -45,19 +45,37 @@ async def test_empty_file_is_415(client: TestClient[Any, Any], tmp_path: Path) -
     assert error["code"] == "unsupported_media_type"
 
 
+@pytest.mark.parametrize("limit", [4096, MEMORY_BYTES + 4096], ids=["in-memory", "spooled"])
 async def test_upload_over_the_limit_is_413(
-    aiohttp_client: Any, settings: Settings, tmp_path: Path, redis: Redis
+    aiohttp_client: Any, settings: Settings, tmp_path: Path, redis: Redis, limit: int
 ) -> None:
     from handlers.app import create_app
 
-    small = settings.model_copy(update={"max_upload_bytes": 4096})
+    small = settings.model_copy(update={"max_upload_bytes": limit})
     client = await aiohttp_client(create_app(small))
     big = tmp_path / "big.png"
-    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100_000)
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (limit + 100_000))
     error = await error_of(await client.post("/v1/jobs", data=form(big)), 413)
     assert error["code"] == "payload_too_large"
     assert await queue_length(redis, small) == 0
     assert not list((small.work_dir / "incoming").glob("*")), "the spooled upload was left behind"
+
+
+@pytest.mark.parametrize("padding", [0, 2 * MEMORY_BYTES], ids=["in-memory", "spooled"])
+async def test_stored_source_is_the_upload(
+    client: TestClient[Any, Any], settings: Settings, tmp_path: Path, padding: int
+) -> None:
+    """Small uploads go to storage from memory, large ones through a spool file: either way the
+    stored source is the bytes sent, and nothing stays in the spool."""
+    png = write_png(tmp_path / "p.png", ["stored as sent"])
+    png.write_bytes(png.read_bytes() + bytes(range(256)) * (padding // 256))
+    response = await client.post("/v1/jobs", data=form(png))
+    assert response.status == 202, await response.text()
+    job = await response.json()
+    stored = LocalStorage(settings.storage_dir).local_path(keys.source_key(job["id"]))
+    assert stored is not None and stored.read_bytes() == png.read_bytes()
+    assert job["source"]["bytes"] == png.stat().st_size
+    assert not list((settings.work_dir / "incoming").glob("*")), "a spool file was left behind"
 
 
 async def test_unknown_job_is_404(client: TestClient[Any, Any]) -> None:

@@ -125,6 +125,8 @@ async def test_storage_operations(s3_storage: S3Storage, tmp_path: Path) -> None
     fetched = tmp_path / "b.txt"
     await s3_storage.fetch("jobs/j_2/outputs/text.txt", fetched)
     assert fetched.read_text() == "hello"
+    await s3_storage.put_bytes("jobs/j_3/source", b"held in memory", content_type="image/png")
+    assert await s3_storage.read_bytes("jobs/j_3/source") == b"held in memory"
 
 
 async def test_a_missing_bucket_is_a_storage_error(s3_settings: Settings) -> None:
