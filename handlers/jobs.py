@@ -85,9 +85,12 @@ class Job(BaseModel):
 
 def new_job_id() -> str:
     """`j_` + a sortable timestamp + randomness: ids of later jobs sort later."""
-    stamp = int(time.time() * 1000)
-    head = "".join(_CROCKFORD[(stamp >> shift) & 31] for shift in range(45, -1, -5))
-    return "j_" + head + "".join(secrets.choice(_CROCKFORD) for _ in range(12))
+    return "j_" + _crockford(int(time.time() * 1000), 10) + _crockford(secrets.randbits(60), 12)
+
+
+def _crockford(value: int, digits: int) -> str:
+    """The low `digits` × 5 bits of `value` in Crockford base 32, most significant first."""
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(5 * digits - 5, -1, -5))
 
 
 def now() -> datetime:
