@@ -89,7 +89,7 @@ def new_job_id() -> str:
 
 
 def _crockford(value: int, digits: int) -> str:
-    """The low `digits` × 5 bits of `value` in Crockford base 32, most significant first."""
+    """The low 5 * `digits` bits of `value` in Crockford base 32, most significant first."""
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(5 * digits - 5, -1, -5))
 
 

@@ -19,7 +19,6 @@ MIN_ORIENTATION_CONFIDENCE = 2.0
 class Recognition:
     text: str
     lines: tuple[Line, ...]
-    hocr: str | None = None  # the page's <div class='ocr_page'>, when asked for
 
 
 class Engine(Protocol):
@@ -33,10 +32,9 @@ class Engine(Protocol):
         psm: int,
         dpi: int,
         timeout: float,
-        hocr: bool,
         scratch: Path,
     ) -> Recognition:
-        """One recognition pass over the page, yielding text, word boxes and optionally hOCR."""
+        """One recognition pass over the page, yielding its text and word boxes."""
 
     def orientation(self, image: Image.Image, *, timeout: float, scratch: Path) -> int:
         """Degrees (counter-clockwise: 0, 90, 180, 270) that turn the page upright."""

@@ -1,6 +1,5 @@
-"""hOCR for a whole document: Tesseract's own page markup, renumbered, or built from words."""
+"""hOCR for a whole document, built from its pages' lines and words."""
 
-import re
 from collections.abc import Sequence
 from html import escape
 
@@ -14,14 +13,11 @@ _HEAD = """<?xml version="1.0" encoding="UTF-8"?>
   <title>ocrflow</title>
   <meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>
   <meta name="ocr-system" content="ocrflow (tesseract)"/>
-  <meta name="ocr-capabilities" content="ocr_page ocr_carea ocr_par ocr_line ocrx_word"/>
+  <meta name="ocr-capabilities" content="ocr_page ocr_line ocrx_word"/>
  </head>
  <body>
 """
 _TAIL = " </body>\n</html>\n"
-# Tesseract numbers every single-image page as page 1: ids like word_1_12, and ppageno 0.
-_PAGE_ID = re.compile(r"""(id=['"][a-z]+_)1(['"_])""")
-_PPAGENO = re.compile(r"ppageno \d+")
 
 
 def hocr_document(pages: Sequence[PageResult]) -> str:
@@ -29,14 +25,7 @@ def hocr_document(pages: Sequence[PageResult]) -> str:
 
 
 def hocr_page(page: PageResult) -> str:
-    if page.hocr:
-        renumbered = _PAGE_ID.sub(rf"\g<1>{page.number}\g<2>", page.hocr)
-        return _PPAGENO.sub(f"ppageno {page.number - 1}", renumbered)
-    return _built(page)
-
-
-def _built(page: PageResult) -> str:
-    """Markup from the page's words, for pages read from their text layer."""
+    """A page's lines and words, with their boxes and confidences, whichever way it was read."""
     n = page.number
     out = [
         f"  <div class='ocr_page' id='page_{n}' "

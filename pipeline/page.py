@@ -23,8 +23,8 @@ from pipeline.media import MediaType
 from pipeline.options import Engine as EngineName
 from pipeline.options import OcrOptions
 from pipeline.resolution import capped_dpi, scan_dpi
-from pipeline.result import PageError, PageResult
-from pipeline.skew import estimate_skew
+from pipeline.result import Line, PageError, PageResult, Word
+from pipeline.skew import measure_rows
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ DEFAULT_IMAGE_DPI = 300
 # Degrees. Below this Tesseract's own line finding copes; above it, turning the page level
 # first costs ~0.1 s and saves misreadings (on short pages skewed 3 degrees, for instance).
 MIN_SKEW = 1.0
+# Tesseract's LSTM reads every text line scaled to its network's input height, a few dozen
+# pixels, so larger text only costs time in the steps before it (thresholding, page layout,
+# cutting out the lines). A page whose lines are further apart than TARGET_PITCH pixels is
+# scaled down to that before recognition, and its boxes scaled back up: on the bench corpus
+# 10-35% faster at every text size, with a lower error rate (the smoothing drops scan noise).
+TARGET_PITCH = 36.0
+MIN_SCALE = 0.4  # at most this far, whatever the measured pitch
 # Images inside a PDF page are downscaled while rendering; up to this many times the page pixel
 # limit they are a fine scan, past it a decompression bomb that would take minutes to decode.
 EMBEDDED_PIXELS_FACTOR = 4
@@ -80,7 +87,7 @@ def warm_up(engine: EngineName, lang: str) -> None:
     with tempfile.TemporaryDirectory(prefix="ocrflow-warm-") as directory:
         scratch = Path(directory) / "blank"
         found.orientation(blank, timeout=30, scratch=scratch)
-        found.recognize(blank, lang=lang, psm=3, dpi=300, timeout=30, hocr=False, scratch=scratch)
+        found.recognize(blank, lang=lang, psm=3, dpi=300, timeout=30, scratch=scratch)
     time.sleep(0.2)  # hold this process, so the other warm-ups land on the other processes
 
 
@@ -107,20 +114,26 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
         rotation = engine.orientation(image, timeout=task.timeout, scratch=scratch)
     if rotation:
         image = image.rotate(rotation, expand=True)
-    skew = estimate_skew(image) if task.options.deskew else 0.0
-    if abs(skew) >= MIN_SKEW:
+    rows = measure_rows(image)
+    skew = rows.skew if task.options.deskew and abs(rows.skew) >= MIN_SKEW else 0.0
+    if skew:
         image = image.rotate(skew, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255)
-    else:
-        skew = 0.0
+    scale = text_scale(rows.pitch)
+    read = image
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        read = image.resize(size, Image.Resampling.BILINEAR)
     found = engine.recognize(
-        image,
+        read,
         lang=task.options.tesseract_lang,
         psm=task.options.psm,
-        dpi=dpi,
+        dpi=max(1, round(dpi * scale)),
         timeout=task.timeout,
-        hocr="hocr" in task.options.outputs,
         scratch=scratch,
     )
+    lines = found.lines
+    if read is not image:
+        lines = scaled_lines(lines, image.width / read.width, image.height / read.height)
     return PageResult(
         number=task.number,
         method="ocr",
@@ -128,12 +141,30 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
         height=image.height,
         dpi=dpi,
         text=found.text,
-        lines=found.lines,
+        lines=lines,
         seconds=time.perf_counter() - started,
         rotation=rotation,
         skew=skew,
         source_size=source_size,
-        hocr=found.hocr,
+    )
+
+
+def text_scale(pitch: float | None) -> float:
+    """How far to scale a page down before recognition, from the distance between its lines."""
+    if pitch is None or pitch <= TARGET_PITCH:
+        return 1.0
+    return max(MIN_SCALE, TARGET_PITCH / pitch)
+
+
+def scaled_lines(lines: tuple[Line, ...], fx: float, fy: float) -> tuple[Line, ...]:
+    """Boxes found on a scaled page, on the page itself."""
+
+    def box(b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return (round(b[0] * fx), round(b[1] * fy), round(b[2] * fx), round(b[3] * fy))
+
+    return tuple(
+        Line(box(line.bbox), tuple(Word(w.text, w.confidence, box(w.bbox)) for w in line.words))
+        for line in lines
     )
 
 

@@ -45,7 +45,6 @@ class PageResult:
     rotation: int = 0
     skew: float = 0.0
     source_size: tuple[int, int] = (0, 0)
-    hocr: str | None = None
 
     @property
     def words(self) -> int:

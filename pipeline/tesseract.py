@@ -1,4 +1,4 @@
-"""The tesseract binary through pytesseract: one process per page, every renderer in one pass."""
+"""The tesseract binary through pytesseract: one process per page, text and TSV in one pass."""
 
 import re
 import subprocess
@@ -13,7 +13,6 @@ from pipeline.result import Line, Word
 
 _WORD_LEVEL = "5"
 _TSV_COLUMNS = 12
-_PAGE_DIV = re.compile(r"<div class=['\"]ocr_page['\"].*</div>", re.DOTALL)
 _ROTATE = re.compile(r"^Rotate: (\d+)$", re.MULTILINE)
 _CONFIDENCE = re.compile(r"^Orientation confidence: ([\d.]+)$", re.MULTILINE)
 
@@ -29,26 +28,23 @@ class BinaryEngine:
         psm: int,
         dpi: int,
         timeout: float,
-        hocr: bool,
         scratch: Path,
     ) -> Recognition:
         source = scratch.with_suffix(".png")
         image.save(source, compress_level=1)
-        renderers = "txt hocr" if hocr else "txt"
         _run(
             source,
             scratch,
-            renderers,
+            "txt",
             lang,
             f"--psm {psm} --dpi {dpi} -c tessedit_create_tsv=1",
             timeout,
         )
-        produced = [scratch.with_suffix(ext) for ext in (".txt", ".tsv", ".hocr", ".png")]
+        produced = [scratch.with_suffix(ext) for ext in (".txt", ".tsv", ".png")]
         try:
             return Recognition(
                 text=produced[0].read_text(encoding="utf-8").strip("\f\n "),
                 lines=parse_tsv(produced[1].read_text(encoding="utf-8")),
-                hocr=page_div(produced[2].read_text(encoding="utf-8")) if hocr else None,
             )
         except OSError as exc:
             raise EngineFailure(f"tesseract wrote no result: {exc}") from exc
@@ -94,12 +90,6 @@ def _run(
         raise EngineFailure(f"tesseract failed: {exc}") from exc
 
 
-def page_div(hocr: str) -> str:
-    """The ocr_page element of an hOCR document (or of a page's hOCR fragment)."""
-    found = _PAGE_DIV.search(hocr)
-    return found[0] if found else ""
-
-
 def parse_tsv(tsv: str) -> tuple[Line, ...]:
     """Group Tesseract's TSV word rows into lines, in reading order (header row optional)."""
     lines: dict[tuple[str, str, str], list[Word]] = {}
@@ -114,7 +104,11 @@ def parse_tsv(tsv: str) -> tuple[Line, ...]:
             bbox=(left, top, left + width, top + height),
         )
         lines.setdefault((cells[2], cells[3], cells[4]), []).append(word)
-    return tuple(Line(bbox=_union(words), words=tuple(words)) for words in lines.values())
+    return tuple(line_of(words) for words in lines.values())
+
+
+def line_of(words: list[Word]) -> Line:
+    return Line(bbox=_union(words), words=tuple(words))
 
 
 def _union(words: list[Word]) -> tuple[int, int, int, int]:
