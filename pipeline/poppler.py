@@ -100,16 +100,25 @@ def _lines(body: bytes) -> tuple[Line, ...]:
     lines = []
     for *line_box, content in _LINE.findall(body):
         words = tuple(
-            Word(unescape(text.decode("utf-8", "replace")), 100.0, _box(word_box))
-            for *word_box, text in _WORD.findall(content)
+            Word(_text(text), 100.0, (_point(x0), _point(y0), _point(x1), _point(y1)))
+            for x0, y0, x1, y1, text in _WORD.findall(content)
         )
         if words:
             lines.append(Line(_box(line_box), words))
     return tuple(lines)
 
 
+def _text(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return unescape(text) if "&" in text else text
+
+
+def _point(value: bytes) -> int:
+    return int(float(value) + 0.5)
+
+
 def _box(values: list[bytes]) -> tuple[int, int, int, int]:
-    left, top, right, bottom = (int(float(value) + 0.5) for value in values)
+    left, top, right, bottom = (_point(value) for value in values)
     return (left, top, right, bottom)
 
 
