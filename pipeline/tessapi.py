@@ -94,12 +94,17 @@ def _read(api: tesserocr.PyTessBaseAPI) -> Recognition:
             words.clear()
 
     iterator = api.GetIterator()
-    for word in tesserocr.iterate_level(iterator, _WORD) if iterator else ():
+    if iterator is None or iterator.Empty(_WORD):  # a blank page: walking it would raise
+        return Recognition(text="", lines=())
+    for word in tesserocr.iterate_level(iterator, _WORD):
         if word.IsAtBeginningOf(_LINE):
             end_line()
         if word.IsAtBeginningOf(_PARAGRAPH) or not paragraphs:
             paragraphs.append([])
-        text = (word.GetUTF8Text(_WORD) or "").strip()
+        try:
+            text = (word.GetUTF8Text(_WORD) or "").strip()
+        except RuntimeError:  # tesserocr's way of saying the word has no text
+            continue
         box = word.BoundingBox(_WORD)
         if text and box:
             words.append(Word(text, round(max(word.Confidence(_WORD), 0.0), 2), box))

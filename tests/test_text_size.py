@@ -55,3 +55,13 @@ def test_a_page_read_scaled_down_has_its_words_where_they_are(tmp_path: Path) ->
                 (truth[axis] + truth[axis + 2]) / 2,
             )
             assert abs(centre - expected) <= 30, (word, truth)
+
+
+@pytest.mark.parametrize("engine", ["tesserocr", "tesseract"])
+def test_a_blank_page_reads_as_no_words(tmp_path: Path, engine: str) -> None:
+    png = tmp_path / "blank.png"
+    Image.new("L", (1700, 2200), 255).save(png, dpi=(200, 200))
+    runtime = Runtime(engine=engine)  # type: ignore[arg-type]
+    plan = plan_document(png, MediaType.PNG, tmp_path, OcrOptions(), runtime)
+    page = process_page(plan.tasks[0])
+    assert page.error is None and page.text == "" and page.lines == ()
