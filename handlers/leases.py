@@ -36,10 +36,24 @@ class Watch:
         self._runner: asyncio.Task[object] | None = None
         self._watcher: asyncio.Task[None] | None = None
 
+    @staticmethod
+    async def claim(services: Services, job_id: str, arq_job_id: str) -> None:
+        """List a run with its lease. Done before the job is marked running: a worker killed
+        between the two would otherwise leave a running job that no reaper can see."""
+        async with services.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.RUNNING, job_id, arq_job_id)
+            pipe.set(keys.lease_key(job_id), arq_job_id, ex=LEASE_TTL)
+            await pipe.execute()
+
+    @staticmethod
+    async def release(services: Services, job_id: str) -> None:
+        async with services.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.RUNNING, job_id)
+            pipe.delete(keys.lease_key(job_id))
+            await asyncio.shield(pipe.execute())
+
     async def __aenter__(self) -> "Watch":
-        redis = self.services.redis
-        await redis.hset(keys.RUNNING, self.job_id, self.arq_job_id)  # type: ignore[misc]
-        await redis.set(keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
+        await Watch.claim(self.services, self.job_id, self.arq_job_id)
         self._runner = asyncio.current_task()
         Watch.active.add(self.job_id)
         self._watcher = asyncio.create_task(self._watch())
@@ -52,10 +66,7 @@ class Watch:
         if self._watcher:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-        async with self.services.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.RUNNING, self.job_id)
-            pipe.delete(keys.lease_key(self.job_id))
-            await asyncio.shield(pipe.execute())
+        await Watch.release(self.services, self.job_id)
 
     async def _watch(self) -> None:
         redis = self.services.redis

@@ -95,6 +95,7 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         error = JobError(code="too_many_attempts", message=f"gave up after {attempt - 1} tries")
         await _fail(services, job_id, error, only_from=ACTIVE)
         return {"job_id": job_id, "outcome": "failed"}
+    await Watch.claim(services, job_id, ctx["job_id"])
     started = await transition(
         services,
         job_id,
@@ -107,6 +108,7 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         progress=Progress(stage="starting", message="starting"),
     )
     if not started:
+        await Watch.release(services, job_id)
         return {"job_id": job_id, "outcome": "skipped"}
     log.info("run %d started: %s", attempt, job.source.filename)
     outcome = await _run(ctx, services, job, attempt)

@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
@@ -178,3 +179,32 @@ async def test_high_priority_jumps_a_flood_of_low_priority_jobs(
     started_low = [states[i]["started_at"] for i in low if states[i]["started_at"]]
     assert len(started_low) <= 1, "the burst should have stopped after three jobs"
     assert all(states[normal]["started_at"] < started for started in started_low)
+
+
+async def test_a_run_is_listed_with_its_lease_before_its_job_is_marked_running(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between the two steps must leave a lease to run out: a job marked
+    running with no listed run is one no reaper would ever hand back."""
+    from handlers import keys
+    from handlers import worker as worker_module
+    from handlers.jobs import JobState
+    from handlers.lifecycle import transition
+    from handlers.services import Services
+
+    seen: list[tuple[bool, bool]] = []
+
+    async def checked(services: Services, job_id: str, state: JobState, **kw: Any) -> bool:
+        if state is JobState.RUNNING:
+            redis = services.redis
+            listed = bool(await redis.hexists(keys.RUNNING, job_id))  # type: ignore[misc]
+            seen.append((listed, bool(await redis.exists(keys.lease_key(job_id)))))
+        return await transition(services, job_id, state, **kw)
+
+    monkeypatch.setattr(worker_module, "transition", checked)
+    client = await aiohttp_client(create_app(settings))
+    job = await (await submit(client, write_png(tmp_path / "p.png", ["listed first"]))).json()
+    async with running_worker(settings):
+        final = await wait_for_job(client, job["id"])
+    assert final["state"] == "succeeded"
+    assert seen == [(True, True)]
