@@ -53,7 +53,7 @@ class Watch:
             await asyncio.shield(pipe.execute())
 
     async def __aenter__(self) -> "Watch":
-        await Watch.claim(self.services, self.job_id, self.arq_job_id)
+        # The run is already listed with its lease (`claim`, before the job was marked running).
         self._runner = asyncio.current_task()
         Watch.active.add(self.job_id)
         self._watcher = asyncio.create_task(self._watch())
