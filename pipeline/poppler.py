@@ -5,7 +5,6 @@ import re
 import secrets
 import subprocess
 from dataclasses import dataclass
-from html import unescape
 from pathlib import Path
 from typing import cast
 
@@ -13,12 +12,8 @@ import pdf2image
 from pdf2image import exceptions as pdf_errors
 
 from pipeline.errors import EncryptedPdf, InvalidPdf, PageTimeout
-from pipeline.result import Line, Word
+from pipeline.tsv import TextPage, parse_tsv
 
-_BOX = rb'xMin="([-\d.]+)" yMin="([-\d.]+)" xMax="([-\d.]+)" yMax="([-\d.]+)"'
-_PAGE = re.compile(rb'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', re.DOTALL)
-_LINE = re.compile(rb"<line " + _BOX + rb">(.*?)</line>", re.DOTALL)
-_WORD = re.compile(rb"<word " + _BOX + rb">(.*?)</word>", re.DOTALL)
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+) size$")
 _PDFIMAGES_COLUMNS = 16
 # An image shown over at least this share of the page makes the page a scan.
@@ -30,13 +25,6 @@ _POINTS = re.compile(r"^([\d.]+) x ([\d.]+) pts")
 class PdfInfo:
     pages: int
     sizes: tuple[tuple[float, float], ...]  # width, height in points, per page
-
-
-@dataclass(frozen=True)
-class TextPage:
-    width: float
-    height: float
-    lines: tuple[Line, ...]
 
 
 def pdf_info(path: Path, *, timeout: float, max_pages: int) -> PdfInfo:
@@ -71,55 +59,17 @@ def _page_sizes(info: dict[str, object]) -> list[tuple[int, tuple[float, float]]
 
 def text_layer(path: Path, *, first: int, last: int, timeout: float) -> list[TextPage]:
     """Embedded text with word boxes (in points) of pages first..last, from one pdftotext run."""
-    command = [
-        "pdftotext",
-        "-q",
-        "-bbox-layout",
-        "-enc",
-        "UTF-8",
-        "-f",
-        str(first),
-        "-l",
-        str(last),
-    ]
+    command = ["pdftotext", "-q", "-tsv", "-enc", "UTF-8", "-f", str(first), "-l", str(last)]
     try:
         run = subprocess.run([*command, str(path), "-"], capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise InvalidPdf(f"reading the text layer took longer than {timeout:g} s") from exc
     if run.returncode != 0:
         raise InvalidPdf("the PDF's text layer could not be read")
-    # pdftotext's markup is regular and machine-made: regular expressions read it several
-    # times faster than an XML parser, which matters on documents of thousands of pages.
-    return [
-        TextPage(width=float(width), height=float(height), lines=_lines(body))
-        for width, height, body in _PAGE.findall(run.stdout)
-    ]
-
-
-def _lines(body: bytes) -> tuple[Line, ...]:
-    lines = []
-    for *line_box, content in _LINE.findall(body):
-        words = tuple(
-            Word(_text(text), 100.0, (_point(x0), _point(y0), _point(x1), _point(y1)))
-            for x0, y0, x1, y1, text in _WORD.findall(content)
-        )
-        if words:
-            lines.append(Line(_box(line_box), words))
-    return tuple(lines)
-
-
-def _text(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    return unescape(text) if "&" in text else text
-
-
-def _point(value: bytes) -> int:
-    return int(float(value) + 0.5)
-
-
-def _box(values: list[bytes]) -> tuple[int, int, int, int]:
-    left, top, right, bottom = (_point(value) for value in values)
-    return (left, top, right, bottom)
+    # The TSV form holds the same pages, lines and words as -bbox-layout's XHTML, unescaped,
+    # in half the bytes, and reads in half the time: it matters on documents of thousands of
+    # pages.
+    return parse_tsv(run.stdout)
 
 
 @dataclass(frozen=True)

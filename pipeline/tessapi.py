@@ -10,7 +10,7 @@ from pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
 from pipeline.errors import EngineFailure, PageTimeout
 from pipeline.options import tessdata
 from pipeline.result import Line, Word
-from pipeline.tesseract import line_of
+from pipeline.tsv import line_of
 
 MAX_CACHED_APIS = 4
 

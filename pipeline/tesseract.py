@@ -9,10 +9,9 @@ from pytesseract import pytesseract
 
 from pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
 from pipeline.errors import EngineFailure, PageTimeout
-from pipeline.result import Line, Word
+from pipeline.result import Line
+from pipeline.tsv import TextPage, parse_tsv
 
-_WORD_LEVEL = "5"
-_TSV_COLUMNS = 12
 _ROTATE = re.compile(r"^Rotate: (\d+)$", re.MULTILINE)
 _CONFIDENCE = re.compile(r"^Orientation confidence: ([\d.]+)$", re.MULTILINE)
 
@@ -44,7 +43,7 @@ class BinaryEngine:
         try:
             return Recognition(
                 text=produced[0].read_text(encoding="utf-8").strip("\f\n "),
-                lines=parse_tsv(produced[1].read_text(encoding="utf-8")),
+                lines=_lines(parse_tsv(produced[1].read_bytes())),
             )
         except OSError as exc:
             raise EngineFailure(f"tesseract wrote no result: {exc}") from exc
@@ -90,31 +89,5 @@ def _run(
         raise EngineFailure(f"tesseract failed: {exc}") from exc
 
 
-def parse_tsv(tsv: str) -> tuple[Line, ...]:
-    """Group Tesseract's TSV word rows into lines, in reading order (header row optional)."""
-    lines: dict[tuple[str, str, str], list[Word]] = {}
-    for row in tsv.splitlines():
-        cells = row.split("\t")
-        if len(cells) < _TSV_COLUMNS or cells[0] != _WORD_LEVEL or not cells[11].strip():
-            continue
-        left, top, width, height = (int(value) for value in cells[6:10])
-        word = Word(
-            text=cells[11].strip(),
-            confidence=round(max(float(cells[10]), 0.0), 2),
-            bbox=(left, top, left + width, top + height),
-        )
-        lines.setdefault((cells[2], cells[3], cells[4]), []).append(word)
-    return tuple(line_of(words) for words in lines.values())
-
-
-def line_of(words: list[Word]) -> Line:
-    return Line(bbox=_union(words), words=tuple(words))
-
-
-def _union(words: list[Word]) -> tuple[int, int, int, int]:
-    return (
-        min(w.bbox[0] for w in words),
-        min(w.bbox[1] for w in words),
-        max(w.bbox[2] for w in words),
-        max(w.bbox[3] for w in words),
-    )
+def _lines(pages: list[TextPage]) -> tuple[Line, ...]:
+    return tuple(line for page in pages for line in page.lines)

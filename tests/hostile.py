@@ -109,11 +109,11 @@ def ccitt_giant_pdf(directory: Path, side: int = 200_000) -> Path:
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
     ]
     path = directory / "ccitt-giant.pdf"
-    path.write_bytes(_pdf(objects))
+    path.write_bytes(pdf_of(objects))
     return path
 
 
-def _pdf(objects: list[bytes]) -> bytes:
+def pdf_of(objects: list[bytes]) -> bytes:
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")
     offsets = []

@@ -1,11 +1,12 @@
 """The pipeline on its own: no server, real poppler and Tesseract."""
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from pypdf import PdfWriter
+from pypdf import PdfReader, PdfWriter
 
 from pipeline.document import plan_document
 from pipeline.errors import InvalidImage, InvalidPdf, PipelineError, TooManyPages
@@ -13,8 +14,10 @@ from pipeline.media import MediaType, sniff
 from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import check_pages
 from pipeline.page import process_page, render_dpi
+from pipeline.poppler import text_layer
 from pipeline.result import PageError, PageResult
-from pipeline.tesseract import parse_tsv
+from pipeline.tsv import parse_tsv
+from tests import hostile
 from tests.corpus import page_image, write_image_pdf, write_png, write_searchable_pdf
 
 PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
@@ -146,23 +149,76 @@ def test_one_failed_page_does_not_fail_the_document() -> None:
     assert error.value.code == "page_timeout"
 
 
-def test_tsv_rows_become_lines_of_words() -> None:
+def test_tesseract_tsv_rows_become_lines_of_words() -> None:
+    header = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight"
     tsv = "\n".join(
         [
-            "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext",
+            header + "\tconf\ttext",
             "1\t1\t0\t0\t0\t0\t0\t0\t500\t100\t-1\t",
+            "2\t1\t1\t0\t0\t0\t10\t10\t200\t60\t-1\t",
+            "3\t1\t1\t1\t0\t0\t10\t10\t200\t60\t-1\t",
             "4\t1\t1\t1\t1\t0\t10\t10\t200\t20\t-1\t",
             "5\t1\t1\t1\t1\t1\t10\t10\t50\t20\t96.5\tHello",
             "5\t1\t1\t1\t1\t2\t70\t12\t60\t18\t91.25\tworld",
+            "4\t1\t1\t1\t2\t0\t10\t40\t200\t20\t-1\t",
             "5\t1\t1\t1\t2\t1\t10\t40\t40\t20\t-1\t ",
             '5\t1\t1\t1\t2\t2\t10\t40\t40\t20\t88\t"quoted"',
+            "5\t1\t1\t1\t2\t3\tten\t40\t40\t20\t88\tdamaged",
+            "5\t1\t1\t1\t2",
         ]
     )
-    first, second = parse_tsv(tsv)
+    (page,) = parse_tsv(tsv.encode())
+    assert (page.width, page.height) == (500, 100)
+    first, second = page.lines
     assert first.text == "Hello world"
-    assert first.bbox == (10, 10, 130, 30)
+    assert first.bbox == (10, 10, 130, 30)  # the union of its words
     assert [w.confidence for w in first.words] == [96.5, 91.25]
     assert second.text == '"quoted"'
+
+
+def test_text_layer_words_come_back_as_written_with_their_boxes(tmp_path: Path) -> None:
+    content = b"BT /F1 24 Tf 72 700 Td (AT&T <b> gr\\374\\337e) Tj ET"
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+    pdf = tmp_path / "plain-text.pdf"
+    pdf.write_bytes(
+        hostile.pdf_of(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+                b" /Resources << /Font << /F1 6 0 R >> >> >>",
+                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 400] >>",
+                font,
+            ]
+        )
+    )
+    first, second = text_layer(pdf, first=1, last=2, timeout=30)
+    assert (first.width, first.height, second.width, second.height) == (612, 792, 300, 400)
+    assert second.lines == ()  # a page without text is still a page, in its place
+    (line,) = first.lines
+    assert [word.text for word in line.words] == ["AT&T", "<b>", "grüße"]
+    # In points from the top left: the text starts at x 72 on a baseline at 792 - 700 = 92.
+    boxes = [word.bbox for word in line.words]
+    assert boxes[0][0] == 72
+    assert all(top < 92 < bottom and 18 <= bottom - top <= 30 for _, top, _, bottom in boxes)
+    assert all(a[0] < a[2] < b[0] for a, b in itertools.pairwise(boxes))  # left to right
+    assert all(word.confidence == 100.0 for word in line.words)
+
+
+def test_mixed_document_reads_text_pages_and_recognises_the_scan(tmp_path: Path) -> None:
+    text = PdfReader(write_searchable_pdf(tmp_path / "text.pdf", [PAGES[0], PAGES[2]]))
+    scan = PdfReader(write_image_pdf(tmp_path / "scan.pdf", [PAGES[1]]))
+    writer = PdfWriter()
+    for page in (text.pages[0], scan.pages[0], text.pages[1]):
+        writer.add_page(page)
+    mixed = tmp_path / "mixed.pdf"
+    writer.write(mixed)
+    plan = plan_document(mixed, MediaType.PDF, tmp_path, OcrOptions(), Runtime())
+    assert [page.number for page in plan.text_pages] == [1, 3]
+    assert [page.text for page in plan.text_pages] == [PAGES[0][0], PAGES[2][0]]
+    assert [task.number for task in plan.tasks] == [2]
+    assert process_page(plan.tasks[0]).text == PAGES[1][0]
 
 
 def test_password_protected_pdf_is_encrypted_pdf(tmp_path: Path) -> None:
