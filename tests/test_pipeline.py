@@ -1,8 +1,10 @@
 """The pipeline on its own: no server, real poppler and Tesseract."""
 
 import itertools
+import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from pipeline.options import OcrOptions, Runtime
 from pipeline.outputs import check_pages
 from pipeline.page import process_page, render_dpi
 from pipeline.poppler import text_layer
-from pipeline.result import PageError, PageResult
+from pipeline.result import Line, PageError, PageResult, Word
 from pipeline.tsv import parse_tsv
 from tests import hostile
 from tests.corpus import page_image, write_image_pdf, write_png, write_searchable_pdf
@@ -219,6 +221,17 @@ def test_mixed_document_reads_text_pages_and_recognises_the_scan(tmp_path: Path)
     assert [page.text for page in plan.text_pages] == [PAGES[0][0], PAGES[2][0]]
     assert [task.number for task in plan.tasks] == [2]
     assert process_page(plan.tasks[0]).text == PAGES[1][0]
+
+
+def test_pages_cross_processes_whole(tmp_path: Path) -> None:
+    pdf = write_searchable_pdf(tmp_path / "searchable.pdf", PAGES[:1])
+    (page,) = plan_document(pdf, MediaType.PDF, tmp_path, OcrOptions(), Runtime()).text_pages
+    page = replace(page, error=PageError("page_timeout", "late"), rotation=90, skew=0.5)
+    copy = pickle.loads(pickle.dumps(page))
+    assert copy == page
+    assert isinstance(copy.lines[0], Line)
+    assert isinstance(copy.lines[0].words[0], Word)
+    assert copy.lines[0].words[0].bbox == page.lines[0].words[0].bbox
 
 
 def test_password_protected_pdf_is_encrypted_pdf(tmp_path: Path) -> None:
