@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from handlers import keys
 
@@ -20,15 +19,22 @@ ALL_JOBS_EVENTS = 10_000
 # its record, so each caller's feed of all its jobs can pick its own), keep them short-lived and
 # capped, and announce both ids in one message, atomically: no listener sees an event the
 # streams lack. The message is "<job stream id> <all stream id>\n<owner JSON>\n<event JSON>".
-_PUBLISH = """
-local owner = redis.call('HGET', KEYS[4], 'owner') or '""'
-local job_id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local all_id = redis.call(
-  'XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[1], 'owner', owner)
-redis.call('PUBLISH', KEYS[3], job_id .. ' ' .. all_id .. '\\n' .. owner .. '\\n' .. ARGV[1])
-return job_id
+# A Lua function, so the script that accepts a job can announce it in the same call.
+PUBLISH_FUNCTION = """
+local function publish(stream, all, channel, record, event, retention, per_job, all_jobs)
+  local owner = redis.call('HGET', record, 'owner') or '""'
+  local job_id = redis.call('XADD', stream, 'MAXLEN', '~', per_job, '*', 'event', event)
+  redis.call('EXPIRE', stream, retention)
+  local all_id = redis.call(
+    'XADD', all, 'MAXLEN', '~', all_jobs, '*', 'event', event, 'owner', owner)
+  redis.call('PUBLISH', channel, job_id .. ' ' .. all_id .. '\\n' .. owner .. '\\n' .. event)
+  return job_id
+end
 """
+_PUBLISH = (
+    PUBLISH_FUNCTION
+    + "return publish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+)
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,12 @@ class EventLog:
         event_id = await self._publish(keys=self._keys(job_id), args=self._args(raw))
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
-    def publish_in(self, pipe: Pipeline, job_id: str, kind: str, data: dict[str, Any]) -> None:
-        """Queue one event onto a pipeline (a transaction, say). The script goes as EVAL, so
-        the pipeline needs no round trip of its own to check that it is loaded."""
-        raw = _raw(job_id, kind, data)
-        job_keys = self._keys(job_id)
-        pipe.eval(_PUBLISH, len(job_keys), *job_keys, *map(str, self._args(raw)))
+    def publish_parts(
+        self, job_id: str, kind: str, data: dict[str, Any]
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of `publish(...)` in PUBLISH_FUNCTION, for a script that
+        announces an event along with writes of its own."""
+        return self._keys(job_id), self._args(_raw(job_id, kind, data))
 
     async def publish_many(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Several events of one job, in order, in one round trip."""

@@ -70,19 +70,19 @@ class Reuse:
         name = IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
         await self._redis.delete(name)
 
-    async def claim_in_flight(self, job: Job) -> str | None:
-        """Mark `job` as the one reading this content; or the id of the one already reading it."""
-        name = IN_FLIGHT_PREFIX + content_fingerprint(job)
-        if await self._redis.set(name, job.id, nx=True, ex=self._retention):
-            return None
-        raw = await self._redis.get(name)
-        return raw.decode() if raw else None
+    @property
+    def in_flight_ttl(self) -> int:
+        return self._retention
 
-    async def take_in_flight(self, job: Job) -> None:
-        """The job that held the claim has ended or gone: this one reads the content now."""
-        await self._redis.set(
-            IN_FLIGHT_PREFIX + content_fingerprint(job), job.id, ex=self._retention
-        )
+    def claim_keys(self, job: Job) -> tuple[str | None, str]:
+        """Where an earlier job whose result answers this one is named (None when the cache is
+        off, or for a URL, whose content may have changed since); and where the job reading
+        this content is (claimed as a job is admitted)."""
+        fingerprint = content_fingerprint(job)
+        cached = RESULT_PREFIX + fingerprint
+        if self._result_ttl <= 0 or job.source.sha256 is None:
+            return None, IN_FLIGHT_PREFIX + fingerprint
+        return cached, IN_FLIGHT_PREFIX + fingerprint
 
     async def release_in_flight(self, job: Job) -> None:
         await cast(
@@ -94,12 +94,6 @@ class Reuse:
         if self._result_ttl > 0 and job.source.kind == "upload":
             name = RESULT_PREFIX + content_fingerprint(job)
             await self._redis.set(name, job.id, ex=min(self._result_ttl, self._retention))
-
-    async def cached_result(self, job: Job) -> str | None:
-        if self._result_ttl <= 0 or job.source.sha256 is None:
-            return None  # off, or a URL whose content may have changed since
-        raw = await self._redis.get(RESULT_PREFIX + content_fingerprint(job))
-        return raw.decode() if raw else None
 
 
 def still_running(job: Job | None) -> bool:

@@ -2,11 +2,12 @@
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from redis.exceptions import RedisError
 
-from handlers import keys, queue, stats
+from handlers import keys
+from handlers.admission import Verdict
 from handlers.errors import unavailable
 from handlers.idempotency import reusable_result, still_running
 from handlers.jobs import Job, JobState, now
@@ -44,23 +45,44 @@ async def submit(
 async def _reuse_or_accept(
     services: Services, job: Job, source: Path | bytes | None
 ) -> tuple[Job, Reused]:
-    reuse = services.reuse
-    cached_id = await reuse.cached_result(job)
-    earlier = await services.jobs.get(cached_id) if cached_id else None
-    if earlier is not None and reusable_result(earlier):
-        try:
-            return await _answer_from(services, job, earlier), "cached"
-        except ObjectNotFound:
-            log.info("job %s: the cached result of %s is gone; reading again", job.id, earlier.id)
-    if other_id := await reuse.claim_in_flight(job):
-        other = await services.jobs.get(other_id)
-        if other is not None and still_running(other):
-            return other, "shared"
-        await reuse.take_in_flight(job)
+    """An earlier job's result, or the job already reading this content, or else `job` itself
+    admitted and accepted. Each claim looks in one round trip; when what it finds cannot answer
+    (a result since deleted, a job since ended, a caller's count holding ended jobs), the next
+    claim looks past it, so this ends within four."""
+    check_cache, check_claim, pruned = True, True, False
+    while True:
+        claim = await services.admission.claim(
+            job, check_cache=check_cache, check_claim=check_claim
+        )
+        if claim.verdict is Verdict.ADMITTED:
+            break
+        if claim.verdict is Verdict.CACHED:
+            check_cache = False
+            earlier = await services.jobs.get(cast(str, claim.other))
+            if earlier is not None and reusable_result(earlier):
+                try:
+                    return await _answer_from(services, job, earlier), "cached"
+                except ObjectNotFound:
+                    log.info(
+                        "job %s: the cached result of %s is gone; reading again",
+                        job.id,
+                        claim.other,
+                    )
+        elif claim.verdict is Verdict.IN_FLIGHT:
+            check_claim = False
+            other = await services.jobs.get(cast(str, claim.other))
+            if other is not None and still_running(other):
+                return other, "shared"
+        elif claim.verdict is Verdict.CALLER_FULL and not pruned:
+            pruned = True
+            if not await services.limits.prune(job.owner):
+                raise services.limits.refusal(claim.verdict)
+        else:
+            raise services.limits.refusal(claim.verdict)
     try:
         return await accept(services, job, source), None
     except BaseException:
-        await reuse.release_in_flight(job)
+        await services.reuse.release_in_flight(job)
         raise
 
 
@@ -90,10 +112,9 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
 
 
 async def accept(services: Services, job: Job, source: Path | bytes | None) -> Job:
-    """Admit it under the limits, store the source (a spool file, taken as is, or a small
-    upload's bytes; a URL is fetched by the worker), record the job and queue it; any failure
-    leaves no job accepted."""
-    await services.limits.admit(job.owner, job.id)
+    """Store the source of an admitted job (a spool file, taken as is, or a small upload's
+    bytes; a URL is fetched by the worker), then record and queue it; any failure leaves no
+    job accepted."""
     try:
         key, content_type = keys.source_key(job.id), str(job.source.media_type)
         if isinstance(source, bytes):
@@ -103,21 +124,8 @@ async def accept(services: Services, job: Job, source: Path | bytes | None) -> J
     except BaseException:
         await services.limits.release(job.owner, job.id)
         raise
-    settings = services.settings
     try:
-        # Record, queue, announce and count in one transaction: all of it happens, or none.
-        async with services.redis.pipeline(transaction=True) as pipe:
-            services.jobs.create_in(pipe, job)
-            queue.enqueue_first_run_in(
-                pipe,
-                settings.queue_name,
-                job.id,
-                priority=job.priority,
-                keep=settings.job_retention,
-            )
-            services.events.publish_in(pipe, job.id, "state", {"state": JobState.QUEUED})
-            stats.count_job_in(pipe, "accepted")
-            await pipe.execute()
+        await services.admission.record(job)
     except (RedisError, OSError) as exc:
         await _abandon(services, job)
         raise unavailable("the job queue") from exc

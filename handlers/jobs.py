@@ -130,7 +130,7 @@ class JobStore:
     def create_in(self, pipe: Pipeline, job: Job) -> None:
         """Queue the commands that write a new job's record onto a pipeline."""
         key = keys.job_key(job.id)
-        pipe.hset(key, mapping=_encode(job.model_dump(mode="json")))
+        pipe.hset(key, mapping=record_fields(job))
         pipe.expire(key, self._retention)
         # Job ids sort by creation time, so the index is ordered by id (all scores 0).
         pipe.zadd(keys.job_index(job.owner), {job.id: 0})
@@ -172,6 +172,11 @@ class JobStore:
 
 def _decode(raw: dict[bytes, bytes]) -> Job:
     return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+
+
+def record_fields(job: Job) -> dict[str, str]:
+    """A new job's record: each top-level field as JSON."""
+    return _encode(job.model_dump(mode="json"))
 
 
 def _encode(document: dict[str, Any]) -> dict[str, str]:

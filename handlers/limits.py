@@ -34,15 +34,26 @@ redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now)
 return 0
 """
 
-# Admit one more active job for a caller: 2 when the whole backlog is full, 1 when the caller
-# is at its limit, else 0 (and the job is counted). A limit of 0 is no limit.
-_ADMIT = """
-local backlog, most = tonumber(ARGV[3]), tonumber(ARGV[2])
-if backlog > 0 and redis.call('ZCARD', KEYS[2]) >= backlog then return 2 end
-if most > 0 and redis.call('SCARD', KEYS[1]) >= most then return 1 end
-redis.call('SADD', KEYS[1], ARGV[1])
-return 0
+# Whether one more active job for a caller is refused: 2 when the whole backlog is full, 1 when
+# the caller is at its limit, else 0. A limit of 0 is no limit.
+REFUSED_FUNCTION = """
+local function refused(active, queue, most, backlog)
+  most, backlog = tonumber(most), tonumber(backlog)
+  if backlog > 0 and redis.call('ZCARD', queue) >= backlog then return 2 end
+  if most > 0 and redis.call('SCARD', active) >= most then return 1 end
+  return 0
+end
 """
+# Admit one more active job for a caller: counted when not refused.
+_ADMIT = (
+    REFUSED_FUNCTION
+    + """
+local verdict = refused(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
+if verdict == 0 then redis.call('SADD', KEYS[1], ARGV[1]) end
+return verdict
+"""
+)
+CALLER_FULL, BACKLOG_FULL = 1, 2
 
 
 def active_key(caller: str) -> str:
@@ -80,16 +91,21 @@ class Limits:
             verdict = await self._try_admit(caller, job_id)
             if verdict == 0:
                 return
-            if verdict == 2:
-                raise ApiError(
-                    "backlog_full",
-                    "the queue is full; try again later",
-                    headers={"Retry-After": str(BACKLOG_RETRY_AFTER)},
-                )
-            if attempt == 0 and await self._prune(caller):
+            if verdict == CALLER_FULL and attempt == 0 and await self.prune(caller):
                 continue
+            break
+        raise self.refusal(verdict)
+
+    def refusal(self, verdict: int) -> ApiError:
+        """The error that tells a caller why its job was refused (a verdict of `refused`)."""
+        if verdict == BACKLOG_FULL:
+            return ApiError(
+                "backlog_full",
+                "the queue is full; try again later",
+                headers={"Retry-After": str(BACKLOG_RETRY_AFTER)},
+            )
         most = self._settings.max_active_jobs_per_caller
-        raise ApiError(
+        return ApiError(
             "too_many_active_jobs",
             f"{most} jobs of yours are queued or running; submit more as they finish",
             headers={"Retry-After": str(ACTIVE_RETRY_AFTER)},
@@ -101,7 +117,7 @@ class Limits:
         keys = [active_key(caller), settings.queue_name]
         return int(await cast(Awaitable[int], self._admit(keys=keys, args=args)))
 
-    async def _prune(self, caller: str) -> bool:
+    async def prune(self, caller: str) -> bool:
         """Drop members whose job has ended or expired (a release that never happened)."""
         raw = await self._redis.smembers(active_key(caller))  # type: ignore[misc]
         members = [m.decode() for m in raw]

@@ -2,12 +2,12 @@
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import serialize_job
-from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -76,15 +76,28 @@ async def enqueue_run(
     return queued is not None
 
 
-def enqueue_first_run_in(
-    pipe: Pipeline, queue_name: str, job_id: str, *, priority: str, keep: float
-) -> None:
-    """The first run of a new job, queued onto a pipeline: what `enqueue_run` stores, written
-    directly (arq's own enqueue checks, in three round trips, for an id that cannot exist yet,
-    since job ids are new)."""
+@dataclass(frozen=True)
+class FirstRun:
+    """The first run of a new job as arq stores a queued job: its payload under `key` for
+    `keep_ms`, its id in the queue at `score`. What `enqueue_run` stores, written directly:
+    arq's own enqueue checks, in three round trips, for an id that cannot exist yet, since
+    job ids are new."""
+
+    arq_id: str
+    key: str
+    payload: bytes
+    keep_ms: int
+    score: int
+
+
+def first_run(job_id: str, *, priority: str, keep: float) -> FirstRun:
     now_ms = int(time.time() * 1000)
     arq_id = keys.arq_job_id(job_id, 1)
     payload = serialize_job(keys.PROCESS_JOB, (job_id,), {}, None, now_ms, serializer=serialize)
-    pipe.psetex(keys.ARQ_JOB + arq_id, int(keep * 1000), payload)
-    pipe.zadd(queue_name, {arq_id: now_ms - PRIORITY_HEAD_START[priority]})
-    pipe.hset(keys.QUEUED, job_id, arq_id)
+    return FirstRun(
+        arq_id=arq_id,
+        key=keys.ARQ_JOB + arq_id,
+        payload=payload,
+        keep_ms=int(keep * 1000),
+        score=now_ms - PRIORITY_HEAD_START[priority],
+    )

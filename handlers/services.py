@@ -6,6 +6,7 @@ from aiohttp import web
 from arq.connections import ArqRedis
 
 from handlers import queue
+from handlers.admission import Admission
 from handlers.events import EventLog
 from handlers.idempotency import Reuse
 from handlers.jobs import JobStore
@@ -23,6 +24,7 @@ class Services:
     reuse: Reuse
     storage: Storage
     limits: Limits
+    admission: Admission
     owns_redis: bool = True
 
     async def close(self) -> None:
@@ -36,16 +38,19 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
     owned = redis is None
     connection = redis or await queue.connect(settings)
     jobs = JobStore(connection, retention=settings.job_retention)
+    events = EventLog(connection, retention=settings.job_retention)
+    reuse = Reuse(
+        connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
+    )
     return Services(
         settings=settings,
         redis=connection,
         jobs=jobs,
-        events=EventLog(connection, retention=settings.job_retention),
-        reuse=Reuse(
-            connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
-        ),
+        events=events,
+        reuse=reuse,
         storage=await open_storage(settings),
         limits=Limits(connection, jobs, settings),
+        admission=Admission(connection, settings, reuse, events),
         owns_redis=owned,
     )
 

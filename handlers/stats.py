@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from handlers import keys
@@ -30,10 +29,6 @@ def worker_name() -> str:
 
 async def count_job(redis: Redis, state: str) -> None:
     await redis.hincrby(STATS, f"jobs:{state}", 1)  # type: ignore[misc]
-
-
-def count_job_in(pipe: Pipeline, state: str) -> None:
-    pipe.hincrby(STATS, f"jobs:{state}", 1)
 
 
 async def count_pages(redis: Redis, pages: Sequence[PageResult]) -> None:

@@ -5,7 +5,14 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
+from redis.asyncio import Redis
 
+from handlers import keys
+from handlers.app import create_app
+from handlers.auth import ANONYMOUS
+from handlers.limits import active_key
+from handlers.services import SERVICES
+from handlers.settings import Settings
 from tests.conftest import wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form
@@ -64,3 +71,47 @@ async def test_identical_bytes_and_options_are_answered_from_the_cache(
     assert text.split() == ["cached", "result"]
     fresh = await (await post(client, png, psm="6")).json()
     assert fresh["state"] == "queued" and fresh["cached"] is False
+
+
+async def _in_flight_key(client: TestClient[Any, Any], job_id: str) -> str:
+    services = client.server.app[SERVICES]
+    job = await services.jobs.get(job_id)
+    assert job is not None
+    return services.reuse.claim_keys(job)[1]
+
+
+async def test_a_claim_left_by_an_ended_job_passes_to_the_next(
+    client: TestClient[Any, Any], redis: Redis, tmp_path: Path
+) -> None:
+    png = write_png(tmp_path / "p.png", ["claimed once"])
+    first = await (await post(client, png)).json()
+    claim = await _in_flight_key(client, first["id"])
+    assert await redis.get(claim) == first["id"].encode()
+    assert (await client.post(f"/v1/jobs/{first['id']}/cancel")).status == 200
+    await redis.set(claim, first["id"])  # as if the claim had never been given back
+    response = await post(client, png)
+    second = await response.json()
+    assert response.status == 202 and "Ocrflow-Reused" not in response.headers
+    assert second["id"] != first["id"] and second["state"] == "queued"
+    assert await redis.get(claim) == second["id"].encode()
+
+
+async def test_a_refused_job_claims_nothing_and_ended_jobs_are_pruned_from_a_count(
+    aiohttp_client: Any, settings: Settings, redis: Redis, tmp_path: Path
+) -> None:
+    one_each = settings.model_copy(update={"max_active_jobs_per_caller": 1})
+    client = await aiohttp_client(create_app(one_each))
+    first = await (await post(client, write_png(tmp_path / "a.png", ["first"]))).json()
+    second_png = write_png(tmp_path / "b.png", ["second"])
+    refused = await post(client, second_png)
+    assert refused.status == 429
+    assert (await refused.json())["error"]["code"] == "too_many_active_jobs"
+    assert await redis.keys("ocrflow:inflight:*") == [
+        (await _in_flight_key(client, first["id"])).encode()
+    ]
+    # The first job's record expires without its place being given back: the count is pruned.
+    await redis.delete(keys.job_key(first["id"]))
+    response = await post(client, second_png)
+    assert response.status == 202 and "Ocrflow-Reused" not in response.headers
+    second = await response.json()
+    assert await redis.smembers(active_key(ANONYMOUS)) == {second["id"].encode()}
