@@ -179,6 +179,8 @@ async def run(args: argparse.Namespace, service: Service, directory: Path) -> No
                 await ingress(service.port, png, args, f"{processes} web process(es)")
                 # Thousands of jobs are left queued: each phase starts on an empty queue.
                 await redis.flushdb()
+        if args.skip_workers:
+            return
         worker = service.start("worker")
         await asyncio.sleep(3)
         await first_event(session, service.base, png, args.samples)
@@ -195,19 +197,39 @@ async def run(args: argparse.Namespace, service: Service, directory: Path) -> No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submits", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser = argparse.ArgumentParser(
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--submits",
+        type=int,
+        default=2000,
+        help="jobs submitted flat out (with the fixed-rate ones, at most the backlog "
+        "limit of 20000)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="connections submitting flat out"
+    )
     parser.add_argument("--rate", type=float, default=150.0, help="fixed submit rate per second")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="how long to submit at the fixed rate"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=20, help="jobs timed from submit to first event"
+    )
+    parser.add_argument("--pages", type=int, default=24, help="one-page jobs per end-to-end run")
+    parser.add_argument(
+        "--skip-workers",
+        action="store_true",
+        help="measure the ingress only: no first-event or end-to-end phases",
+    )
     parser.add_argument(
         "--web-processes",
         type=lambda text: [int(n) for n in text.split(",")],
         default=[2, 1],
-        help="ingress process counts to measure, comma-separated (default 2,1: the worker "
-        "phases then run beside one)",
+        help="ingress process counts to measure, comma-separated; the worker phases run "
+        "beside the last",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocrflow-service-") as tmp:
