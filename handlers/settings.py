@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     pool_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
     # Address space of each pool process and the poppler/tesseract it runs (0: no limit).
     pool_memory_limit: int = Field(default=4096 * MIB, ge=0)
-    worker_max_jobs: int = Field(default=4, gt=0)
+    worker_max_jobs: int | None = Field(default=None, gt=0)  # None: see max_jobs
     job_timeout: float = Field(default=1800.0, gt=0)
     page_timeout: float = Field(default=180.0, gt=0)
     job_max_tries: int = Field(default=3, gt=0)
@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("OCRFLOW_STORAGE_BACKEND=s3 needs OCRFLOW_S3_BUCKET")
         return self
+
+    @property
+    def max_jobs(self) -> int:
+        """Documents one worker runs side by side. By default one more than its pool has
+        processes: the next document's download overlaps the last page's recognition, and a
+        worker never holds queued jobs that a worker beside it could start now."""
+        return self.worker_max_jobs or self.pool_processes + 1
 
     @property
     def runtime(self) -> Runtime:

@@ -305,7 +305,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "redis_settings": queue.redis_settings(settings, patient=True),
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "max_jobs": settings.worker_max_jobs,
+        "max_jobs": settings.max_jobs,
         "job_serializer": queue.serialize,
         "job_deserializer": queue.deserialize,
         "keep_result": 60,

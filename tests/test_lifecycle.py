@@ -181,6 +181,15 @@ async def test_high_priority_jumps_a_flood_of_low_priority_jobs(
     assert all(states[normal]["started_at"] < started for started in started_low)
 
 
+def test_a_worker_takes_one_job_more_than_its_pool_runs(settings: Settings) -> None:
+    """Jobs a worker has taken wait in it even while a worker beside it is idle: by default it
+    takes only one more than its pool processes can run."""
+    three = settings.model_copy(update={"pool_processes": 3})
+    assert worker_settings(three)["max_jobs"] == 4
+    chosen = three.model_copy(update={"worker_max_jobs": 9})
+    assert worker_settings(chosen)["max_jobs"] == 9
+
+
 async def test_a_run_is_listed_with_its_lease_before_its_job_is_marked_running(
     aiohttp_client: Any, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
