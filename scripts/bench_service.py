@@ -155,8 +155,12 @@ async def throughput(
     for job_id in ids:
         while True:
             async with session.get(f"{base}/v1/jobs/{job_id}") as response:
-                if (await response.json())["state"] in ("succeeded", "failed"):
-                    break
+                job = await response.json()
+            if job["state"] == "succeeded":
+                break
+            if job["state"] in ("failed", "cancelled"):
+                error = job.get("error")
+                sys.exit(f"job {job_id} {job['state']} ({error}): no figure from this run")
             await asyncio.sleep(0.1)
     return len(pages) / (time.perf_counter() - started)
 
@@ -204,7 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--submits",
         type=int,
-        default=2000,
+        default=8000,
         help="jobs submitted flat out (with the fixed-rate ones, at most the backlog "
         "limit of 20000)",
     )
