@@ -79,10 +79,8 @@ class Reuse:
         off, or for a URL, whose content may have changed since); and where the job reading
         this content is (claimed as a job is admitted)."""
         fingerprint = content_fingerprint(job)
-        cached = RESULT_PREFIX + fingerprint
-        if self._result_ttl <= 0 or job.source.sha256 is None:
-            return None, IN_FLIGHT_PREFIX + fingerprint
-        return cached, IN_FLIGHT_PREFIX + fingerprint
+        cache_off = self._result_ttl <= 0 or job.source.sha256 is None
+        return None if cache_off else RESULT_PREFIX + fingerprint, IN_FLIGHT_PREFIX + fingerprint
 
     async def release_in_flight(self, job: Job) -> None:
         await cast(
