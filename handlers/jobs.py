@@ -11,7 +11,6 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from handlers import keys
 from pipeline.options import OcrOptions
@@ -123,17 +122,15 @@ class JobStore:
         self._update = redis.register_script(_UPDATE)
 
     async def create(self, job: Job) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            self.create_in(pipe, job)
-            await pipe.execute()
-
-    def create_in(self, pipe: Pipeline, job: Job) -> None:
-        """Queue the commands that write a new job's record onto a pipeline."""
+        """Write a new job's record (a job accepted for reading is written by
+        `Admission.record`, with its queue entry)."""
         key = keys.job_key(job.id)
-        pipe.hset(key, mapping=record_fields(job))
-        pipe.expire(key, self._retention)
-        # Job ids sort by creation time, so the index is ordered by id (all scores 0).
-        pipe.zadd(keys.job_index(job.owner), {job.id: 0})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=record_fields(job))
+            pipe.expire(key, self._retention)
+            # Job ids sort by creation time, so the index is ordered by id (all scores 0).
+            pipe.zadd(keys.job_index(job.owner), {job.id: 0})
+            await pipe.execute()
 
     async def get(self, job_id: str) -> Job | None:
         raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(keys.job_key(job_id)))
