@@ -16,6 +16,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY handlers ./handlers
+COPY ocrflow ./ocrflow
 RUN pip install .
 
 RUN useradd --create-home --uid 10001 ocrflow && mkdir /data && chown ocrflow /data

@@ -17,20 +17,20 @@ from arq.worker import Worker
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from handlers import logs
-from handlers.app import create_app
-from handlers.auth import exposure_problem, new_api_key
-from handlers.bulk import Plan, submit_many
-from handlers.pool import OcrPool
-from handlers.runner import run_document
-from handlers.settings import Settings
-from handlers.supervisor import run_up, run_web_processes
-from handlers.worker import shutdown, worker_settings
-from pipeline.errors import PipelineError
-from pipeline.media import SNIFF_BYTES, sniff
-from pipeline.options import OUTPUTS, OcrOptions, Output, check_languages
-from pipeline.outputs import write_outputs
-from pipeline.result import PageResult
+from ocrflow.handlers.client.bulk import Plan, submit_many
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import exposure_problem, new_api_key
+from ocrflow.handlers.runtime import logs
+from ocrflow.handlers.runtime.pool import OcrPool
+from ocrflow.handlers.runtime.supervisor import run_up, run_web_processes
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.app import shutdown, worker_settings
+from ocrflow.handlers.worker.runner import run_document
+from ocrflow.pipeline.errors import PipelineError
+from ocrflow.pipeline.media import SNIFF_BYTES, sniff
+from ocrflow.pipeline.options import OUTPUTS, OcrOptions, Output, check_languages
+from ocrflow.pipeline.outputs import write_outputs
+from ocrflow.pipeline.result import PageResult
 
 log = logging.getLogger("ocrflow")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.options import Engine, OcrOptions, Runtime
+from ocrflow.pipeline.options import Engine, OcrOptions, Runtime
 
 MIB = 1024 * 1024
 

@@ -4,13 +4,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import poppler
-from pipeline.errors import InvalidImage, TooManyPages
-from pipeline.media import MediaType
-from pipeline.options import OcrOptions, Runtime
-from pipeline.page import PageTask, check_pixels, open_image
-from pipeline.resolution import POINTS_PER_INCH
-from pipeline.result import PageResult
+from ocrflow.pipeline import poppler
+from ocrflow.pipeline.errors import InvalidImage, TooManyPages
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import OcrOptions, Runtime
+from ocrflow.pipeline.page import PageTask, check_pixels, open_image
+from ocrflow.pipeline.resolution import POINTS_PER_INCH
+from ocrflow.pipeline.result import PageResult
 
 # A page whose text layer has fewer characters than this is treated as a scan.
 MIN_TEXT_LAYER_CHARS = 8

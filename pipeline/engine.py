@@ -8,8 +8,8 @@ from typing import Protocol
 
 from PIL import Image
 
-from pipeline.options import Engine as EngineName
-from pipeline.result import Line
+from ocrflow.pipeline.options import Engine as EngineName
+from ocrflow.pipeline.result import Line
 
 # Below this OSD confidence the page is left as it is: guessing wrong costs more than not turning.
 MIN_ORIENTATION_CONFIDENCE = 2.0
@@ -43,9 +43,9 @@ class Engine(Protocol):
 @cache
 def get_engine(name: EngineName) -> Engine:
     if name == "tesserocr" or (name == "auto" and find_spec("tesserocr") is not None):
-        from pipeline.tessapi import TesserocrEngine
+        from ocrflow.pipeline.tessapi import TesserocrEngine
 
         return TesserocrEngine()
-    from pipeline.tesseract import BinaryEngine
+    from ocrflow.pipeline.tesseract import BinaryEngine
 
     return BinaryEngine()

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from html import escape
 
-from pipeline.result import PageResult
+from ocrflow.pipeline.result import PageResult
 
 _HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"

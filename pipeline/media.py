@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from pipeline.errors import UnsupportedMediaType
+from ocrflow.pipeline.errors import UnsupportedMediaType
 
 SNIFF_BYTES = 1024
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.errors import UnsupportedLanguage
+from ocrflow.pipeline.errors import UnsupportedLanguage
 
 Output = Literal["text", "json", "hocr", "csv", "pdf"]
 OUTPUTS: tuple[Output, ...] = ("text", "json", "hocr", "csv", "pdf")

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import AllPagesFailed, PipelineError
-from pipeline.hocr import hocr_document
-from pipeline.media import MediaType
-from pipeline.options import Output
-from pipeline.result import PageResult
-from pipeline.searchable import write_searchable_pdf
+from ocrflow.pipeline.errors import AllPagesFailed, PipelineError
+from ocrflow.pipeline.hocr import hocr_document
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import Output
+from ocrflow.pipeline.result import PageResult
+from ocrflow.pipeline.searchable import write_searchable_pdf
 
 FILENAMES: dict[Output, str] = {
     "text": "text.txt",

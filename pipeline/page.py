@@ -10,21 +10,21 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from pipeline import poppler
-from pipeline.engine import Engine, get_engine
-from pipeline.errors import (
+from ocrflow.pipeline import poppler
+from ocrflow.pipeline.engine import Engine, get_engine
+from ocrflow.pipeline.errors import (
     EngineFailure,
     InvalidImage,
     PageOutOfMemory,
     PageTooLarge,
     PipelineError,
 )
-from pipeline.media import MediaType
-from pipeline.options import Engine as EngineName
-from pipeline.options import OcrOptions
-from pipeline.resolution import capped_dpi, scan_dpi
-from pipeline.result import Line, PageError, PageResult, Word
-from pipeline.skew import measure_rows
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import Engine as EngineName
+from ocrflow.pipeline.options import OcrOptions
+from ocrflow.pipeline.resolution import capped_dpi, scan_dpi
+from ocrflow.pipeline.result import Line, PageError, PageResult, Word
+from ocrflow.pipeline.skew import measure_rows
 
 log = logging.getLogger(__name__)
 

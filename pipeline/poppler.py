@@ -11,8 +11,8 @@ from typing import cast
 import pdf2image
 from pdf2image import exceptions as pdf_errors
 
-from pipeline.errors import EncryptedPdf, InvalidPdf, PageTimeout
-from pipeline.tsv import TextPage, parse_tsv
+from ocrflow.pipeline.errors import EncryptedPdf, InvalidPdf, PageTimeout
+from ocrflow.pipeline.tsv import TextPage, parse_tsv
 
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+) size$")
 _PDFIMAGES_COLUMNS = 16

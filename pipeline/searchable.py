@@ -18,9 +18,9 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from pipeline.media import MediaType
-from pipeline.options import tessdata
-from pipeline.result import PageResult, Word
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import tessdata
+from ocrflow.pipeline.result import PageResult, Word
 
 FONT = NameObject("/FOcr")
 GLYPH_WIDTH = 0.5  # the glyphless font's advance, in ems

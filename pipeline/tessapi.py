@@ -6,11 +6,11 @@ from pathlib import Path
 import tesserocr
 from PIL import Image
 
-from pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
-from pipeline.errors import EngineFailure, PageTimeout
-from pipeline.options import tessdata
-from pipeline.result import Line, Word
-from pipeline.tsv import line_of
+from ocrflow.pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
+from ocrflow.pipeline.errors import EngineFailure, PageTimeout
+from ocrflow.pipeline.options import tessdata
+from ocrflow.pipeline.result import Line, Word
+from ocrflow.pipeline.tsv import line_of
 
 MAX_CACHED_APIS = 4
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from PIL import Image
 from pytesseract import pytesseract
 
-from pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
-from pipeline.errors import EngineFailure, PageTimeout
-from pipeline.result import Line
-from pipeline.tsv import TextPage, parse_tsv
+from ocrflow.pipeline.engine import MIN_ORIENTATION_CONFIDENCE, Recognition
+from ocrflow.pipeline.errors import EngineFailure, PageTimeout
+from ocrflow.pipeline.result import Line
+from ocrflow.pipeline.tsv import TextPage, parse_tsv
 
 _ROTATE = re.compile(r"^Rotate: (\d+)$", re.MULTILINE)
 _CONFIDENCE = re.compile(r"^Orientation confidence: ([\d.]+)$", re.MULTILINE)

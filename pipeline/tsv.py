@@ -8,7 +8,7 @@ writes whole pixels and pdftotext fractional points; boxes are rounded to whole 
 
 from dataclasses import dataclass
 
-from pipeline.result import Box, Line, Word
+from ocrflow.pipeline.result import Box, Line, Word
 
 _COLUMNS = 12
 _PAGE = b"1"

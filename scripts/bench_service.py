@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.redis_server import RedisServer, free_port
+from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from tests.corpus import page_image, write_png
 from tests.service import Service, multipart, wait_healthy
 from tests.sse import read_events

@@ -23,12 +23,12 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.deathsig import die_with_parent
-from handlers.events import EventLog
-from handlers.jobs import Job, JobState, JobStore, Source, new_job_id, now
-from handlers.lifecycle import TERMINAL_EVENTS
-from handlers.redis_server import RedisServer, free_port
-from pipeline.options import OcrOptions
+from ocrflow.handlers.jobs.events import EventLog
+from ocrflow.handlers.jobs.records import Job, JobState, JobStore, Source, new_job_id, now
+from ocrflow.handlers.jobs.transitions import TERMINAL_EVENTS
+from ocrflow.handlers.runtime.deathsig import die_with_parent
+from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.pipeline.options import OcrOptions
 from tests.service import wait_healthy
 from tests.sse import read_events
 
@@ -156,7 +156,7 @@ def main() -> None:
             "OCRFLOW_RATE_LIMIT": "0",
         }
         web = subprocess.Popen(
-            [sys.executable, "-m", "handlers", "web"], env=env, preexec_fn=die_with_parent
+            [sys.executable, "-m", "ocrflow", "web"], env=env, preexec_fn=die_with_parent
         )
         try:
             asyncio.run(load(args, f"http://127.0.0.1:{port}", redis_url, psutil.Process(web.pid)))

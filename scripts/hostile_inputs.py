@@ -24,7 +24,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.redis_server import RedisServer, free_port
+from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from tests import hostile
 from tests.corpus import write_png
 from tests.service import Service, multipart, wait_healthy

@@ -19,7 +19,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.redis_server import RedisServer, free_port
+from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from tests.corpus import write_png
 from tests.service import Service, wait_healthy
 

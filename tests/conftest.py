@@ -11,10 +11,10 @@ from arq.worker import Worker
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from handlers.app import create_app
-from handlers.redis_server import RedisServer, free_port
-from handlers.settings import Settings
-from handlers.worker import worker_settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.app import worker_settings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import aiohttp
 
-from handlers.deathsig import die_with_parent
-from handlers.redis_server import free_port
+from ocrflow.handlers.runtime.deathsig import die_with_parent
+from ocrflow.handlers.runtime.redis_server import free_port
 
 
 async def wait_healthy(session: aiohttp.ClientSession, base: str, timeout: float = 60) -> None:
@@ -53,7 +53,7 @@ class Service:
 
     def start(self, role: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "handlers", role],
+            [sys.executable, "-m", "ocrflow", role],
             env=self.env,
             stdout=self.log,
             stderr=self.log,

@@ -19,9 +19,9 @@ from arq.worker import Worker
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from handlers.app import create_app
-from handlers.auth import exposure_problem, new_api_key
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import exposure_problem, new_api_key
+from ocrflow.handlers.settings import Settings
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.sse import read_events
@@ -294,7 +294,7 @@ async def test_ocrflow_web_refuses_a_public_address_without_authentication(
     assert exposure_problem(public.model_copy(update={"allow_unauthenticated": True})) is None
     for command in ("web", "up"):
         done = subprocess.run(
-            [sys.executable, "-m", "handlers", command, "--host", "0.0.0.0"],
+            [sys.executable, "-m", "ocrflow", command, "--host", "0.0.0.0"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -315,7 +315,7 @@ async def test_an_anonymous_service_still_works_for_everyone_on_loopback(
 
 def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "handlers", "web"],
+        [sys.executable, "-m", "ocrflow", "web"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from handlers.app import create_app
-from handlers.callbacks import SIGNATURE_HEADER, signature_header, verify
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.callbacks import SIGNATURE_HEADER, signature_header, verify
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form

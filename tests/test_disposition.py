@@ -6,8 +6,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 # aiohttp's own parser as it was before the ingress put its faster one in its place.
-from handlers import uploads
-from handlers.uploads import _PLAIN_DISPOSITION, parse_disposition
+from ocrflow.handlers.http import forms as uploads
+from ocrflow.handlers.http.forms import _PLAIN_DISPOSITION, parse_disposition
 
 parse_content_disposition = uploads._parse_content_disposition
 

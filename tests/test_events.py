@@ -8,9 +8,9 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from handlers.events import Event
-from handlers.feeds import HUB
-from handlers.hub import QUEUE_LIMIT, Subscription
+from ocrflow.handlers.http.feeds import HUB
+from ocrflow.handlers.http.hub import QUEUE_LIMIT, Subscription
+from ocrflow.handlers.jobs.events import Event
 from tests.corpus import write_image_pdf
 from tests.sse import Received, read_events
 from tests.test_jobs import submit

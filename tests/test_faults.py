@@ -15,13 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from handlers import keys
-from handlers.app import create_app
-from handlers.leases import requeue_lost
-from handlers.pool import kill_tree
-from handlers.redis_server import RedisServer, free_port
-from handlers.services import SERVICES
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.runtime.pool import kill_tree
+from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.leases import requeue_lost
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form, submit
@@ -47,7 +47,7 @@ def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[SpawnWorker]:
             **extra,
         )
         process = subprocess.Popen(
-            [sys.executable, "-m", "handlers", "worker"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "ocrflow", "worker"], env=env, stdout=log, stderr=log
         )
         started.append(process)
         return process

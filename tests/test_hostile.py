@@ -10,11 +10,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from handlers.pool import OcrPool
-from handlers.runner import run_document
-from pipeline.errors import PipelineError
-from pipeline.media import MediaType
-from pipeline.options import OcrOptions, Runtime
+from ocrflow.handlers.runtime.pool import OcrPool
+from ocrflow.handlers.worker.runner import run_document
+from ocrflow.pipeline.errors import PipelineError
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import OcrOptions, Runtime
 from tests import hostile
 from tests.conftest import wait_for_job
 from tests.corpus import write_png

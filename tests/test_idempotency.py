@@ -7,12 +7,12 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from handlers import keys
-from handlers.app import create_app
-from handlers.auth import ANONYMOUS
-from handlers.limits import active_key
-from handlers.services import SERVICES
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import ANONYMOUS
+from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs.limits import active_key
+from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.settings import Settings
 from tests.conftest import wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form

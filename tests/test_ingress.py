@@ -8,10 +8,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from handlers import api, keys
-from handlers.settings import Settings
-from handlers.storage import LocalStorage
-from handlers.uploads import MEMORY_BYTES, clean_filename
+from ocrflow.handlers.http import jobs as api
+from ocrflow.handlers.http.forms import MEMORY_BYTES, clean_filename
+from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.storage.backend import LocalStorage
 from tests.corpus import write_png
 from tests.test_jobs import form
 
@@ -49,7 +50,7 @@ async def test_empty_file_is_415(client: TestClient[Any, Any], tmp_path: Path) -
 async def test_upload_over_the_limit_is_413(
     aiohttp_client: Any, settings: Settings, tmp_path: Path, redis: Redis, limit: int
 ) -> None:
-    from handlers.app import create_app
+    from ocrflow.handlers.http.app import create_app
 
     small = settings.model_copy(update={"max_upload_bytes": limit})
     client = await aiohttp_client(create_app(small))

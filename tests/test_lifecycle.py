@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from handlers.app import create_app
-from handlers.settings import Settings
-from handlers.worker import POOL, worker_settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.app import POOL, worker_settings
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import page_image, write_png
 from tests.test_jobs import form, submit
@@ -195,11 +195,11 @@ async def test_a_run_is_listed_with_its_lease_before_its_job_is_marked_running(
 ) -> None:
     """A worker killed between the two steps must leave a lease to run out: a job marked
     running with no listed run is one no reaper would ever hand back."""
-    from handlers import keys
-    from handlers import worker as worker_module
-    from handlers.jobs import JobState
-    from handlers.lifecycle import transition
-    from handlers.services import Services
+    from ocrflow.handlers.jobs import redis_keys as keys
+    from ocrflow.handlers.jobs.records import JobState
+    from ocrflow.handlers.jobs.services import Services
+    from ocrflow.handlers.jobs.transitions import transition
+    from ocrflow.handlers.worker import app as worker_module
 
     seen: list[tuple[bool, bool]] = []
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 
-from handlers.app import create_app
-from handlers.redis_server import free_port
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.runtime.redis_server import free_port
+from ocrflow.handlers.settings import Settings
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import form

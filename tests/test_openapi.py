@@ -13,12 +13,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.app import create_app
-from handlers.auth import new_api_key
-from handlers.errors import ApiError
-from handlers.settings import Settings
-from handlers.uploads import MAX_FILENAME, clean_filename, parse_options
-from pipeline.options import OcrOptions
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import new_api_key
+from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.http.forms import MAX_FILENAME, clean_filename, parse_options
+from ocrflow.handlers.settings import Settings
+from ocrflow.pipeline.options import OcrOptions
 from tests.corpus import write_png
 from tests.service import multipart
 

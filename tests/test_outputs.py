@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.document import plan_document
-from pipeline.hocr import hocr_document
-from pipeline.media import MediaType
-from pipeline.options import OcrOptions, Runtime
-from pipeline.outputs import write_outputs
-from pipeline.page import MIN_SKEW, process_page
+from ocrflow.pipeline.document import plan_document
+from ocrflow.pipeline.hocr import hocr_document
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import OcrOptions, Runtime
+from ocrflow.pipeline.outputs import write_outputs
+from ocrflow.pipeline.page import MIN_SKEW, process_page
 from tests.corpus import page_image
 
 LINES = [

@@ -9,9 +9,9 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from playwright.async_api import async_playwright
 
-from handlers.app import create_app
-from handlers.auth import new_api_key
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import new_api_key
+from ocrflow.handlers.settings import Settings
 from tests.conftest import start_worker, stop_worker
 from tests.corpus import write_image_pdf, write_png
 

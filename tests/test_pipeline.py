@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from pipeline.document import plan_document
-from pipeline.errors import InvalidImage, InvalidPdf, PipelineError, TooManyPages
-from pipeline.media import MediaType, sniff
-from pipeline.options import OcrOptions, Runtime
-from pipeline.outputs import check_pages
-from pipeline.page import process_page, render_dpi
-from pipeline.poppler import text_layer
-from pipeline.result import Line, PageError, PageResult, Word
-from pipeline.tsv import parse_tsv
+from ocrflow.pipeline.document import plan_document
+from ocrflow.pipeline.errors import InvalidImage, InvalidPdf, PipelineError, TooManyPages
+from ocrflow.pipeline.media import MediaType, sniff
+from ocrflow.pipeline.options import OcrOptions, Runtime
+from ocrflow.pipeline.outputs import check_pages
+from ocrflow.pipeline.page import process_page, render_dpi
+from ocrflow.pipeline.poppler import text_layer
+from ocrflow.pipeline.result import Line, PageError, PageResult, Word
+from ocrflow.pipeline.tsv import parse_tsv
 from tests import hostile
 from tests.corpus import page_image, write_image_pdf, write_png, write_searchable_pdf
 
@@ -260,7 +260,7 @@ def test_ocr_command_reads_a_file_without_a_server(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "handlers",
+            "ocrflow",
             "ocr",
             str(pdf),
             "-o",
@@ -277,7 +277,7 @@ def test_ocr_command_reads_a_file_without_a_server(tmp_path: Path) -> None:
     assert (out / "text.txt").read_text().split() == ["Alpha", "page", "one", "Beta", "page", "two"]
     assert (out / "pages.csv").exists()
     refused = subprocess.run(
-        [sys.executable, "-m", "handlers", "ocr", str(out / "pages.csv")],
+        [sys.executable, "-m", "ocrflow", "ocr", str(out / "pages.csv")],
         capture_output=True,
         text=True,
         timeout=60,

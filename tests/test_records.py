@@ -3,9 +3,9 @@
 import pytest
 from redis.asyncio import Redis
 
-from handlers.jobs import Job, JobState, JobStore, Progress, Source, new_job_id, now
-from handlers.settings import Settings
-from pipeline.options import OcrOptions
+from ocrflow.handlers.jobs.records import Job, JobState, JobStore, Progress, Source, new_job_id, now
+from ocrflow.handlers.settings import Settings
+from ocrflow.pipeline.options import OcrOptions
 
 
 def a_job() -> Job:

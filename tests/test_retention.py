@@ -9,9 +9,9 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from handlers.retention import sweep
-from handlers.services import SERVICES
-from handlers.settings import Settings
+from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.retention import sweep
 from tests.conftest import wait_for_job
 from tests.corpus import write_png
 from tests.test_jobs import submit

@@ -12,14 +12,14 @@ from aiohttp.test_utils import TestClient
 from moto.server import ThreadedMotoServer
 from yarl import URL
 
-from handlers import retention
-from handlers.app import create_app
-from handlers.auth import new_api_key
-from handlers.retention import sweep
-from handlers.s3 import S3Storage
-from handlers.services import SERVICES
-from handlers.settings import Settings
-from handlers.storage import ObjectNotFound, StorageError
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import new_api_key
+from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
+from ocrflow.handlers.storage.s3 import S3Storage
+from ocrflow.handlers.worker import retention
+from ocrflow.handlers.worker.retention import sweep
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_image_pdf
 

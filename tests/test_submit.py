@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 
-from handlers.app import create_app
-from handlers.auth import new_api_key
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import new_api_key
+from ocrflow.handlers.settings import Settings
 from tests.conftest import start_worker, stop_worker
 from tests.corpus import write_image_pdf, write_png
 
@@ -21,7 +21,7 @@ async def run_submit(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "handlers",
+        "ocrflow",
         "submit",
         *args,
         stdout=asyncio.subprocess.PIPE,

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.document import plan_document
-from pipeline.media import MediaType
-from pipeline.options import OcrOptions, Runtime
-from pipeline.page import MIN_SCALE, TARGET_PITCH, process_page, text_scale
-from pipeline.skew import measure_rows
+from ocrflow.pipeline.document import plan_document
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import OcrOptions, Runtime
+from ocrflow.pipeline.page import MIN_SCALE, TARGET_PITCH, process_page, text_scale
+from ocrflow.pipeline.skew import measure_rows
 from tests.corpus import Style, scan_page
 
 

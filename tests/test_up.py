@@ -14,7 +14,7 @@ import aiohttp
 import psutil
 import pytest
 
-from handlers.redis_server import free_port
+from ocrflow.handlers.runtime.redis_server import free_port
 from tests.conftest import TERMINAL
 from tests.corpus import write_png
 from tests.service import wait_healthy
@@ -27,7 +27,7 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     env.update(OCRFLOW_PORT=str(port), OCRFLOW_POOL_PROCESSES="1")
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "handlers", "up"], cwd=tmp_path, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "ocrflow", "up"], cwd=tmp_path, env=env, stdout=log, stderr=log
     )
     yield process, f"http://127.0.0.1:{port}"
     if process.poll() is None:
@@ -116,7 +116,7 @@ async def test_web_runs_several_ingress_processes_on_one_port(
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
     env.update(OCRFLOW_PORT=str(port), OCRFLOW_REDIS_URL=redis_url)
     process = subprocess.Popen(
-        [sys.executable, "-m", "handlers", "web", "--processes", "2"],
+        [sys.executable, "-m", "ocrflow", "web", "--processes", "2"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

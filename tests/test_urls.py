@@ -8,8 +8,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from arq.worker import Worker
 
-from handlers.app import create_app
-from handlers.settings import Settings
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.settings import Settings
 from tests.conftest import running_worker, wait_for_job
 from tests.corpus import write_png
 

@@ -1,5 +1,0 @@
-import sys
-
-from handlers.cli import main
-
-sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ingress: aiohttp routes, authentication, server-sent event feeds, the error edge."""

@@ -1,0 +1,94 @@
+"""Direct uploads: the client sends the file straight to the bucket with a presigned POST
+form, then completes the upload, which checks the object and creates the job."""
+
+import json
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from ocrflow.handlers.http.auth import caller
+from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.http.forms import JsonOptions, UploadStart, json_fields
+from ocrflow.handlers.http.jobs import job_from_fields, render_job
+from ocrflow.handlers.jobs.intake import submit
+from ocrflow.handlers.jobs.records import Source
+from ocrflow.handlers.jobs.services import SERVICES, Services
+from ocrflow.handlers.storage.backend import ObjectNotFound
+from ocrflow.handlers.storage.s3 import S3Storage
+from ocrflow.pipeline.media import SNIFF_BYTES, sniff
+
+UPLOAD_PREFIX = "ocrflow:upload:"
+
+routes = web.RouteTableDef()
+
+
+def _upload_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}"
+
+
+def _s3(services: Services) -> S3Storage:
+    if not isinstance(services.storage, S3Storage):
+        raise ApiError("s3_storage_required", "direct uploads need OCRFLOW_STORAGE_BACKEND=s3")
+    return services.storage
+
+
+@routes.post("/v1/uploads")
+async def start_upload(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    storage, settings = _s3(services), services.settings
+    fields = await json_fields(request, UploadStart) if request.can_read_body else {}
+    filename = fields.get("filename", ["upload"])[-1][:200] or "upload"
+    upload_id = "u_" + secrets.token_hex(12)
+    expiry = settings.download_url_expiry
+    form = await storage.upload_form(
+        _upload_key(upload_id), max_bytes=settings.max_upload_bytes, expiry=expiry
+    )
+    record = json.dumps({"filename": filename, "owner": caller(request)})
+    await services.redis.set(UPLOAD_PREFIX + upload_id, record, ex=2 * expiry)
+    complete = request.url.join(request.app.router["complete_upload"].url_for(upload_id=upload_id))
+    body = {
+        "upload_id": upload_id,
+        "method": "POST",
+        "url": form["url"],
+        "fields": form["fields"],
+        "expires_in": expiry,
+        "max_bytes": settings.max_upload_bytes,
+        "complete_url": str(complete),
+    }
+    return web.json_response(body, status=201)
+
+
+@routes.post("/v1/uploads/{upload_id}/complete", name="complete_upload")
+async def complete_upload(request: web.Request) -> web.Response:
+    """Check the object arrived, is not too large and is a document; then make it a job."""
+    services = request.app[SERVICES]
+    storage, settings = _s3(services), services.settings
+    upload_id = request.match_info["upload_id"]
+    raw = await services.redis.get(UPLOAD_PREFIX + upload_id)
+    if raw is None or json.loads(raw).get("owner") != caller(request):
+        raise ApiError("upload_not_found", f"no upload {upload_id!r} (or it expired)")
+    fields = await json_fields(request, JsonOptions) if request.can_read_body else {}
+    source = await _source(storage, upload_id, raw, settings.max_upload_bytes)
+    job = job_from_fields(request, fields, source)
+    await storage.copy(_upload_key(upload_id), f"jobs/{job.id}/source")
+    key = request.headers.get("Idempotency-Key")
+    job, _ = await submit(services, job, None, idempotency_key=key)
+    await services.redis.delete(UPLOAD_PREFIX + upload_id)
+    await storage.delete(_upload_key(upload_id))  # the job has its own copy now
+    location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
+    return web.json_response(
+        render_job(job, request), status=202, headers={"Location": str(location)}
+    )
+
+
+async def _source(storage: S3Storage, upload_id: str, raw: Any, max_bytes: int) -> Source:
+    try:
+        head, size = await storage.peek(
+            storage.bucket, storage.prefix + _upload_key(upload_id), SNIFF_BYTES
+        )
+    except ObjectNotFound as exc:
+        raise ApiError("upload_missing", "nothing was uploaded with this form yet") from exc
+    if size > max_bytes:
+        raise ApiError("payload_too_large", f"the upload is {size} bytes, over the limit")
+    return Source(filename=json.loads(raw)["filename"], bytes=size, media_type=sniff(head))

@@ -1,0 +1,113 @@
+"""Inbound S3 event notifications (AWS's `Records` format, which MinIO sends too): each new
+object in a configured bucket becomes one job, however often its event is delivered."""
+
+import hmac
+import logging
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aiohttp import web
+
+from ocrflow.handlers.http.auth import signed
+from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.http.forms import read_json
+from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs.intake import submit
+from ocrflow.handlers.jobs.records import Job, Source, new_job_id, now
+from ocrflow.handlers.jobs.services import SERVICES, Services
+from ocrflow.handlers.storage.backend import StorageError
+from ocrflow.handlers.storage.s3 import S3Storage
+from ocrflow.pipeline.errors import PipelineError
+from ocrflow.pipeline.media import SNIFF_BYTES, sniff
+
+log = logging.getLogger(__name__)
+
+EVENT_PREFIX = "ocrflow:s3event:"
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/webhooks/s3")
+@signed
+async def s3_events(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    _authenticate(request, services.settings.webhook_secret)
+    storage = services.storage
+    if not isinstance(storage, S3Storage):
+        raise ApiError("s3_storage_required", "S3 events need OCRFLOW_STORAGE_BACKEND=s3")
+    body = await read_json(request)
+    try:
+        records = body["Records"]
+        assert isinstance(records, list)
+    except (KeyError, TypeError, AssertionError) as exc:
+        raise ApiError("malformed_request", "expected an S3 event with `Records`") from exc
+    buckets = set(services.settings.webhook_buckets) or {storage.bucket}
+    results = [await _record(services, storage, record, buckets) for record in records]
+    return web.json_response({"records": results}, status=202)
+
+
+def _authenticate(request: web.Request, secret: str | None) -> None:
+    if not secret:
+        raise ApiError("not_found", "inbound webhooks are off (no OCRFLOW_WEBHOOK_SECRET)")
+    given = request.headers.get("X-Ocrflow-Webhook-Secret") or request.headers.get(
+        "Authorization", ""
+    ).removeprefix("Bearer ")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        raise ApiError("unauthorized", "missing or wrong webhook secret")
+
+
+async def _record(
+    services: Services, storage: S3Storage, record: Any, buckets: set[str]
+) -> dict[str, Any]:
+    try:
+        event = str(record["eventName"])
+        bucket = str(record["s3"]["bucket"]["name"])
+        obj = record["s3"]["object"]
+        key = unquote_plus(str(obj["key"]))
+    except (KeyError, TypeError):
+        return {"outcome": "ignored", "reason": "not an S3 object event"}
+    if "ObjectCreated" not in event or bucket not in buckets:
+        return {"bucket": bucket, "key": key, "outcome": "ignored"}
+    version = str(obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or "")
+    return {"bucket": bucket, "key": key, **await _job_for(services, storage, bucket, key, version)}
+
+
+async def _job_for(
+    services: Services, storage: S3Storage, bucket: str, key: str, version: str
+) -> dict[str, Any]:
+    """One job per object version: a repeated delivery answers with the same job."""
+    job_id = new_job_id()
+    marker = f"{EVENT_PREFIX}{bucket}\n{key}\n{version}"
+    retention = services.settings.job_retention
+    if not await services.redis.set(marker, job_id, nx=True, ex=retention):
+        existing = await services.redis.get(marker)
+        return {"outcome": "duplicate", "job_id": existing.decode() if existing else None}
+    try:
+        head, size = await storage.peek(bucket, key, SNIFF_BYTES)
+        media_type = sniff(head)
+    except (StorageError, PipelineError) as exc:  # gone, empty, unreadable, not a document
+        await services.redis.delete(marker)
+        return {"outcome": "refused", "error": getattr(exc, "code", "object_not_found")}
+    job = Job(
+        id=job_id,
+        owner=services.settings.webhook_caller,
+        created_at=now(),
+        options=services.settings.default_options,
+        source=Source(
+            kind="upload",
+            filename=PurePosixPath(key).name or key,
+            bytes=size,
+            media_type=media_type,
+            url=f"s3://{bucket}/{key}",
+        ),
+        metadata={"s3": {"bucket": bucket, "key": key, "version": version}},
+    )
+    try:
+        await storage.copy_in(bucket, key, keys.source_key(job_id))
+        answer, _ = await submit(services, job, None, idempotency_key=None)
+    except BaseException:
+        await services.redis.delete(marker)  # not taken: a redelivery may try again
+        raise
+    log.info("S3 event %s/%s created job %s", bucket, key, answer.id)
+    return {"outcome": "created", "job_id": answer.id}

@@ -1,0 +1,1 @@
+"""Job state in Redis: records, transitions, events, admission, reuse, limits and counters."""

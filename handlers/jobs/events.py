@@ -1,0 +1,122 @@
+"""Job events: appended to a capped Redis Stream per job (and one for all jobs), announced on
+pub/sub. The streams are the record a late or returning listener replays; pub/sub only wakes."""
+
+import json
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from ocrflow.handlers.jobs import redis_keys as keys
+
+TERMINAL_KINDS = frozenset({"done", "failed", "cancelled"})
+PER_JOB_EVENTS = 2000  # a 500-page job sends ~2 events a page, plus its states
+ALL_JOBS_EVENTS = 10_000
+
+# XADD to the job's stream and to the all-jobs stream (tagged with the job's owner, read from
+# its record, so each caller's feed of all its jobs can pick its own), keep them short-lived and
+# capped, and announce both ids in one message, atomically: no listener sees an event the
+# streams lack. The message is "<job stream id> <all stream id>\n<owner JSON>\n<event JSON>".
+# A Lua function, so the script that accepts a job can announce it in the same call.
+PUBLISH_FUNCTION = """
+local function publish(stream, all, channel, record, event, retention, per_job, all_jobs)
+  local owner = redis.call('HGET', record, 'owner') or '""'
+  local job_id = redis.call('XADD', stream, 'MAXLEN', '~', per_job, '*', 'event', event)
+  redis.call('EXPIRE', stream, retention)
+  local all_id = redis.call(
+    'XADD', all, 'MAXLEN', '~', all_jobs, '*', 'event', event, 'owner', owner)
+  redis.call('PUBLISH', channel, job_id .. ' ' .. all_id .. '\\n' .. owner .. '\\n' .. event)
+  return job_id
+end
+"""
+_PUBLISH = (
+    PUBLISH_FUNCTION
+    + "return publish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str  # the job stream's id (or the all-jobs stream's, in that feed)
+    job_id: str
+    kind: str  # state | progress | page | done | failed | cancelled
+    data: dict[str, Any]
+    ts: float  # publish time, seconds since the epoch
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in TERMINAL_KINDS
+
+    def payload(self) -> str:
+        return json.dumps({"job_id": self.job_id, "ts": self.ts, **self.data})
+
+
+def stream_id(value: str) -> tuple[int, int]:
+    """A stream id as a sortable pair; anything malformed sorts first."""
+    millis, _, sequence = value.partition("-")
+    try:
+        return int(millis), int(sequence or 0)
+    except ValueError:
+        return (0, 0)
+
+
+def decode_event(event_id: str, raw: bytes | str) -> Event:
+    body = json.loads(raw)
+    return Event(
+        id=event_id, job_id=body["job_id"], kind=body["kind"], data=body["data"], ts=body["ts"]
+    )
+
+
+class EventLog:
+    """Publishing and replaying job events."""
+
+    def __init__(self, redis: Redis, *, retention: int) -> None:
+        self._redis = redis
+        self._retention = retention
+        self._publish = redis.register_script(_PUBLISH)
+
+    async def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> str:
+        raw = _raw(job_id, kind, data)
+        event_id = await self._publish(keys=self._keys(job_id), args=self._args(raw))
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    def publish_parts(
+        self, job_id: str, kind: str, data: dict[str, Any]
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of `publish(...)` in PUBLISH_FUNCTION, for a script that
+        announces an event along with writes of its own."""
+        return self._keys(job_id), self._args(_raw(job_id, kind, data))
+
+    async def publish_many(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Several events of one job, in order, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for kind, data in events:
+                raw = _raw(job_id, kind, data)
+                await self._publish(keys=self._keys(job_id), args=self._args(raw), client=pipe)
+            await pipe.execute()
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL, keys.job_key(job_id)]
+
+    def _args(self, raw: str) -> list[str | int]:
+        return [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
+
+    async def history(self, job_id: str | None, after: str | None, owner: str) -> list[Event]:
+        """Events after `after` (exclusive), or all kept, of one job or of all `owner`'s jobs."""
+        key = keys.events_key(job_id) if job_id else keys.ALL_EVENTS
+        start = f"({after}" if after and stream_id(after) != (0, 0) else "-"
+        rows = await cast(Awaitable[list[Any]], self._redis.xrange(key, min=start, max="+"))
+        if job_id is None:
+            tag = json.dumps(owner).encode()
+            rows = [(event_id, fields) for event_id, fields in rows if fields.get(b"owner") == tag]
+        return [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
+
+
+def _raw(job_id: str, kind: str, data: dict[str, Any]) -> str:
+    return json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,132 @@
+"""Per-caller request rate and active jobs, and the total backlog: over a limit, the request is
+refused with a `Retry-After`, before anything is stored."""
+
+import logging
+import math
+from collections.abc import Awaitable
+from typing import cast
+
+from redis.asyncio import Redis
+
+from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.jobs.records import JobStore
+from ocrflow.handlers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RATE_PREFIX = "ocrflow:rate:"
+ACTIVE_PREFIX = "ocrflow:active:"
+ACTIVE_RETRY_AFTER = 10
+BACKLOG_RETRY_AFTER = 30
+
+# GCRA: one key per caller holding the theoretical arrival time (µs). A request is allowed
+# while that time is at most `tolerance` ahead of now; each allowed request moves it one
+# interval on. Returns 0, or how many µs until a request would be allowed.
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - now > tolerance then return tat - tolerance - now end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+return 0
+"""
+
+# Whether one more active job for a caller is refused: 2 when the whole backlog is full, 1 when
+# the caller is at its limit, else 0. A limit of 0 is no limit.
+REFUSED_FUNCTION = """
+local function refused(active, queue, most, backlog)
+  most, backlog = tonumber(most), tonumber(backlog)
+  if backlog > 0 and redis.call('ZCARD', queue) >= backlog then return 2 end
+  if most > 0 and redis.call('SCARD', active) >= most then return 1 end
+  return 0
+end
+"""
+# Admit one more active job for a caller: counted when not refused.
+_ADMIT = (
+    REFUSED_FUNCTION
+    + """
+local verdict = refused(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
+if verdict == 0 then redis.call('SADD', KEYS[1], ARGV[1]) end
+return verdict
+"""
+)
+CALLER_FULL, BACKLOG_FULL = 1, 2
+
+
+def active_key(caller: str) -> str:
+    return ACTIVE_PREFIX + caller
+
+
+class Limits:
+    def __init__(self, redis: Redis, jobs: JobStore, settings: Settings) -> None:
+        self._redis, self._jobs, self._settings = redis, jobs, settings
+        self._rate = redis.register_script(_RATE)
+        self._admit = redis.register_script(_ADMIT)
+
+    async def check_rate(self, caller: str) -> None:
+        rate = self._settings.rate_limit
+        if rate <= 0:
+            return
+        interval = 1_000_000 / rate
+        tolerance = interval * (self._settings.rate_burst - 1)
+        wait = await cast(
+            Awaitable[int],
+            self._rate(keys=[RATE_PREFIX + caller], args=[int(interval), int(tolerance)]),
+        )
+        if wait:
+            seconds = max(1, math.ceil(int(wait) / 1_000_000))
+            raise ApiError(
+                "rate_limited",
+                f"more than {rate:g} requests a second (burst {self._settings.rate_burst})",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    async def admit(self, caller: str, job_id: str) -> None:
+        """Count a job as active for its caller, or refuse it (429 at the caller's limit,
+        503 when the queue as a whole is full)."""
+        for attempt in range(2):
+            verdict = await self._try_admit(caller, job_id)
+            if verdict == 0:
+                return
+            if verdict == CALLER_FULL and attempt == 0 and await self.prune(caller):
+                continue
+            break
+        raise self.refusal(verdict)
+
+    def refusal(self, verdict: int) -> ApiError:
+        """The error that tells a caller why its job was refused (a verdict of `refused`)."""
+        if verdict == BACKLOG_FULL:
+            return ApiError(
+                "backlog_full",
+                "the queue is full; try again later",
+                headers={"Retry-After": str(BACKLOG_RETRY_AFTER)},
+            )
+        most = self._settings.max_active_jobs_per_caller
+        return ApiError(
+            "too_many_active_jobs",
+            f"{most} jobs of yours are queued or running; submit more as they finish",
+            headers={"Retry-After": str(ACTIVE_RETRY_AFTER)},
+        )
+
+    async def _try_admit(self, caller: str, job_id: str) -> int:
+        settings = self._settings
+        args: list[str | int] = [job_id, settings.max_active_jobs_per_caller, settings.max_backlog]
+        keys = [active_key(caller), settings.queue_name]
+        return int(await cast(Awaitable[int], self._admit(keys=keys, args=args)))
+
+    async def prune(self, caller: str) -> bool:
+        """Drop members whose job has ended or expired (a release that never happened)."""
+        raw = await self._redis.smembers(active_key(caller))  # type: ignore[misc]
+        members = [m.decode() for m in raw]
+        jobs = await self._jobs.get_many(members)
+        stale = [m for m, j in zip(members, jobs, strict=True) if j is None or j.state.terminal]
+        if stale:
+            log.info("caller %s: %d ended jobs were still counted as active", caller, len(stale))
+            await self._redis.srem(active_key(caller), *stale)  # type: ignore[misc]
+        return bool(stale)
+
+    async def release(self, caller: str, job_id: str) -> None:
+        await self._redis.srem(active_key(caller), job_id)  # type: ignore[misc]

@@ -1,0 +1,180 @@
+"""The job record: its document, its states, and the Redis hash that holds it."""
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
+from redis.asyncio import Redis
+
+from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.pipeline.options import OcrOptions
+
+Priority = Literal["high", "normal", "low"]
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING})
+
+
+class Source(BaseModel):
+    kind: Literal["upload", "url"] = "upload"
+    filename: str
+    url: str | None = None
+    # Known at once for uploads; for a URL, once the worker has fetched it.
+    sha256: str | None = None
+    bytes: int | None = None
+    media_type: str | None = None
+
+
+class Progress(BaseModel):
+    stage: str = "queued"
+    pages_done: int = 0
+    pages_total: int | None = None
+    fraction: float = 0.0
+    message: str = ""
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class Job(BaseModel):
+    id: str
+    owner: str = "anonymous"  # the caller that submitted it: only it can see the job
+    state: JobState = JobState.QUEUED
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempt: int = 0  # arq's try of the current run
+    run: int = 1  # runs started explicitly: the first, then one per retry or hand-back
+    priority: Priority = "normal"
+    source: Source
+    options: OcrOptions
+    progress: Progress = Field(default_factory=Progress)
+    outputs: dict[str, str] = Field(default_factory=dict)  # output name -> storage key
+    cached: bool = False  # answered from an earlier job's result for the same bytes and options
+    error: JobError | None = None
+    callback_url: str | None = None
+    callbacks: list[dict[str, Any]] = Field(default_factory=list)  # delivery attempts
+    notify_email: str | None = None
+    notifications: list[dict[str, Any]] = Field(default_factory=list)  # e-mails sent or not
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def new_job_id() -> str:
+    """`j_` + a sortable timestamp + randomness: ids of later jobs sort later."""
+    return "j_" + _crockford(int(time.time() * 1000), 10) + _crockford(secrets.randbits(60), 12)
+
+
+def _crockford(value: int, digits: int) -> str:
+    """The low 5 * `digits` bits of `value` in Crockford base 32, most significant first."""
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(5 * digits - 5, -1, -5))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Update fields only while the job is in one of the allowed states (ARGV[1], comma-separated,
+# empty = any), so a late progress write can never overwrite a cancel or a terminal state.
+_UPDATE = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return -1 end
+if ARGV[1] ~= '' then
+  local allowed = false
+  for state in string.gmatch(ARGV[1], '[^,]+') do
+    if state == current then allowed = true end
+  end
+  if not allowed then return 0 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+
+class JobStore:
+    """Job records as Redis hashes, one JSON value per top-level field."""
+
+    def __init__(self, redis: Redis, *, retention: int) -> None:
+        self._redis = redis
+        self._retention = retention
+        self._update = redis.register_script(_UPDATE)
+
+    async def create(self, job: Job) -> None:
+        """Write a new job's record (a job accepted for reading is written by
+        `Admission.record`, with its queue entry)."""
+        key = keys.job_key(job.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=record_fields(job))
+            pipe.expire(key, self._retention)
+            # Job ids sort by creation time, so the index is ordered by id (all scores 0).
+            pipe.zadd(keys.job_index(job.owner), {job.id: 0})
+            await pipe.execute()
+
+    async def get(self, job_id: str) -> Job | None:
+        raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(keys.job_key(job_id)))
+        return _decode(raw) if raw else None
+
+    async def get_many(self, job_ids: list[str]) -> list[Job | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(keys.job_key(job_id))
+            rows = await pipe.execute()
+        return [_decode(row) if row else None for row in rows]
+
+    async def newest(self, owner: str, *, before: str | None, count: int) -> list[str]:
+        """An owner's job ids, newest first, older than `before` (a job id) when given."""
+        top = f"({before}" if before else "+"
+        index = keys.job_index(owner)
+        ids = await self._redis.zrevrangebylex(index, top, "-", start=0, num=count)
+        return [i.decode() for i in ids]
+
+    async def forget(self, owner: str, job_ids: list[str]) -> None:
+        """Drop ids whose records have expired from an owner's index."""
+        if job_ids:
+            await self._redis.zrem(keys.job_index(owner), *job_ids)
+
+    async def update(
+        self, job_id: str, *, only_from: frozenset[JobState] | None = None, **fields: Any
+    ) -> bool:
+        """Set fields atomically; False when the job is gone or not in one of `only_from`."""
+        allowed = ",".join(json.dumps(str(state)) for state in sorted(only_from or ()))
+        flat = [item for pair in _encode(to_jsonable_python(fields)).items() for item in pair]
+        done = await self._update(keys=[keys.job_key(job_id)], args=[allowed, *flat])
+        if done == 1 and fields.get("state") in TERMINAL:
+            await self._redis.expire(keys.job_key(job_id), self._retention)
+        return bool(done == 1)
+
+
+def _decode(raw: dict[bytes, bytes]) -> Job:
+    return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+
+
+def record_fields(job: Job) -> dict[str, str]:
+    """A new job's record: each top-level field as JSON."""
+    return _encode(job.model_dump(mode="json"))
+
+
+def _encode(document: dict[str, Any]) -> dict[str, str]:
+    return {name: json.dumps(value) for name, value in document.items()}

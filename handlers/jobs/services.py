@@ -1,0 +1,58 @@
+"""The shared resources every ocrflow process opens once: queue, job records, storage."""
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from arq.connections import ArqRedis
+
+from ocrflow.handlers.jobs import queue
+from ocrflow.handlers.jobs.admission import Admission
+from ocrflow.handlers.jobs.events import EventLog
+from ocrflow.handlers.jobs.limits import Limits
+from ocrflow.handlers.jobs.records import JobStore
+from ocrflow.handlers.jobs.reuse import Reuse
+from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.storage.backend import Storage, open_storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: ArqRedis
+    jobs: JobStore
+    events: EventLog
+    reuse: Reuse
+    storage: Storage
+    limits: Limits
+    admission: Admission
+    owns_redis: bool = True
+
+    async def close(self) -> None:
+        await self.storage.close()
+        if self.owns_redis:
+            await self.redis.aclose()
+
+
+async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Services:
+    """Open what a process needs; a `redis` passed in (arq's own) stays the caller's to close."""
+    owned = redis is None
+    connection = redis or await queue.connect(settings)
+    jobs = JobStore(connection, retention=settings.job_retention)
+    events = EventLog(connection, retention=settings.job_retention)
+    reuse = Reuse(
+        connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
+    )
+    return Services(
+        settings=settings,
+        redis=connection,
+        jobs=jobs,
+        events=events,
+        reuse=reuse,
+        storage=await open_storage(settings),
+        limits=Limits(connection, jobs, settings),
+        admission=Admission(connection, settings, reuse, events),
+        owns_redis=owned,
+    )
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,2 @@
+"""Processes and what they share: the OCR pool, the supervisor, embedded Redis, logs, the
+address guard for outbound requests, and supervised background tasks."""

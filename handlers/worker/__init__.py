@@ -1,0 +1,1 @@
+"""The arq worker: runs of jobs on the OCR pool, leases and the reaper, callbacks and e-mail."""

@@ -1,0 +1,181 @@
+"""Runs hold short leases: a run whose worker died is handed back within seconds, not after
+arq's in-progress key (the whole job timeout) runs out; a cancelled run is stopped at once."""
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import ClassVar
+
+from redis.exceptions import RedisError
+
+from ocrflow.handlers.jobs import queue
+from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs.records import Job, JobState
+from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.jobs.transitions import transition
+from ocrflow.handlers.runtime.pool import OcrPool
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 15  # seconds a run stays claimed after its worker last spoke
+WATCH_INTERVAL = 0.5  # how often a run renews its lease and looks for a cancel
+REAP_INTERVAL = 5.0
+REQUEUE_EVERY = 6  # reaper rounds between looks for queued jobs that lost their queue entry
+RUNNING_ONLY = frozenset({JobState.RUNNING})
+QUEUED_ONLY = frozenset({JobState.QUEUED})
+
+
+class Watch:
+    """For the length of one run: keep its lease, and stop its work if the job is cancelled."""
+
+    active: ClassVar[set[str]] = set()  # job ids running in this process
+
+    def __init__(self, services: Services, job_id: str, arq_job_id: str, pool: OcrPool) -> None:
+        self.services, self.job_id, self.arq_job_id, self.pool = services, job_id, arq_job_id, pool
+        self.stopped = False
+        self._runner: asyncio.Task[object] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    @staticmethod
+    async def claim(services: Services, job_id: str, arq_job_id: str) -> None:
+        """List a run with its lease. Done before the job is marked running: a worker killed
+        between the two would otherwise leave a running job that no reaper can see."""
+        async with services.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.RUNNING, job_id, arq_job_id)
+            pipe.set(keys.lease_key(job_id), arq_job_id, ex=LEASE_TTL)
+            await pipe.execute()
+
+    @staticmethod
+    async def release(services: Services, job_id: str) -> None:
+        async with services.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.RUNNING, job_id)
+            pipe.delete(keys.lease_key(job_id))
+            await asyncio.shield(pipe.execute())
+
+    async def __aenter__(self) -> "Watch":
+        # The run is already listed with its lease (`claim`, before the job was marked running).
+        self._runner = asyncio.current_task()
+        Watch.active.add(self.job_id)
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        Watch.active.discard(self.job_id)
+        if self._watcher:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        await Watch.release(self.services, self.job_id)
+
+    async def _watch(self) -> None:
+        redis = self.services.redis
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            with contextlib.suppress(RedisError, OSError):
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.set(keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
+                    pipe.hget(keys.job_key(self.job_id), "state")
+                    _, state = await pipe.execute()
+                if state is not None and state.decode() != f'"{JobState.RUNNING}"':
+                    self.stop()
+                    return
+
+    def stop(self) -> None:
+        """The job left the running state (cancelled): kill its work and end the run."""
+        log.info("job %s was cancelled; stopping its work", self.job_id)
+        self.stopped = True
+        self.pool.kill()
+        if self._runner:
+            self._runner.cancel()
+
+
+async def reap(services: Services) -> list[str]:
+    """Hand back every run whose lease ran out: its worker is gone. Returns those job ids."""
+    redis = services.redis
+    running = await redis.hgetall(keys.RUNNING)  # type: ignore[misc]
+    reaped = []
+    for raw_job_id, raw_arq_id in running.items():
+        job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
+        if await redis.exists(keys.lease_key(job_id)):
+            continue
+        # Several workers reap; one claim per run decides who hands it back.
+        if not await redis.set(keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
+            continue
+        await _hand_back(services, job_id, arq_job_id)
+        reaped.append(job_id)
+    return reaped
+
+
+async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
+    redis = services.redis
+    log.warning("job %s: its worker stopped answering; handing the run back", job_id)
+    await transition(
+        services,
+        job_id,
+        JobState.QUEUED,
+        only_from=RUNNING_ONLY,
+        note={"message": "its worker stopped; the job will rerun"},
+    )
+    await redis.delete(keys.ARQ_IN_PROGRESS + arq_job_id)
+    await redis.hdel(keys.RUNNING, job_id)  # type: ignore[misc]
+    if await redis.exists(keys.ARQ_JOB + arq_job_id):
+        await redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
+    else:
+        # arq no longer holds the run (it expired): queue a fresh one.
+        job = await services.jobs.get(job_id)
+        if job is not None:
+            await _queue_next_run(services, job)
+
+
+async def requeue_lost(services: Services) -> list[str]:
+    """Queue again every queued job whose arq entry is gone (expired while it waited, or lost
+    with a Redis that was not persisting): a queued job must never wait for nothing. Returns
+    those job ids."""
+    redis = services.redis
+    queued = await redis.hgetall(keys.QUEUED)  # type: ignore[misc]
+    requeued = []
+    for raw_job_id, raw_arq_id in queued.items():
+        job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.ARQ_JOB + arq_job_id, keys.ARQ_IN_PROGRESS + arq_job_id)
+            pipe.hget(keys.QUEUED, job_id)
+            held, current = await pipe.execute()
+        if held or current is None or current.decode() != arq_job_id:
+            continue  # arq has it, or it has moved on since the listing
+        job = await services.jobs.get(job_id)
+        if job is None or job.state is not JobState.QUEUED:
+            await redis.hdel(keys.QUEUED, job_id)  # type: ignore[misc]
+            continue
+        if not await redis.set(keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL):
+            continue  # another worker is on it
+        log.warning("job %s: its queue entry was lost; queueing it again", job_id)
+        if await _queue_next_run(services, job):
+            requeued.append(job_id)
+    return requeued
+
+
+async def _queue_next_run(services: Services, job: Job) -> bool:
+    """A new run of a queued job whose arq entry is gone; False if it is no longer queued."""
+    run = job.run + 1
+    if not await services.jobs.update(job.id, only_from=QUEUED_ONLY, run=run):
+        return False
+    keep = services.settings.job_retention
+    await queue.enqueue_run(services.redis, job.id, run=run, priority=job.priority, keep=keep)
+    return True
+
+
+async def reap_forever(services: Services) -> None:
+    """Reap at once (workers that restart often must still reap), then every few seconds;
+    look for queued jobs that lost their queue entry every few rounds."""
+    rounds = 0
+    while True:
+        try:
+            await reap(services)
+            if rounds % REQUEUE_EVERY == 0:
+                await requeue_lost(services)
+        except (RedisError, OSError) as exc:
+            log.warning("reaper could not reach Redis: %s", exc)
+        rounds += 1
+        await asyncio.sleep(REAP_INTERVAL)

@@ -1,0 +1,5 @@
+import sys
+
+from ocrflow.handlers.cli import main
+
+sys.exit(main())
