@@ -1,13 +1,30 @@
 """Pipeline failures, each with a stable machine-readable code."""
 
+from enum import StrEnum
+
+
+class PipelineCode(StrEnum):
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+    INVALID_PDF = "invalid_pdf"
+    ENCRYPTED_PDF = "encrypted_pdf"
+    INVALID_IMAGE = "invalid_image"
+    TOO_MANY_PAGES = "too_many_pages"
+    PAGE_TOO_LARGE = "page_too_large"
+    PAGE_OUT_OF_MEMORY = "page_out_of_memory"
+    PAGE_CRASHED = "page_crashed"
+    PAGE_TIMEOUT = "page_timeout"
+    OCR_ENGINE_ERROR = "ocr_engine_error"
+    ALL_PAGES_FAILED = "all_pages_failed"
+
 
 class PipelineError(Exception):
     """Base of every pipeline failure; `code` is stable, `retryable` says whether to try again."""
 
-    code = "pipeline_error"
+    code: PipelineCode
     retryable = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: PipelineCode | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -19,51 +36,51 @@ class PipelineError(Exception):
 
 
 class UnsupportedMediaType(PipelineError):
-    code = "unsupported_media_type"
+    code = PipelineCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class UnsupportedLanguage(PipelineError):
-    code = "unsupported_language"
+    code = PipelineCode.UNSUPPORTED_LANGUAGE
 
 
 class InvalidPdf(PipelineError):
-    code = "invalid_pdf"
+    code = PipelineCode.INVALID_PDF
 
 
 class EncryptedPdf(PipelineError):
-    code = "encrypted_pdf"
+    code = PipelineCode.ENCRYPTED_PDF
 
 
 class InvalidImage(PipelineError):
-    code = "invalid_image"
+    code = PipelineCode.INVALID_IMAGE
 
 
 class TooManyPages(PipelineError):
-    code = "too_many_pages"
+    code = PipelineCode.TOO_MANY_PAGES
 
 
 class PageTooLarge(PipelineError):
-    code = "page_too_large"
+    code = PipelineCode.PAGE_TOO_LARGE
 
 
 class PageOutOfMemory(PipelineError):
-    code = "page_out_of_memory"
+    code = PipelineCode.PAGE_OUT_OF_MEMORY
 
 
 class PageCrashed(PipelineError):
     """The page took the process reading it down, on every try."""
 
-    code = "page_crashed"
+    code = PipelineCode.PAGE_CRASHED
 
 
 class PageTimeout(PipelineError):
-    code = "page_timeout"
+    code = PipelineCode.PAGE_TIMEOUT
 
 
 class EngineFailure(PipelineError):
-    code = "ocr_engine_error"
+    code = PipelineCode.OCR_ENGINE_ERROR
     retryable = True
 
 
 class AllPagesFailed(PipelineError):
-    code = "all_pages_failed"
+    code = PipelineCode.ALL_PAGES_FAILED

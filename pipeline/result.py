@@ -3,6 +3,8 @@
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, NamedTuple
 
+from ocrflow.pipeline.errors import PipelineCode
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 Method = Literal["text-layer", "ocr"]
 
@@ -25,7 +27,7 @@ class Line(NamedTuple):
 
 @dataclass(frozen=True)
 class PageError:
-    code: str
+    code: PipelineCode
     message: str
 
 

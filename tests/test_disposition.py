@@ -5,11 +5,9 @@ import warnings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-# aiohttp's own parser as it was before the ingress put its faster one in its place.
-from ocrflow.handlers.http import forms as uploads
-from ocrflow.handlers.http.forms import _PLAIN_DISPOSITION, parse_disposition
+from aiohttp.multipart import parse_content_disposition
 
-parse_content_disposition = uploads._parse_content_disposition
+from ocrflow.handlers.http.forms import _PLAIN_DISPOSITION, parse_disposition
 
 TRICKY = " \t;=\"\\/*'%éa"
 values = st.one_of(

@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from ocrflow.handlers.http.feeds import HUB
 from ocrflow.handlers.http.hub import QUEUE_LIMIT, Subscription
+from ocrflow.handlers.http.state import HUB
 from ocrflow.handlers.jobs.events import Event
 from tests.corpus import write_image_pdf
 from tests.sse import Received, read_events

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs import redis_keys as keys
-from ocrflow.handlers.jobs.services import SERVICES
 from ocrflow.handlers.runtime.pool import kill_tree
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from ocrflow.handlers.settings import Settings

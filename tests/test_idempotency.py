@@ -9,9 +9,9 @@ from redis.asyncio import Redis
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import ANONYMOUS
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.jobs.limits import active_key
-from ocrflow.handlers.jobs.services import SERVICES
 from ocrflow.handlers.settings import Settings
 from tests.conftest import wait_for_job
 from tests.corpus import write_png

@@ -9,7 +9,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from ocrflow.handlers.http import jobs as api
-from ocrflow.handlers.http.forms import MEMORY_BYTES, clean_filename
+from ocrflow.handlers.http.forms import MEMORY_BYTES
+from ocrflow.handlers.jobs.sources import clean_filename
 from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.storage.backend import LocalStorage

@@ -13,10 +13,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.http.errors import ApiError
-from ocrflow.handlers.http.forms import MAX_FILENAME, clean_filename, parse_options
+from ocrflow.handlers.http.errors import STATUS
+from ocrflow.handlers.http.forms import parse_options
+from ocrflow.handlers.jobs.sources import MAX_FILENAME, clean_filename
 from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import OcrOptions
 from tests.corpus import write_png
@@ -86,8 +88,8 @@ def test_option_parsing_gives_options_or_a_422_with_field_errors(
 ) -> None:
     try:
         options = parse_options(fields, Settings(_env_file=None).default_options)
-    except ApiError as exc:
-        assert exc.status == 422 and exc.code == "invalid_options"
+    except OcrflowError as exc:
+        assert exc.code is ErrorCode.INVALID_OPTIONS and STATUS[exc.code] == 422
         assert exc.details
         named = {detail["field"].split(".")[0] for detail in exc.details}
         assert named <= set(fields) | set(OcrOptions.model_fields)

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.retention import sweep
 from tests.conftest import wait_for_job

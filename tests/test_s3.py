@@ -14,7 +14,7 @@ from yarl import URL
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
 from ocrflow.handlers.storage.s3 import S3Storage

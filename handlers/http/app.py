@@ -5,23 +5,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ocrflow.handlers.http import feeds, openapi, webhooks
-from ocrflow.handlers.http import jobs as api
-from ocrflow.handlers.http import uploads as presigned
+from ocrflow.handlers.http import feeds, jobs, monitoring, openapi, uploads, webhooks
 from ocrflow.handlers.http.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from ocrflow.handlers.http.errors import error_middleware
-from ocrflow.handlers.http.forms import use_fast_disposition
 from ocrflow.handlers.http.hub import EventHub
-from ocrflow.handlers.jobs.services import SERVICES, open_services
+from ocrflow.handlers.http.state import HUB, SERVICES, SETTINGS
+from ocrflow.handlers.jobs.services import open_services
 from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import installed_languages
 
-SETTINGS = web.AppKey("settings", Settings)
 JSON_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    use_fast_disposition()
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=JSON_BODY_LIMIT
     )
@@ -29,11 +25,8 @@ def create_app(settings: Settings) -> web.Application:
     app[AUTHENTICATOR] = Authenticator(settings)
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_stop_feeds)
-    app.add_routes(api.routes)
-    app.add_routes(feeds.routes)
-    app.add_routes(webhooks.routes)
-    app.add_routes(presigned.routes)
-    app.add_routes(openapi.routes)
+    for module in (jobs, feeds, monitoring, webhooks, uploads, openapi):
+        app.add_routes(module.routes)
     return app
 
 
@@ -44,8 +37,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[SERVICES] = services
     hub = EventHub(services.redis)
     await hub.start()
-    app[feeds.HUB] = hub
-    app[api.SSE_CLIENTS] = lambda: hub.clients
+    app[HUB] = hub
     yield
     await hub.stop()
     await services.close()
@@ -53,4 +45,4 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 async def _stop_feeds(app: web.Application) -> None:
     """Graceful shutdown: end every open event stream so its handler returns."""
-    await app[feeds.HUB].stop()
+    await app[HUB].stop()

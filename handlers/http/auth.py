@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import jwt
 from aiohttp import web
 
-from ocrflow.handlers.http.errors import ApiError
-from ocrflow.handlers.jobs.services import SERVICES
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.settings import Settings
 
 ANONYMOUS = "anonymous"
@@ -183,8 +183,8 @@ def _token(request: web.Request, *, query: bool) -> str | None:
     return request.query.get("access_token") if query else None
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError("unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="ocrflow"'})
+def _unauthorized(message: str) -> OcrflowError:
+    return OcrflowError(ErrorCode.UNAUTHORIZED, message)
 
 
 def caller(request: web.Request) -> str:
@@ -203,8 +203,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     authenticator = request.app[AUTHENTICATOR]
     access = access_of(request)
     if access == "monitoring" and not authenticator.monitoring_allowed(request):
-        raise ApiError(
-            "forbidden",
+        raise OcrflowError(
+            ErrorCode.FORBIDDEN,
             "monitoring needs OCRFLOW_MONITORING_TOKEN or a request from "
             "OCRFLOW_MONITORING_NETWORKS",
         )

@@ -1,4 +1,4 @@
-"""HTTP errors: one JSON shape, and the one place where failures become statuses."""
+"""The HTTP edge of failures: one JSON shape, and the one place where codes become statuses."""
 
 import logging
 from collections.abc import Awaitable, Callable
@@ -7,81 +7,96 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.storage.backend import StorageError
-from ocrflow.pipeline.errors import PipelineError
+from ocrflow.pipeline.errors import PipelineCode, PipelineError
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_CODE = {
-    "malformed_request": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "job_not_found": 404,
-    "output_not_found": 404,
-    "upload_not_found": 404,
-    "upload_missing": 409,
-    "method_not_allowed": 405,
-    "job_not_finished": 409,
-    "job_failed": 409,
-    "job_finished": 409,
-    "job_not_retryable": 409,
-    "s3_storage_required": 409,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "invalid_options": 422,
-    "idempotency_key_reused": 422,
-    "url_not_allowed": 422,
-    "unsupported_language": 422,
-    "rate_limited": 429,
-    "too_many_active_jobs": 429,
-    "service_unavailable": 503,
-    "backlog_full": 503,
+Code = ErrorCode | PipelineCode
+# Every code has its status: a code missing here fails at import, not as a quiet 400.
+STATUS: dict[Code, int] = {
+    ErrorCode.MALFORMED_REQUEST: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.JOB_NOT_FOUND: 404,
+    ErrorCode.OUTPUT_NOT_FOUND: 404,
+    ErrorCode.UPLOAD_NOT_FOUND: 404,
+    ErrorCode.OBJECT_NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.UPLOAD_MISSING: 409,
+    ErrorCode.JOB_NOT_FINISHED: 409,
+    ErrorCode.JOB_FAILED: 409,
+    ErrorCode.JOB_FINISHED: 409,
+    ErrorCode.JOB_NOT_RETRYABLE: 409,
+    ErrorCode.S3_STORAGE_REQUIRED: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.INVALID_OPTIONS: 422,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
+    ErrorCode.URL_NOT_ALLOWED: 422,
+    ErrorCode.URL_FETCH_FAILED: 422,
+    ErrorCode.URL_UNREACHABLE: 503,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_ACTIVE_JOBS: 429,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.BACKLOG_FULL: 503,
+    ErrorCode.TIMEOUT: 503,
+    ErrorCode.TOO_MANY_ATTEMPTS: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
+    PipelineCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    PipelineCode.UNSUPPORTED_LANGUAGE: 422,
+    PipelineCode.INVALID_PDF: 422,
+    PipelineCode.ENCRYPTED_PDF: 422,
+    PipelineCode.INVALID_IMAGE: 422,
+    PipelineCode.TOO_MANY_PAGES: 422,
+    PipelineCode.PAGE_TOO_LARGE: 422,
+    PipelineCode.PAGE_OUT_OF_MEMORY: 422,
+    PipelineCode.PAGE_CRASHED: 422,
+    PipelineCode.PAGE_TIMEOUT: 422,
+    PipelineCode.OCR_ENGINE_ERROR: 503,
+    PipelineCode.ALL_PAGES_FAILED: 422,
 }
+_UNMAPPED = {*ErrorCode, *PipelineCode} - STATUS.keys()
+if _UNMAPPED:
+    raise AssertionError(f"error codes without an HTTP status: {sorted(_UNMAPPED)}")
 # Codes for errors aiohttp raises itself (unknown route, wrong method, body too large).
 CODE_BY_STATUS = {
-    400: "malformed_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
+    400: ErrorCode.MALFORMED_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
-UNAVAILABLE_RETRY_AFTER = "5"
+UNAVAILABLE_RETRY_AFTER = 5
+AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="ocrflow"'}
 
 
-class ApiError(Exception):
-    """A failure the caller caused or can act on, with a stable code."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        details: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = STATUS_BY_CODE.get(code, 400)
-        self.details = details
-        self.headers = headers
-
-    def response(self) -> web.Response:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            body["details"] = self.details
-        return web.json_response({"error": body}, status=self.status, headers=self.headers)
+def error_response(
+    code: Code,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return web.json_response({"error": body}, status=STATUS[code], headers=headers)
 
 
-def from_pipeline(exc: PipelineError) -> ApiError:
-    return ApiError(exc.code, exc.message)
+def _headers(exc: OcrflowError) -> dict[str, str]:
+    headers = dict(AUTHENTICATE) if exc.code is ErrorCode.UNAUTHORIZED else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return headers
 
 
-def unavailable(what: str) -> ApiError:
-    return ApiError(
-        "service_unavailable",
+def _unavailable(what: str) -> web.Response:
+    return error_response(
+        ErrorCode.SERVICE_UNAVAILABLE,
         f"{what} is unavailable; try again shortly",
-        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
     )
 
 
@@ -92,24 +107,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return exc.response()
+    except OcrflowError as exc:
+        if isinstance(exc, StorageError) and exc.retryable:
+            log.warning("storage failed during %s %s: %s", request.method, request.path, exc)
+            return _unavailable("storage")
+        return error_response(exc.code, exc.message, details=exc.details, headers=_headers(exc))
     except PipelineError as exc:
-        return from_pipeline(exc).response()
+        return error_response(exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = CODE_BY_STATUS.get(exc.status, "http_error")
-        body = {"error": {"code": code, "message": exc.reason}}
+        code = CODE_BY_STATUS.get(exc.status)
+        if code is None:
+            raise
         kept = {name: exc.headers[name] for name in ("Allow",) if name in exc.headers}
-        return web.json_response(body, status=exc.status, headers=kept)
+        return error_response(code, exc.reason, headers=kept)
     except (RedisError, ConnectionError) as exc:
         log.warning("redis unavailable during %s %s: %s", request.method, request.path, exc)
-        return unavailable("the job queue").response()
-    except StorageError as exc:
-        log.warning("storage failed during %s %s: %s", request.method, request.path, exc)
-        return unavailable("storage").response()
+        return _unavailable("the job queue")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        body = {"error": {"code": "internal_error", "message": "internal error"}}
-        return web.json_response(body, status=500)
+        return error_response(ErrorCode.INTERNAL_ERROR, "internal error")

@@ -8,13 +8,12 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from ocrflow.handlers.http.auth import caller
-from ocrflow.handlers.http.hub import EventHub, Subscription
+from ocrflow.handlers.http.hub import Subscription
 from ocrflow.handlers.http.jobs import job_or_404, render_job
+from ocrflow.handlers.http.state import HUB, SERVICES
 from ocrflow.handlers.jobs.events import Event, stream_id
 from ocrflow.handlers.jobs.records import Job
-from ocrflow.handlers.jobs.services import SERVICES
 
-HUB = web.AppKey("hub", EventHub)
 PING_INTERVAL = 15.0
 # A job whose record is terminal but whose stream lacks the terminal event (trimmed, or not yet
 # published) waits this long for it before the feed makes one from the record; a quiet feed

@@ -1,7 +1,6 @@
 """The HTTP API: submit a job, read its document, its result and its output files."""
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -9,8 +8,8 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
-from ocrflow.handlers.http.auth import NOTIFY_EMAIL, caller, monitoring, public
-from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
+from ocrflow.handlers.http.auth import NOTIFY_EMAIL, caller
 from ocrflow.handlers.http.forms import (
     JsonSubmission,
     Upload,
@@ -20,20 +19,19 @@ from ocrflow.handlers.http.forms import (
     parse_options,
     receive_upload,
 )
-from ocrflow.handlers.jobs import queue, stats
+from ocrflow.handlers.http.state import SERVICES
+from ocrflow.handlers.jobs import queue
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
-from ocrflow.handlers.jobs.services import SERVICES
 from ocrflow.handlers.jobs.transitions import transition
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url
+from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import check_languages
 from ocrflow.pipeline.outputs import FILENAMES, MEDIA_TYPES
 
-SSE_CLIENTS: web.AppKey[Callable[[], int]] = web.AppKey("sse_clients")
 PRIORITIES = ("high", "normal", "low")
 EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
-STATIC = Path(__file__).parent / "static"
 BOOLEAN_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 routes = web.RouteTableDef()
@@ -53,7 +51,9 @@ async def submit_job(request: web.Request) -> web.Response:
         upload = await receive_upload(request, spool, services.settings.max_upload_bytes)
         source = upload.content
     else:
-        raise ApiError("unsupported_media_type", 'send multipart/form-data or a JSON {"url"}')
+        raise OcrflowError(
+            PipelineCode.UNSUPPORTED_MEDIA_TYPE, 'send multipart/form-data or a JSON {"url"}'
+        )
     try:
         if source is not None:
             upload_source = _source(upload.fields, upload, services.settings.allow_private_urls)
@@ -97,7 +97,7 @@ def _source(fields: dict[str, list[str]], upload: Upload | None, allow_private: 
             media_type=upload.media_type,
         )
     if "url" not in fields:
-        raise ApiError("invalid_options", "a JSON submission needs a `url`")
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "a JSON submission needs a `url`")
     url = _checked_url(fields["url"][-1], "url", allow_private)
     return Source(kind="url", url=url, filename=URL(url).name or str(URL(url).host))
 
@@ -106,17 +106,19 @@ def _email(fields: dict[str, list[str]], token_email: str | None) -> str | None:
     """`notify_email`, or with `notify=true` the address in the caller's token."""
     notify = fields.get("notify", ["false"])[-1].lower()
     if notify not in BOOLEAN_TEXT:
-        raise ApiError("invalid_options", "notify must be true or false")
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "notify must be true or false")
     if "notify_email" not in fields:
         if not BOOLEAN_TEXT[notify]:
             return None
         if token_email is None:
-            raise ApiError("invalid_options", "notify=true needs a token with an e-mail claim")
+            raise OcrflowError(
+                ErrorCode.INVALID_OPTIONS, "notify=true needs a token with an e-mail claim"
+            )
         return token_email
     address = fields["notify_email"][-1].strip()
     if not EMAIL.fullmatch(address):
-        raise ApiError(
-            "invalid_options", f"notify_email {address[:100]!r} is not an e-mail address"
+        raise OcrflowError(
+            ErrorCode.INVALID_OPTIONS, f"notify_email {address[:100]!r} is not an e-mail address"
         )
     return address
 
@@ -132,14 +134,16 @@ def _checked_url(raw: str, name: str, allow_private: bool) -> str:
     try:
         check_url(URL(url), allow_private=allow_private)
     except (AddressNotAllowed, ValueError) as exc:
-        raise ApiError("url_not_allowed", f"{name} refused: {exc}") from exc
+        raise OcrflowError(ErrorCode.URL_NOT_ALLOWED, f"{name} refused: {exc}") from exc
     return url
 
 
 def _priority(fields: dict[str, list[str]]) -> Any:
     value = fields.get("priority", ["normal"])[-1]
     if value not in PRIORITIES:
-        raise ApiError("invalid_options", f"priority must be one of {', '.join(PRIORITIES)}")
+        raise OcrflowError(
+            ErrorCode.INVALID_OPTIONS, f"priority must be one of {', '.join(PRIORITIES)}"
+        )
     return value
 
 
@@ -163,7 +167,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     if not await transition(
         services, job.id, JobState.CANCELLED, only_from=ACTIVE, finished_at=now(), progress=stopped
     ):
-        raise ApiError("job_finished", f"job {job.id} has already ended")
+        raise OcrflowError(ErrorCode.JOB_FINISHED, f"job {job.id} has already ended")
     return web.json_response(render_job(await job_or_404(request), request))
 
 
@@ -200,9 +204,9 @@ async def retry_job(request: web.Request) -> web.Response:
     )
 
 
-def _not_retryable(job: Job) -> ApiError:
-    return ApiError(
-        "job_not_retryable",
+def _not_retryable(job: Job) -> OcrflowError:
+    return OcrflowError(
+        ErrorCode.JOB_NOT_RETRYABLE,
         f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried",
     )
 
@@ -222,7 +226,7 @@ async def get_output(request: web.Request) -> web.StreamResponse:
     storage = request.app[SERVICES].storage
     name = request.match_info["name"]
     if name not in job.outputs or name not in FILENAMES:
-        raise ApiError("output_not_found", f"job {job.id} has no output named {name!r}")
+        raise OcrflowError(ErrorCode.OUTPUT_NOT_FOUND, f"job {job.id} has no output named {name!r}")
     key, media_type = job.outputs[name], MEDIA_TYPES[name]
     filename = f"{Path(job.source.filename).stem or job.id}-{FILENAMES[name]}"
     url = await storage.download_url(key, filename=filename, content_type=media_type)
@@ -230,51 +234,11 @@ async def get_output(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(url)
     path = storage.local_path(key)
     if path is None:
-        raise ApiError("output_not_found", f"output {name!r} of job {job.id} is gone")
+        raise OcrflowError(ErrorCode.OUTPUT_NOT_FOUND, f"output {name!r} of job {job.id} is gone")
     disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
     return web.FileResponse(
         path, headers={"Content-Type": media_type, "Content-Disposition": disposition}
     )
-
-
-@routes.get("/")
-@public
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-@routes.get("/v1/status")
-@monitoring
-async def status(request: web.Request) -> web.Response:
-    """Workers alive, queue depth by priority, jobs running, and counts since the start."""
-    services = request.app[SERVICES]
-    return web.json_response(await stats.snapshot(services.redis, services.settings.queue_name))
-
-
-@routes.get("/metrics")
-@monitoring
-async def metrics(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    figures = await stats.snapshot(services.redis, services.settings.queue_name)
-    clients = request.app[SSE_CLIENTS]()
-    return web.Response(
-        text=stats.prometheus(figures, clients), content_type="text/plain", charset="utf-8"
-    )
-
-
-@routes.get("/healthz")
-@public
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-@routes.get("/readyz")
-@public
-async def readyz(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    await services.redis.ping()
-    await services.storage.check()
-    return web.json_response({"status": "ready"})
 
 
 async def job_or_404(request: web.Request) -> Job:
@@ -282,15 +246,17 @@ async def job_or_404(request: web.Request) -> Job:
     job_id = request.match_info["job_id"]
     job = await request.app[SERVICES].jobs.get(job_id) if job_id.startswith("j_") else None
     if job is None or job.owner != caller(request):
-        raise ApiError("job_not_found", f"no job {job_id!r}")
+        raise OcrflowError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r}")
     return job
 
 
 def _require_success(job: Job) -> None:
     if job.state is JobState.FAILED and job.error:
-        raise ApiError("job_failed", f"job {job.id} failed: {job.error.message}")
+        raise OcrflowError(ErrorCode.JOB_FAILED, f"job {job.id} failed: {job.error.message}")
     if job.state is not JobState.SUCCEEDED:
-        raise ApiError("job_not_finished", f"job {job.id} is {job.state}, not succeeded")
+        raise OcrflowError(
+            ErrorCode.JOB_NOT_FINISHED, f"job {job.id} is {job.state}, not succeeded"
+        )
 
 
 def render_job(job: Job, request: web.Request) -> dict[str, Any]:
@@ -317,7 +283,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit", 20, 1, LIST_LIMIT)
     state = request.query.get("state")
     if state is not None and state not in JobState.__members__.values():
-        raise ApiError("invalid_options", f"unknown state {state!r}")
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"unknown state {state!r}")
     cursor = request.query.get("cursor")
     found: list[Job] = []
     exhausted, scanned = False, 0
@@ -344,7 +310,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     try:
         value = int(request.query.get(name, default))
     except ValueError as exc:
-        raise ApiError("invalid_options", f"{name} must be a whole number") from exc
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"{name} must be a whole number") from exc
     if not low <= value <= high:
-        raise ApiError("invalid_options", f"{name} must be between {low} and {high}")
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"{name} must be between {low} and {high}")
     return value

@@ -7,13 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.http.auth import caller
-from ocrflow.handlers.http.errors import ApiError
 from ocrflow.handlers.http.forms import JsonOptions, UploadStart, json_fields
 from ocrflow.handlers.http.jobs import job_from_fields, render_job
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Source
-from ocrflow.handlers.jobs.services import SERVICES, Services
+from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.storage.backend import ObjectNotFound
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.media import SNIFF_BYTES, sniff
@@ -29,7 +30,9 @@ def _upload_key(upload_id: str) -> str:
 
 def _s3(services: Services) -> S3Storage:
     if not isinstance(services.storage, S3Storage):
-        raise ApiError("s3_storage_required", "direct uploads need OCRFLOW_STORAGE_BACKEND=s3")
+        raise OcrflowError(
+            ErrorCode.S3_STORAGE_REQUIRED, "direct uploads need OCRFLOW_STORAGE_BACKEND=s3"
+        )
     return services.storage
 
 
@@ -67,7 +70,7 @@ async def complete_upload(request: web.Request) -> web.Response:
     upload_id = request.match_info["upload_id"]
     raw = await services.redis.get(UPLOAD_PREFIX + upload_id)
     if raw is None or json.loads(raw).get("owner") != caller(request):
-        raise ApiError("upload_not_found", f"no upload {upload_id!r} (or it expired)")
+        raise OcrflowError(ErrorCode.UPLOAD_NOT_FOUND, f"no upload {upload_id!r} (or it expired)")
     fields = await json_fields(request, JsonOptions) if request.can_read_body else {}
     source = await _source(storage, upload_id, raw, settings.max_upload_bytes)
     job = job_from_fields(request, fields, source)
@@ -88,7 +91,11 @@ async def _source(storage: S3Storage, upload_id: str, raw: Any, max_bytes: int) 
             storage.bucket, storage.prefix + _upload_key(upload_id), SNIFF_BYTES
         )
     except ObjectNotFound as exc:
-        raise ApiError("upload_missing", "nothing was uploaded with this form yet") from exc
+        raise OcrflowError(
+            ErrorCode.UPLOAD_MISSING, "nothing was uploaded with this form yet"
+        ) from exc
     if size > max_bytes:
-        raise ApiError("payload_too_large", f"the upload is {size} bytes, over the limit")
+        raise OcrflowError(
+            ErrorCode.PAYLOAD_TOO_LARGE, f"the upload is {size} bytes, over the limit"
+        )
     return Source(filename=json.loads(raw)["filename"], bytes=size, media_type=sniff(head))

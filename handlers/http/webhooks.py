@@ -9,13 +9,14 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.http.auth import signed
-from ocrflow.handlers.http.errors import ApiError
 from ocrflow.handlers.http.forms import read_json
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Job, Source, new_job_id, now
-from ocrflow.handlers.jobs.services import SERVICES, Services
+from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.storage.backend import StorageError
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.errors import PipelineError
@@ -35,13 +36,17 @@ async def s3_events(request: web.Request) -> web.Response:
     _authenticate(request, services.settings.webhook_secret)
     storage = services.storage
     if not isinstance(storage, S3Storage):
-        raise ApiError("s3_storage_required", "S3 events need OCRFLOW_STORAGE_BACKEND=s3")
+        raise OcrflowError(
+            ErrorCode.S3_STORAGE_REQUIRED, "S3 events need OCRFLOW_STORAGE_BACKEND=s3"
+        )
     body = await read_json(request)
     try:
         records = body["Records"]
         assert isinstance(records, list)
     except (KeyError, TypeError, AssertionError) as exc:
-        raise ApiError("malformed_request", "expected an S3 event with `Records`") from exc
+        raise OcrflowError(
+            ErrorCode.MALFORMED_REQUEST, "expected an S3 event with `Records`"
+        ) from exc
     buckets = set(services.settings.webhook_buckets) or {storage.bucket}
     results = [await _record(services, storage, record, buckets) for record in records]
     return web.json_response({"records": results}, status=202)
@@ -49,12 +54,14 @@ async def s3_events(request: web.Request) -> web.Response:
 
 def _authenticate(request: web.Request, secret: str | None) -> None:
     if not secret:
-        raise ApiError("not_found", "inbound webhooks are off (no OCRFLOW_WEBHOOK_SECRET)")
+        raise OcrflowError(
+            ErrorCode.NOT_FOUND, "inbound webhooks are off (no OCRFLOW_WEBHOOK_SECRET)"
+        )
     given = request.headers.get("X-Ocrflow-Webhook-Secret") or request.headers.get(
         "Authorization", ""
     ).removeprefix("Bearer ")
     if not hmac.compare_digest(given.encode(), secret.encode()):
-        raise ApiError("unauthorized", "missing or wrong webhook secret")
+        raise OcrflowError(ErrorCode.UNAUTHORIZED, "missing or wrong webhook secret")
 
 
 async def _record(
@@ -88,7 +95,7 @@ async def _job_for(
         media_type = sniff(head)
     except (StorageError, PipelineError) as exc:  # gone, empty, unreadable, not a document
         await services.redis.delete(marker)
-        return {"outcome": "refused", "error": getattr(exc, "code", "object_not_found")}
+        return {"outcome": "refused", "error": exc.code}
     job = Job(
         id=job_id,
         owner=services.settings.webhook_caller,

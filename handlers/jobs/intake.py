@@ -6,7 +6,7 @@ from typing import Literal, cast
 
 from redis.exceptions import RedisError
 
-from ocrflow.handlers.http.errors import unavailable
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.jobs.admission import Verdict
 from ocrflow.handlers.jobs.records import Job, JobState, now
@@ -17,6 +17,7 @@ from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
 log = logging.getLogger(__name__)
 
 
+UNAVAILABLE_RETRY_AFTER = 5
 Reused = Literal["idempotent", "shared", "cached"] | None
 
 
@@ -128,7 +129,12 @@ async def accept(services: Services, job: Job, source: Path | bytes | None) -> J
         await services.admission.record(job)
     except (RedisError, OSError) as exc:
         await _abandon(services, job)
-        raise unavailable("the job queue") from exc
+        raise OcrflowError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "the job queue is unavailable; try again shortly",
+            retryable=True,
+            retry_after=UNAVAILABLE_RETRY_AFTER,
+        ) from exc
     log.info("job %s accepted: %s", job.id, job.source.url or job.source.media_type)
     return job
 

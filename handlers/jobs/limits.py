@@ -8,7 +8,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs.records import JobStore
 from ocrflow.handlers.settings import Settings
 
@@ -78,10 +78,10 @@ class Limits:
         )
         if wait:
             seconds = max(1, math.ceil(int(wait) / 1_000_000))
-            raise ApiError(
-                "rate_limited",
+            raise OcrflowError(
+                ErrorCode.RATE_LIMITED,
                 f"more than {rate:g} requests a second (burst {self._settings.rate_burst})",
-                headers={"Retry-After": str(seconds)},
+                retry_after=seconds,
             )
 
     async def admit(self, caller: str, job_id: str) -> None:
@@ -96,19 +96,19 @@ class Limits:
             break
         raise self.refusal(verdict)
 
-    def refusal(self, verdict: int) -> ApiError:
+    def refusal(self, verdict: int) -> OcrflowError:
         """The error that tells a caller why its job was refused (a verdict of `refused`)."""
         if verdict == BACKLOG_FULL:
-            return ApiError(
-                "backlog_full",
+            return OcrflowError(
+                ErrorCode.BACKLOG_FULL,
                 "the queue is full; try again later",
-                headers={"Retry-After": str(BACKLOG_RETRY_AFTER)},
+                retry_after=BACKLOG_RETRY_AFTER,
             )
         most = self._settings.max_active_jobs_per_caller
-        return ApiError(
-            "too_many_active_jobs",
+        return OcrflowError(
+            ErrorCode.TOO_MANY_ACTIVE_JOBS,
             f"{most} jobs of yours are queued or running; submit more as they finish",
-            headers={"Retry-After": str(ACTIVE_RETRY_AFTER)},
+            retry_after=ACTIVE_RETRY_AFTER,
         )
 
     async def _try_admit(self, caller: str, job_id: str) -> int:

@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
 
+from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import OcrOptions
 
 Priority = Literal["high", "normal", "low"]
@@ -54,7 +56,7 @@ class Progress(BaseModel):
 
 
 class JobError(BaseModel):
-    code: str
+    code: ErrorCode | PipelineCode
     message: str
     retryable: bool = False
 

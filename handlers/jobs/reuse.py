@@ -8,7 +8,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.errors import ApiError
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState
 
 IDEMPOTENCY_PREFIX = "ocrflow:idempotency:"
@@ -55,8 +55,8 @@ class Reuse:
             return await self.claim_key(caller, key, job)
         bound = json.loads(raw)
         if bound["request"] != request_fingerprint(job):
-            raise ApiError(
-                "idempotency_key_reused",
+            raise OcrflowError(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was used for a different request in the last 24 hours",
             )
         return str(bound["job_id"])

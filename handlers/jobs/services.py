@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-from aiohttp import web
 from arq.connections import ArqRedis
 
 from ocrflow.handlers.jobs import queue
@@ -53,6 +52,3 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
         admission=Admission(connection, settings, reuse, events),
         owns_redis=owned,
     )
-
-
-SERVICES = web.AppKey("services", Services)

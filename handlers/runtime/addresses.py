@@ -9,16 +9,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
+
 SCHEMES = frozenset({"http", "https"})
 
 
-class AddressNotAllowed(Exception):
-    code = "url_not_allowed"
-    retryable = False
-
+class AddressNotAllowed(OcrflowError):
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(ErrorCode.URL_NOT_ALLOWED, message)
 
 
 def is_public(address: str) -> bool:

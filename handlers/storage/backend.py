@@ -7,19 +7,26 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.settings import Settings
 
 
-class StorageError(Exception):
+class StorageError(OcrflowError):
     """A storage operation failed in a way worth retrying."""
 
-    code = "storage_error"
-    retryable = True
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode = ErrorCode.STORAGE_UNAVAILABLE,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(code, message, retryable=retryable)
 
 
 class ObjectNotFound(StorageError):
-    code = "object_not_found"
-    retryable = False
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=ErrorCode.OBJECT_NOT_FOUND, retryable=False)
 
 
 class Storage(Protocol):

@@ -12,6 +12,7 @@ from typing import Any
 from arq import Retry
 from arq.worker import func
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs import queue, stats
 from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.jobs.records import ACTIVE, Job, JobError, JobState, Progress, now
@@ -93,7 +94,9 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     if job is None or job.state.terminal:
         return {"job_id": job_id, "outcome": "skipped"}
     if attempt > settings.job_max_tries:
-        error = JobError(code="too_many_attempts", message=f"gave up after {attempt - 1} tries")
+        error = JobError(
+            code=ErrorCode.TOO_MANY_ATTEMPTS, message=f"gave up after {attempt - 1} tries"
+        )
         await _fail(services, job_id, error, only_from=ACTIVE)
         return {"job_id": job_id, "outcome": "failed"}
     await Watch.claim(services, job_id, ctx["job_id"])
@@ -126,11 +129,11 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
         except TimeoutError:
             pool.kill()  # the pages still running belong to this job: stop them
             message = f"the job took longer than {settings.job_timeout:g} s"
-            await _fail(services, job.id, JobError(code="timeout", message=message))
+            await _fail(services, job.id, JobError(code=ErrorCode.TIMEOUT, message=message))
         except JobStopped:  # a page finished after a cancel, before the watch saw it
             pool.kill()
             return {"job_id": job.id, "outcome": "cancelled"}
-        except PipelineError as exc:
+        except (PipelineError, OcrflowError) as exc:
             error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
             await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
         except asyncio.CancelledError:
@@ -143,7 +146,7 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
         except Exception as exc:
             log.exception("job %s: run %d failed", job.id, attempt)
             message = f"{type(exc).__name__}: {exc}"
-            error = JobError(code="internal_error", message=message, retryable=True)
+            error = JobError(code=ErrorCode.INTERNAL_ERROR, message=message, retryable=True)
             await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
         else:
             await _succeed(services, job.id, outputs, page_count)

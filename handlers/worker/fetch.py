@@ -7,9 +7,9 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from ocrflow.handlers.http.forms import Incoming
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
+from ocrflow.handlers.jobs.sources import Incoming
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url, connector_options
-from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 
 MAX_REDIRECTS = 5
@@ -17,12 +17,11 @@ CHUNK = 256 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-class FetchFailed(PipelineError):
-    code = "url_fetch_failed"
-
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
-        super().__init__(message, code=code)
-        self.retryable = retryable
+class FetchFailed(OcrflowError):
+    def __init__(
+        self, message: str, *, code: ErrorCode = ErrorCode.URL_FETCH_FAILED, retryable: bool = False
+    ) -> None:
+        super().__init__(code, message, retryable=retryable)
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,11 @@ async def fetch_url(
         async with aiohttp.ClientSession(connector=connector, timeout=limits) as session:
             return await _follow(session, URL(url), dest, max_bytes, allow_private)
     except AddressNotAllowed as exc:
-        raise FetchFailed(exc.message, code="url_not_allowed") from exc
+        raise FetchFailed(exc.message, code=ErrorCode.URL_NOT_ALLOWED) from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise FetchFailed(
-            f"fetching {url} failed: {detail}", code="url_unreachable", retryable=True
+            f"fetching {url} failed: {detail}", code=ErrorCode.URL_UNREACHABLE, retryable=True
         ) from exc
 
 
@@ -69,7 +68,9 @@ async def _follow(
 
 
 def _too_large(max_bytes: int) -> FetchFailed:
-    return FetchFailed(f"the document is larger than {max_bytes} bytes", code="payload_too_large")
+    return FetchFailed(
+        f"the document is larger than {max_bytes} bytes", code=ErrorCode.PAYLOAD_TOO_LARGE
+    )
 
 
 async def _save(response: aiohttp.ClientResponse, url: URL, dest: Path, max_bytes: int) -> Fetched:

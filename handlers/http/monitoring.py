@@ -1,0 +1,53 @@
+"""What operators and platforms look at: liveness, readiness, status, metrics; and the page."""
+
+from pathlib import Path
+
+from aiohttp import web
+
+from ocrflow.handlers.http.auth import monitoring, public
+from ocrflow.handlers.http.state import HUB, SERVICES
+from ocrflow.handlers.jobs import stats
+
+STATIC = Path(__file__).parent / "static"
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+@public
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/v1/status")
+@monitoring
+async def status(request: web.Request) -> web.Response:
+    """Workers alive, queue depth by priority, jobs running, and counts since the start."""
+    services = request.app[SERVICES]
+    return web.json_response(await stats.snapshot(services.redis, services.settings.queue_name))
+
+
+@routes.get("/metrics")
+@monitoring
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    figures = await stats.snapshot(services.redis, services.settings.queue_name)
+    clients = request.app[HUB].clients
+    return web.Response(
+        text=stats.prometheus(figures, clients), content_type="text/plain", charset="utf-8"
+    )
+
+
+@routes.get("/healthz")
+@public
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+@public
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    await services.redis.ping()
+    await services.storage.check()
+    return web.json_response({"status": "ready"})
