@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from ocrflow.handlers.client.bulk import Plan, submit_many
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import exposure_problem, new_api_key
+from ocrflow.handlers.jobs.records import Priority
 from ocrflow.handlers.runtime import logs
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.runtime.supervisor import run_up, run_web_processes
@@ -93,7 +94,7 @@ def _add_submit_parser(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait for every job to end")
     submit.add_argument("--out", type=Path, help="download outputs here (implies --wait)")
     submit.add_argument("--outputs", help="comma-separated outputs, e.g. text,json,pdf")
-    submit.add_argument("--priority", choices=("high", "normal", "low"))
+    submit.add_argument("--priority", choices=[p.value for p in Priority])
     submit.add_argument("--url-list", type=Path, help="a file of URLs, one a line")
     submit.add_argument(
         "--manifest",

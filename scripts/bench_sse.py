@@ -23,11 +23,13 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.jobs.events import EventLog
-from ocrflow.handlers.jobs.records import Job, JobState, JobStore, Source, new_job_id, now
-from ocrflow.handlers.jobs.transitions import TERMINAL_EVENTS
+from ocrflow.handlers.jobs.admission import Admission
+from ocrflow.handlers.jobs.events import EventKind, EventLog
+from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState, Source, new_job_id, now
+from ocrflow.handlers.jobs.transitions import Transitions
 from ocrflow.handlers.runtime.deathsig import die_with_parent
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import OcrOptions
 from tests.service import wait_healthy
 from tests.sse import read_events
@@ -47,7 +49,7 @@ class Client:
                 self.ids.append(event.id or "")
                 self.latencies.append(time.time() - event.data["ts"])
                 self.connected.set()
-                if event.kind in TERMINAL_EVENTS.values():
+                if EventKind(event.kind).terminal:
                     self.finished = True
                     return
 
@@ -57,19 +59,15 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def make_jobs(redis: Redis, count: int) -> list[str]:
-    store = JobStore(redis, retention=3600)
+async def make_jobs(redis: Redis, settings: Settings, count: int) -> list[str]:
+    """Jobs that are running, as far as their feeds can tell (no worker runs them)."""
+    admission, transitions = Admission(redis, settings), Transitions(redis, settings)
     source = Source(filename="load.pdf", sha256="0" * 64, bytes=1, media_type="application/pdf")
     ids = []
     for _ in range(count):
-        job = Job(
-            id=new_job_id(),
-            created_at=now(),
-            state=JobState.RUNNING,
-            source=source,
-            options=OcrOptions(),
-        )
-        await store.create(job)
+        job = Job(id=new_job_id(), created_at=now(), source=source, options=OcrOptions())
+        await admission.record(job)
+        await transitions.apply(job.id, JobState.RUNNING, only_from=ACTIVE, note={"attempt": 1})
         ids.append(job.id)
     return ids
 
@@ -78,10 +76,9 @@ async def load(
     args: argparse.Namespace, base: str, redis_url: str, ingress: psutil.Process
 ) -> None:
     redis = Redis.from_url(redis_url)
+    settings = Settings(_env_file=None, redis_url=redis_url, queue_name="ocrflow:bench-sse")
     log = EventLog(redis, retention=3600)
-    jobs = await make_jobs(redis, args.jobs)
-    for job_id in jobs:
-        await log.publish(job_id, "state", {"state": "running", "attempt": 1})
+    jobs = await make_jobs(redis, settings, args.jobs)
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -97,10 +94,11 @@ async def load(
         started = time.perf_counter()
         for round_ in range(args.events):
             for job_id in jobs:
-                await log.publish(job_id, "progress", {"pages_done": round_ + 1})
+                await log.publish(job_id, EventKind.PROGRESS, {"pages_done": round_ + 1})
             await asyncio.sleep(1 / args.rate)
+        done = Transitions(redis, settings)
         for job_id in jobs:
-            await log.publish(job_id, "done", {"state": "succeeded", "job": None})
+            await done.apply(job_id, JobState.SUCCEEDED, only_from=ACTIVE)
         async with asyncio.timeout(60):
             await asyncio.gather(*tasks, return_exceptions=True)
         elapsed = time.perf_counter() - started
@@ -111,7 +109,7 @@ async def load(
 def report(
     args: argparse.Namespace, clients: list[Client], before: int, after: int, elapsed: float
 ) -> None:
-    expected = args.events + 2  # the replayed state, the progress events, the terminal event
+    expected = args.events + 3  # the replayed states, the progress events, the terminal event
     latencies = sorted(lat for c in clients for lat in c.latencies[1:])  # first is a replay
     missed = sum(max(0, expected - len(c.ids)) for c in clients)
     duplicated = sum(len(c.ids) - len(set(c.ids)) for c in clients)

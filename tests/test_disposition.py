@@ -2,10 +2,9 @@
 
 import warnings
 
+from aiohttp.multipart import parse_content_disposition
 from hypothesis import example, given
 from hypothesis import strategies as st
-
-from aiohttp.multipart import parse_content_disposition
 
 from ocrflow.handlers.http.forms import _PLAIN_DISPOSITION, parse_disposition
 

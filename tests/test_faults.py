@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.runtime.pool import kill_tree
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from ocrflow.handlers.settings import Settings
@@ -155,15 +155,15 @@ async def test_a_queued_job_whose_queue_entry_was_lost_is_queued_again(
     lost = await (await submit(client, write_png(tmp_path / "a.png", ["Lost and found"]))).json()
     kept = await (await submit(client, write_png(tmp_path / "b.png", ["Never lost"]))).json()
     # What an expired or evicted arq entry looks like: the record says queued, arq has nothing.
-    await redis.delete(keys.ARQ_JOB + keys.arq_job_id(lost["id"], 1))
-    await redis.zrem(settings.queue_name, keys.arq_job_id(lost["id"], 1))
+    await redis.delete(redis_keys.ARQ_JOB + redis_keys.arq_job_id(lost["id"], 1))
+    await redis.zrem(settings.queue_name, redis_keys.arq_job_id(lost["id"], 1))
     services = client.app[SERVICES]
     assert await requeue_lost(services) == [lost["id"]]
     assert await requeue_lost(services) == []  # once is enough
-    assert await redis.exists(keys.ARQ_JOB + keys.arq_job_id(lost["id"], 2))
+    assert await redis.exists(redis_keys.ARQ_JOB + redis_keys.arq_job_id(lost["id"], 2))
     async with running_worker(settings):
         found = await wait_for_job(client, lost["id"])
         other = await wait_for_job(client, kept["id"])
     assert found["state"] == "succeeded" and found["run"] == 2
     assert other["state"] == "succeeded" and other["run"] == 1
-    assert not await redis.hlen(keys.QUEUED)  # type: ignore[misc]
+    assert not await redis.hlen(redis_keys.QUEUED)  # type: ignore[misc]

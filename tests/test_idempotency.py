@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import ANONYMOUS
 from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.jobs import redis_keys as keys
-from ocrflow.handlers.jobs.limits import active_key
+from ocrflow.handlers.jobs import redis_keys
+from ocrflow.handlers.jobs.reuse import fingerprint
 from ocrflow.handlers.settings import Settings
 from tests.conftest import wait_for_job
 from tests.corpus import write_png
@@ -77,7 +77,7 @@ async def _in_flight_key(client: TestClient[Any, Any], job_id: str) -> str:
     services = client.server.app[SERVICES]
     job = await services.jobs.get(job_id)
     assert job is not None
-    return services.reuse.claim_keys(job)[1]
+    return fingerprint(job).in_flight_key
 
 
 async def test_a_claim_left_by_an_ended_job_passes_to_the_next(
@@ -110,8 +110,8 @@ async def test_a_refused_job_claims_nothing_and_ended_jobs_are_pruned_from_a_cou
         (await _in_flight_key(client, first["id"])).encode()
     ]
     # The first job's record expires without its place being given back: the count is pruned.
-    await redis.delete(keys.job_key(first["id"]))
+    await redis.delete(redis_keys.job_key(first["id"]))
     response = await post(client, second_png)
     assert response.status == 202 and "Ocrflow-Reused" not in response.headers
     second = await response.json()
-    assert await redis.smembers(active_key(ANONYMOUS)) == {second["id"].encode()}
+    assert await redis.smembers(redis_keys.active_key(ANONYMOUS)) == {second["id"].encode()}

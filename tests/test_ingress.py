@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 from ocrflow.handlers.http import jobs as api
 from ocrflow.handlers.http.forms import MEMORY_BYTES
 from ocrflow.handlers.jobs.sources import clean_filename
-from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.storage.backend import LocalStorage
+from ocrflow.handlers.storage import layout
+from ocrflow.handlers.storage.local import LocalStorage
 from tests.corpus import write_png
 from tests.test_jobs import form
 
@@ -74,7 +74,7 @@ async def test_stored_source_is_the_upload(
     response = await client.post("/v1/jobs", data=form(png))
     assert response.status == 202, await response.text()
     job = await response.json()
-    stored = LocalStorage(settings.storage_dir).local_path(keys.source_key(job["id"]))
+    stored = LocalStorage(settings.storage_dir).local_path(layout.source_key(job["id"]))
     assert stored is not None and stored.read_bytes() == png.read_bytes()
     assert job["source"]["bytes"] == png.stat().st_size
     assert not list((settings.work_dir / "incoming").glob("*")), "a spool file was left behind"

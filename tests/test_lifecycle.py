@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
+from redis.asyncio import Redis
 
 from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.jobs import redis_keys
+from ocrflow.handlers.jobs.records import JobState
+from ocrflow.handlers.jobs.transitions import Transitions
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.app import POOL, worker_settings
 from tests.conftest import running_worker, wait_for_job
@@ -195,22 +199,17 @@ async def test_a_run_is_listed_with_its_lease_before_its_job_is_marked_running(
 ) -> None:
     """A worker killed between the two steps must leave a lease to run out: a job marked
     running with no listed run is one no reaper would ever hand back."""
-    from ocrflow.handlers.jobs import redis_keys as keys
-    from ocrflow.handlers.jobs.records import JobState
-    from ocrflow.handlers.jobs.services import Services
-    from ocrflow.handlers.jobs.transitions import transition
-    from ocrflow.handlers.worker import app as worker_module
-
     seen: list[tuple[bool, bool]] = []
+    apply = Transitions.apply
 
-    async def checked(services: Services, job_id: str, state: JobState, **kw: Any) -> bool:
+    async def checked(self: Transitions, job_id: str, state: JobState, **kw: Any) -> bool:
         if state is JobState.RUNNING:
-            redis = services.redis
-            listed = bool(await redis.hexists(keys.RUNNING, job_id))  # type: ignore[misc]
-            seen.append((listed, bool(await redis.exists(keys.lease_key(job_id)))))
-        return await transition(services, job_id, state, **kw)
+            async with Redis.from_url(str(settings.redis_url)) as redis:
+                listed = bool(await redis.hexists(redis_keys.RUNNING, job_id))  # type: ignore[misc]
+                seen.append((listed, bool(await redis.exists(redis_keys.lease_key(job_id)))))
+        return await apply(self, job_id, state, **kw)
 
-    monkeypatch.setattr(worker_module, "transition", checked)
+    monkeypatch.setattr(Transitions, "apply", checked)
     client = await aiohttp_client(create_app(settings))
     job = await (await submit(client, write_png(tmp_path / "p.png", ["listed first"]))).json()
     async with running_worker(settings):

@@ -3,7 +3,9 @@
 import pytest
 from redis.asyncio import Redis
 
+from ocrflow.handlers.jobs.admission import Admission
 from ocrflow.handlers.jobs.records import Job, JobState, JobStore, Progress, Source, new_job_id, now
+from ocrflow.handlers.jobs.transitions import Transitions
 from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import OcrOptions
 
@@ -13,23 +15,25 @@ def a_job() -> Job:
     return Job(id=new_job_id(), created_at=now(), source=source, options=OcrOptions())
 
 
-async def test_record_round_trips(redis: Redis) -> None:
-    store = JobStore(redis, retention=60)
+async def test_record_round_trips(redis: Redis, settings: Settings) -> None:
+    settings = settings.model_copy(update={"job_retention": 60})
     job = a_job()
-    await store.create(job)
-    assert await store.get(job.id) == job
+    await Admission(redis, settings).record(job)
+    assert await JobStore(redis, retention=60).get(job.id) == job
     assert 0 < await redis.ttl(f"ocrflow:job:{job.id}") <= 60
 
 
-async def test_terminal_state_is_never_overwritten(redis: Redis) -> None:
+async def test_terminal_state_is_never_overwritten(redis: Redis, settings: Settings) -> None:
     store = JobStore(redis, retention=60)
     job = a_job()
-    await store.create(job)
+    await Admission(redis, settings).record(job)
+    transitions = Transitions(redis, settings)
     running = frozenset({JobState.RUNNING})
-    assert await store.update(job.id, state=JobState.CANCELLED)
+    queued = frozenset({JobState.QUEUED})
+    assert await transitions.apply(job.id, JobState.CANCELLED, only_from=queued)
     late = Progress(stage="ocr", pages_done=3)
     assert not await store.update(job.id, only_from=running, progress=late)
-    assert not await store.update(job.id, only_from=running, state=JobState.SUCCEEDED)
+    assert not await transitions.apply(job.id, JobState.SUCCEEDED, only_from=running)
     stored = await store.get(job.id)
     assert stored is not None
     assert stored.state is JobState.CANCELLED
@@ -41,8 +45,11 @@ async def test_update_of_a_missing_job_is_refused(redis: Redis) -> None:
 
 
 def test_job_ids_sort_by_creation_time() -> None:
-    ids = [new_job_id() for _ in range(50)]
-    assert len(set(ids)) == 50
+    """Ids made in one burst (many in the same millisecond) come out in order: listings page
+    through a caller's jobs by id."""
+    ids = [new_job_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
     assert all(len(i) == 24 and i.startswith("j_") for i in ids)
 
 

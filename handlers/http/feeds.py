@@ -2,23 +2,19 @@
 
 import asyncio
 import json
-from typing import Any
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.http.auth import caller
 from ocrflow.handlers.http.hub import Subscription
 from ocrflow.handlers.http.jobs import job_or_404, render_job
 from ocrflow.handlers.http.state import HUB, SERVICES
-from ocrflow.handlers.jobs.events import Event, stream_id
-from ocrflow.handlers.jobs.records import Job
+from ocrflow.handlers.jobs.events import Event, is_stream_id, stream_id
 
 PING_INTERVAL = 15.0
-# A job whose record is terminal but whose stream lacks the terminal event (trimmed, or not yet
-# published) waits this long for it before the feed makes one from the record; a quiet feed
-# looks at the record this often, in case a terminal event was never published.
-TERMINAL_GRACE = 2.0
+# A quiet job feed looks this often whether its job has expired.
 RECHECK_INTERVAL = 15.0
 
 routes = web.RouteTableDef()
@@ -36,7 +32,10 @@ async def all_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _feed(request: web.Request, job_id: str | None, owner: str) -> web.StreamResponse:
-    last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    last = request.headers.get("Last-Event-ID", request.query.get("last_event_id"))
+    if last is not None and not is_stream_id(last):
+        # Before the stream starts: a browser would otherwise reconnect with it again and again.
+        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, f"Last-Event-ID {last[:40]!r} is not ours")
     with request.app[HUB].subscribe(job_id, owner) as subscription:
         # The response is its own context manager; sse_response() would wrap it once more
         # and keep the wrapper alive for the life of every stream.
@@ -63,24 +62,30 @@ class _Feed:
         self.owner = owner
 
     async def replay(self) -> bool:
-        """Send what the client has not seen; True when the feed is over."""
-        events = self.request.app[SERVICES].events
-        for event in await events.history(self.job_id, self.last, self.owner):
+        """Send what the client has not seen of the job's latest run (of every job's events, in
+        the all-jobs feed); True when the feed is over."""
+        services = self.request.app[SERVICES]
+        since = await services.jobs.events_from(self.job_id) if self.job_id else None
+        if since and stream_id(self.last or "0-0") < stream_id(since):
+            history = await services.events.history(self.job_id, None, self.owner, since=since)
+        else:
+            history = await services.events.history(self.job_id, self.last, self.owner)
+        for event in history:
             if await self.send(event):
                 return True
         return False
 
     async def follow(self, subscription: Subscription) -> None:
-        finished = self.job_id is not None and await self._finished()
+        """Live events until the job's ending. Every transition announces itself in the same
+        step that makes it, so the ending always comes; a job feed only looks now and then
+        whether its job has expired meanwhile."""
         while True:
             try:
-                async with asyncio.timeout(self._patience(finished)):
+                async with asyncio.timeout(RECHECK_INTERVAL if self.job_id else None):
                     item = await subscription.next()
             except TimeoutError:
-                if finished:  # the record is terminal but no terminal event came: end anyway
-                    await self._send_from_record()
+                if await self._gone():
                     return
-                finished = await self._finished()
                 continue
             if item == "closed":
                 return
@@ -90,33 +95,18 @@ class _Feed:
             elif stream_id(item.id) > stream_id(self.last or "0-0") and await self.send(item):
                 return
 
-    def _patience(self, finished: bool) -> float | None:
-        if self.job_id is None:
-            return None
-        return TERMINAL_GRACE if finished else RECHECK_INTERVAL
-
-    async def _finished(self) -> bool:
+    async def _gone(self) -> bool:
         assert self.job_id is not None
-        job = await self.request.app[SERVICES].jobs.get(self.job_id)
-        return job is None or job.state.terminal
+        return await self.request.app[SERVICES].jobs.get(self.job_id) is None
 
     async def send(self, event: Event) -> bool:
-        """Send one event; True when it ends a job's feed."""
+        """Send one event; True when it ends a job's feed. An ending carries the job's document
+        as it is now (events themselves stay small)."""
         data = event.data
-        if event.terminal and data.get("job"):
-            job = Job.model_validate(data["job"])
-            data = {**data, "job": render_job(job, self.request)}
+        if event.terminal:
+            job = await self.request.app[SERVICES].jobs.get(event.job_id)
+            data = {**data, "job": render_job(job, self.request) if job else None}
         body = json.dumps({"job_id": event.job_id, "ts": event.ts, **data})
         await self.sse.send(body, id=event.id, event=event.kind)
         self.last = event.id
         return event.terminal and self.job_id is not None
-
-    async def _send_from_record(self) -> None:
-        assert self.job_id is not None
-        job = await self.request.app[SERVICES].jobs.get(self.job_id)
-        if job is None:
-            return
-        kind = "done" if job.state == "succeeded" else str(job.state)
-        rendered = render_job(job, self.request)
-        body: dict[str, Any] = {"job_id": job.id, "state": job.state, "job": rendered}
-        await self.sse.send(json.dumps(body), event=kind)

@@ -10,7 +10,7 @@ from typing import Literal
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.events import Event, decode_event
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class EventHub:
 
     async def _messages(self) -> AsyncIterator[bytes]:
         async with self._redis.pubsub() as pubsub:
-            await pubsub.subscribe(keys.EVENTS_CHANNEL)
+            await pubsub.subscribe(redis_keys.EVENTS_CHANNEL)
             # Whatever was published while we were not listening is in the streams.
             self._broadcast("resync")
             self._ready.set()

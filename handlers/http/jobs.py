@@ -22,14 +22,21 @@ from ocrflow.handlers.http.forms import (
 from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs import queue
 from ocrflow.handlers.jobs.intake import submit
-from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState, Progress, Source, new_job_id, now
-from ocrflow.handlers.jobs.transitions import transition
+from ocrflow.handlers.jobs.records import (
+    ACTIVE,
+    Job,
+    JobState,
+    Priority,
+    Progress,
+    Source,
+    new_job_id,
+    now,
+)
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url
 from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import check_languages
 from ocrflow.pipeline.outputs import FILENAMES, MEDIA_TYPES
 
-PRIORITIES = ("high", "normal", "low")
 EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 BOOLEAN_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -138,13 +145,12 @@ def _checked_url(raw: str, name: str, allow_private: bool) -> str:
     return url
 
 
-def _priority(fields: dict[str, list[str]]) -> Any:
-    value = fields.get("priority", ["normal"])[-1]
-    if value not in PRIORITIES:
-        raise OcrflowError(
-            ErrorCode.INVALID_OPTIONS, f"priority must be one of {', '.join(PRIORITIES)}"
-        )
-    return value
+def _priority(fields: dict[str, list[str]]) -> Priority:
+    value = fields.get("priority", [Priority.NORMAL])[-1]
+    if value not in Priority.__members__.values():
+        names = ", ".join(Priority)
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"priority must be one of {names}")
+    return Priority(value)
 
 
 @routes.get("/v1/jobs/{job_id}", name="job")
@@ -158,14 +164,9 @@ async def cancel_job(request: web.Request) -> web.Response:
     """A queued job never starts; a running one has its work killed within a second or so."""
     services = request.app[SERVICES]
     job = await job_or_404(request)
-    stopped = Progress(
-        stage="cancelled",
-        message="cancelled",
-        pages_done=job.progress.pages_done,
-        pages_total=job.progress.pages_total,
-    )
-    if not await transition(
-        services, job.id, JobState.CANCELLED, only_from=ACTIVE, finished_at=now(), progress=stopped
+    stopped = job.progress.model_copy(update={"stage": "cancelled", "message": "cancelled"})
+    if not await services.transitions.apply(
+        job.id, JobState.CANCELLED, only_from=ACTIVE, finished_at=now(), progress=stopped
     ):
         raise OcrflowError(ErrorCode.JOB_FINISHED, f"job {job.id} has already ended")
     return web.json_response(render_job(await job_or_404(request), request))
@@ -180,11 +181,16 @@ async def retry_job(request: web.Request) -> web.Response:
     if job.state not in RETRYABLE:
         raise _not_retryable(job)
     await services.limits.admit(job.owner, job.id)
-    if not await transition(
-        services,
+    entry = queue.run_entry(
+        job.id, run=run, priority=job.priority, keep=services.settings.job_retention
+    )
+    if not await services.transitions.apply(
         job.id,
         JobState.QUEUED,
         only_from=RETRYABLE,
+        note={"run": run},
+        enqueue=entry,
+        starts_run=True,
         run=run,
         error=None,
         finished_at=None,
@@ -194,9 +200,6 @@ async def retry_job(request: web.Request) -> web.Response:
     ):
         await services.limits.release(job.owner, job.id)
         raise _not_retryable(job)
-    await queue.enqueue_run(
-        services.redis, job.id, run=run, priority=job.priority, keep=services.settings.job_retention
-    )
     refreshed = await job_or_404(request)
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     return web.json_response(

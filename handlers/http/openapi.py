@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ocrflow.handlers.http.auth import public
 from ocrflow.handlers.http.jobs import LIST_LIMIT
-from ocrflow.handlers.jobs.records import Job, JobState
+from ocrflow.handlers.jobs.records import Job, JobState, Priority
 from ocrflow.pipeline.options import OUTPUTS, PSMS, OcrOptions, installed_languages
 from ocrflow.pipeline.outputs import FILENAMES
 
@@ -55,6 +55,12 @@ def _ok(status: int, description: str, schema: dict[str, Any] | None = None) -> 
 
 CALLER_ERRORS = (401, 429, 503)
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "description": "the id of the last event received: the feed goes on after it",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,20}(-[0-9]{1,20})?$"},
+}
 
 
 def _list_of(names: list[str]) -> str:
@@ -95,7 +101,7 @@ def _option_properties(*, json_body: bool) -> dict[str, Any]:
         "force_ocr": {"type": "boolean"},
         "rotate": {"type": "boolean"},
         "deskew": {"type": "boolean"},
-        "priority": {"type": "string", "enum": ["high", "normal", "low"]},
+        "priority": {"type": "string", "enum": [p.value for p in Priority]},
         "metadata": metadata,
         "callback_url": {"type": "string", "format": "uri"},
         "notify_email": {"type": "string", "format": "email"},
@@ -214,17 +220,15 @@ def _operations() -> dict[str, Any]:
         "/v1/jobs/{job_id}/events": {
             "get": {
                 "summary": "The job's events: replayed after Last-Event-ID, then live",
-                "parameters": [
-                    JOB_ID,
-                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
-                ],
-                "responses": {"200": stream, **_errors(404, *CALLER_ERRORS)},
+                "parameters": [JOB_ID, LAST_EVENT_ID],
+                "responses": {"200": stream, **_errors(400, 404, *CALLER_ERRORS)},
             }
         },
         "/v1/events": {
             "get": {
                 "summary": "Events of all the caller's jobs",
-                "responses": {"200": stream, **_errors(*CALLER_ERRORS)},
+                "parameters": [LAST_EVENT_ID],
+                "responses": {"200": stream, **_errors(400, *CALLER_ERRORS)},
             }
         },
         "/v1/uploads": {

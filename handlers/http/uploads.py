@@ -12,20 +12,16 @@ from ocrflow.handlers.http.auth import caller
 from ocrflow.handlers.http.forms import JsonOptions, UploadStart, json_fields
 from ocrflow.handlers.http.jobs import job_from_fields, render_job
 from ocrflow.handlers.http.state import SERVICES
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Source
 from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import ObjectNotFound
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.media import SNIFF_BYTES, sniff
 
-UPLOAD_PREFIX = "ocrflow:upload:"
-
 routes = web.RouteTableDef()
-
-
-def _upload_key(upload_id: str) -> str:
-    return f"uploads/{upload_id}"
 
 
 def _s3(services: Services) -> S3Storage:
@@ -45,10 +41,10 @@ async def start_upload(request: web.Request) -> web.Response:
     upload_id = "u_" + secrets.token_hex(12)
     expiry = settings.download_url_expiry
     form = await storage.upload_form(
-        _upload_key(upload_id), max_bytes=settings.max_upload_bytes, expiry=expiry
+        layout.upload_key(upload_id), max_bytes=settings.max_upload_bytes, expiry=expiry
     )
     record = json.dumps({"filename": filename, "owner": caller(request)})
-    await services.redis.set(UPLOAD_PREFIX + upload_id, record, ex=2 * expiry)
+    await services.redis.set(redis_keys.UPLOAD_PREFIX + upload_id, record, ex=2 * expiry)
     complete = request.url.join(request.app.router["complete_upload"].url_for(upload_id=upload_id))
     body = {
         "upload_id": upload_id,
@@ -68,17 +64,17 @@ async def complete_upload(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     storage, settings = _s3(services), services.settings
     upload_id = request.match_info["upload_id"]
-    raw = await services.redis.get(UPLOAD_PREFIX + upload_id)
+    raw = await services.redis.get(redis_keys.UPLOAD_PREFIX + upload_id)
     if raw is None or json.loads(raw).get("owner") != caller(request):
         raise OcrflowError(ErrorCode.UPLOAD_NOT_FOUND, f"no upload {upload_id!r} (or it expired)")
     fields = await json_fields(request, JsonOptions) if request.can_read_body else {}
     source = await _source(storage, upload_id, raw, settings.max_upload_bytes)
     job = job_from_fields(request, fields, source)
-    await storage.copy(_upload_key(upload_id), f"jobs/{job.id}/source")
+    await storage.copy(layout.upload_key(upload_id), layout.source_key(job.id))
     key = request.headers.get("Idempotency-Key")
     job, _ = await submit(services, job, None, idempotency_key=key)
-    await services.redis.delete(UPLOAD_PREFIX + upload_id)
-    await storage.delete(_upload_key(upload_id))  # the job has its own copy now
+    await services.redis.delete(redis_keys.UPLOAD_PREFIX + upload_id)
+    await storage.delete(layout.upload_key(upload_id))  # the job has its own copy now
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
     return web.json_response(
         render_job(job, request), status=202, headers={"Location": str(location)}
@@ -88,7 +84,7 @@ async def complete_upload(request: web.Request) -> web.Response:
 async def _source(storage: S3Storage, upload_id: str, raw: Any, max_bytes: int) -> Source:
     try:
         head, size = await storage.peek(
-            storage.bucket, storage.prefix + _upload_key(upload_id), SNIFF_BYTES
+            storage.bucket, storage.prefix + layout.upload_key(upload_id), SNIFF_BYTES
         )
     except ObjectNotFound as exc:
         raise OcrflowError(

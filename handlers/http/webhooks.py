@@ -13,10 +13,11 @@ from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.http.auth import signed
 from ocrflow.handlers.http.forms import read_json
 from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Job, Source, new_job_id, now
 from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import StorageError
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.errors import PipelineError
@@ -24,7 +25,6 @@ from ocrflow.pipeline.media import SNIFF_BYTES, sniff
 
 log = logging.getLogger(__name__)
 
-EVENT_PREFIX = "ocrflow:s3event:"
 
 routes = web.RouteTableDef()
 
@@ -85,7 +85,7 @@ async def _job_for(
 ) -> dict[str, Any]:
     """One job per object version: a repeated delivery answers with the same job."""
     job_id = new_job_id()
-    marker = f"{EVENT_PREFIX}{bucket}\n{key}\n{version}"
+    marker = f"{redis_keys.S3_EVENT_PREFIX}{bucket}\n{key}\n{version}"
     retention = services.settings.job_retention
     if not await services.redis.set(marker, job_id, nx=True, ex=retention):
         existing = await services.redis.get(marker)
@@ -111,7 +111,7 @@ async def _job_for(
         metadata={"s3": {"bucket": bucket, "key": key, "version": version}},
     )
     try:
-        await storage.copy_in(bucket, key, keys.source_key(job_id))
+        await storage.copy_in(bucket, key, layout.source_key(job_id))
         answer, _ = await submit(services, job, None, idempotency_key=None)
     except BaseException:
         await services.redis.delete(marker)  # not taken: a redelivery may try again

@@ -4,20 +4,26 @@ announce and count, in another) after. Each script runs whole, so each step is a
 As three commands and a nine-command MULTI, the same work took four round trips and about a
 fifth of the ingress's CPU in redis-py."""
 
+import json
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from ocrflow.handlers.jobs import queue
-from ocrflow.handlers.jobs import redis_keys as keys
-from ocrflow.handlers.jobs.events import PUBLISH_FUNCTION, EventLog
-from ocrflow.handlers.jobs.limits import BACKLOG_FULL, CALLER_FULL, REFUSED_FUNCTION, active_key
+from ocrflow.handlers.jobs import queue, redis_keys
+from ocrflow.handlers.jobs.events import (
+    ALL_JOBS_EVENTS,
+    PER_JOB_EVENTS,
+    PUBLISH_FUNCTION,
+    EventKind,
+    raw_event,
+)
+from ocrflow.handlers.jobs.limits import BACKLOG_FULL, CALLER_FULL, REFUSED_FUNCTION
 from ocrflow.handlers.jobs.records import Job, JobState, record_fields
-from ocrflow.handlers.jobs.reuse import Reuse
-from ocrflow.handlers.jobs.stats import STATS
+from ocrflow.handlers.jobs.reuse import fingerprint
+from ocrflow.handlers.jobs.transitions import ENDED_FUNCTION, ending_plan
 from ocrflow.handlers.settings import Settings
 
 
@@ -57,28 +63,36 @@ return {0}
 """
 )
 
-# KEYS: record, owner's index, arq job, queue, queued runs, stats, then publish()'s four.
-# ARGV: job id, retention, arq id, arq payload, keep (ms), queue score, then publish()'s four,
-# then the record's fields and values.
+# KEYS: record, owner's index, the queue, queued runs, counters, then publish()'s stream, all
+# and channel. ARGV: the plan (JSON), then the record's fields and values. A job accepted for
+# reading has its first run queued; one answered from the result cache has ended already.
 _RECORD = (
     PUBLISH_FUNCTION
+    + queue.ENQUEUE_FUNCTION
+    + ENDED_FUNCTION
     + """
-redis.call('HSET', KEYS[1], unpack(ARGV, 11))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('PSETEX', KEYS[3], ARGV[5], ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[3])
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[3])
-redis.call('HINCRBY', KEYS[6], 'jobs:accepted', 1)
-publish(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+local plan = cjson.decode(ARGV[1])
+local record, job_id = KEYS[1], plan.job_id
+redis.call('HSET', record, unpack(ARGV, 2))
+redis.call('EXPIRE', record, plan.retention)
+redis.call('ZADD', KEYS[2], 0, job_id)
+redis.call('HINCRBY', KEYS[5], 'jobs:accepted', 1)
+if plan.run then
+  enqueue(KEYS[3], plan.run[1], plan.run[2], plan.run[3], plan.run[4])
+  redis.call('HSET', KEYS[4], job_id, plan.run[1])
+else
+  redis.call('HINCRBY', KEYS[5], 'jobs:' .. plan.state, 1)
+  ended(record, KEYS[3], job_id, plan)
+end
+publish(KEYS[6], KEYS[7], KEYS[8], record, plan.event, plan.retention, plan.per_job, plan.all_jobs)
 return 1
 """
 )
 
 
 class Admission:
-    def __init__(self, redis: Redis, settings: Settings, reuse: Reuse, events: EventLog) -> None:
-        self._settings, self._reuse, self._events = settings, reuse, events
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._settings = settings
         self._claim = redis.register_script(_CLAIM)
         self._record = redis.register_script(_RECORD)
 
@@ -87,14 +101,20 @@ class Admission:
         checking first finds an earlier result (when `check_cache`) or another job reading
         the content (when `check_claim`), or the limits refuse it."""
         settings = self._settings
-        cached, in_flight = self._reuse.claim_keys(job)
-        script_keys = [cached or "", in_flight, active_key(job.owner), settings.queue_name]
+        content = fingerprint(job)
+        cache = check_cache and content.cacheable and settings.result_cache_ttl > 0
+        script_keys = [
+            content.result_key,
+            content.in_flight_key,
+            redis_keys.active_key(job.owner),
+            settings.queue_name,
+        ]
         args: list[str | int] = [
             job.id,
-            self._reuse.in_flight_ttl,
+            settings.job_retention,
             settings.max_active_jobs_per_caller,
             settings.max_backlog,
-            int(check_cache and cached is not None),
+            int(cache),
             int(check_claim),
         ]
         reply = await cast(Awaitable[list[int | bytes]], self._claim(script_keys, args))
@@ -102,31 +122,36 @@ class Admission:
         return Claim(Verdict(int(reply[0])), other.decode() if isinstance(other, bytes) else None)
 
     async def record(self, job: Job) -> None:
-        """Record the admitted job, queue its first run, announce it queued and count it."""
-        keep = self._settings.job_retention
-        run = queue.first_run(job.id, priority=job.priority, keep=keep)
-        event_keys, event_args = self._events.publish_parts(
-            job.id, "state", {"state": JobState.QUEUED}
-        )
-        record = keys.job_key(job.id)
+        """Record a new job and announce it, counted as accepted: an admitted job queued for
+        its first run, or one answered from the result cache (already succeeded), whose
+        callback and e-mail are queued as any ending's are."""
+        settings = self._settings
+        keep = settings.job_retention
+        plan: dict[str, Any] = {
+            "job_id": job.id,
+            "retention": str(keep),
+            "per_job": str(PER_JOB_EVENTS),
+            "all_jobs": str(ALL_JOBS_EVENTS),
+        }
+        if job.state is JobState.QUEUED:
+            entry = queue.run_entry(job.id, run=job.run, priority=job.priority, keep=keep)
+            plan["run"] = entry.plan()
+            plan["event"] = raw_event(job.id, EventKind.STATE, {"state": job.state})
+        elif job.state is JobState.SUCCEEDED:
+            plan |= ending_plan(settings, job.id, job.state)
+            plan["event"] = raw_event(job.id, EventKind.ending(job.state), {"state": job.state})
+        else:
+            raise ValueError(f"a new job is queued or answered, not {job.state}")
+        fields = record_fields(job) | {"reuse": fingerprint(job).record_field()}
         script_keys = [
-            record,
-            keys.job_index(job.owner),
-            run.key,
-            self._settings.queue_name,
-            keys.QUEUED,
-            STATS,
-            *event_keys,
+            redis_keys.job_key(job.id),
+            redis_keys.job_index(job.owner),
+            settings.queue_name,
+            redis_keys.QUEUED,
+            redis_keys.STATS,
+            redis_keys.events_key(job.id),
+            redis_keys.ALL_EVENTS,
+            redis_keys.EVENTS_CHANNEL,
         ]
-        args: list[str | int | bytes] = [
-            job.id,
-            keep,
-            run.arq_id,
-            run.payload,
-            run.keep_ms,
-            run.score,
-            *event_args,
-        ]
-        for name, value in record_fields(job).items():
-            args += (name, value)
+        args = [json.dumps(plan), *(item for pair in fields.items() for item in pair)]
         await cast(Awaitable[int], self._record(script_keys, args))

@@ -2,16 +2,42 @@
 pub/sub. The streams are the record a late or returning listener replays; pub/sub only wakes."""
 
 import json
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
+from ocrflow.handlers.jobs.records import JobState
 
-TERMINAL_KINDS = frozenset({"done", "failed", "cancelled"})
+
+class EventKind(StrEnum):
+    STATE = "state"  # queued (again) or running
+    PROGRESS = "progress"
+    PAGE = "page"
+    DONE = "done"  # the job's last event, one of these three
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _ENDINGS.values()
+
+    @classmethod
+    def ending(cls, state: JobState) -> "EventKind":
+        """The event a job's feed ends with when it reaches `state` (a terminal one)."""
+        return _ENDINGS[state]
+
+
+_ENDINGS = {
+    JobState.SUCCEEDED: EventKind.DONE,
+    JobState.FAILED: EventKind.FAILED,
+    JobState.CANCELLED: EventKind.CANCELLED,
+}
 PER_JOB_EVENTS = 2000  # a 500-page job sends ~2 events a page, plus its states
 ALL_JOBS_EVENTS = 10_000
 
@@ -41,13 +67,13 @@ _PUBLISH = (
 class Event:
     id: str  # the job stream's id (or the all-jobs stream's, in that feed)
     job_id: str
-    kind: str  # state | progress | page | done | failed | cancelled
+    kind: EventKind
     data: dict[str, Any]
     ts: float  # publish time, seconds since the epoch
 
     @property
     def terminal(self) -> bool:
-        return self.kind in TERMINAL_KINDS
+        return self.kind.terminal
 
     def payload(self) -> str:
         return json.dumps({"job_id": self.job_id, "ts": self.ts, **self.data})
@@ -62,10 +88,23 @@ def stream_id(value: str) -> tuple[int, int]:
         return (0, 0)
 
 
+_STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+_LAST_READABLE = (2**64 - 1, 2**64 - 2)  # Redis reads after ids up to this one
+
+
+def is_stream_id(value: str) -> bool:
+    """Whether `value` has the form of a stream id (`<ms>-<seq>`, or `<ms>` alone)."""
+    return _STREAM_ID.fullmatch(value) is not None
+
+
 def decode_event(event_id: str, raw: bytes | str) -> Event:
     body = json.loads(raw)
     return Event(
-        id=event_id, job_id=body["job_id"], kind=body["kind"], data=body["data"], ts=body["ts"]
+        id=event_id,
+        job_id=body["job_id"],
+        kind=EventKind(body["kind"]),
+        data=body["data"],
+        ts=body["ts"],
     )
 
 
@@ -77,36 +116,48 @@ class EventLog:
         self._retention = retention
         self._publish = redis.register_script(_PUBLISH)
 
-    async def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> str:
-        raw = _raw(job_id, kind, data)
+    async def publish(self, job_id: str, kind: EventKind, data: dict[str, Any]) -> str:
+        raw = raw_event(job_id, kind, data)
         event_id = await self._publish(keys=self._keys(job_id), args=self._args(raw))
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
     def publish_parts(
-        self, job_id: str, kind: str, data: dict[str, Any]
+        self, job_id: str, kind: EventKind, data: dict[str, Any]
     ) -> tuple[list[str], list[str | int]]:
         """The keys and arguments of `publish(...)` in PUBLISH_FUNCTION, for a script that
         announces an event along with writes of its own."""
-        return self._keys(job_id), self._args(_raw(job_id, kind, data))
+        return self._keys(job_id), self._args(raw_event(job_id, kind, data))
 
-    async def publish_many(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    async def publish_many(
+        self, job_id: str, events: list[tuple[EventKind, dict[str, Any]]]
+    ) -> None:
         """Several events of one job, in order, in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for kind, data in events:
-                raw = _raw(job_id, kind, data)
+                raw = raw_event(job_id, kind, data)
                 await self._publish(keys=self._keys(job_id), args=self._args(raw), client=pipe)
             await pipe.execute()
 
     def _keys(self, job_id: str) -> list[str]:
-        return [keys.events_key(job_id), keys.ALL_EVENTS, keys.EVENTS_CHANNEL, keys.job_key(job_id)]
+        return [
+            redis_keys.events_key(job_id),
+            redis_keys.ALL_EVENTS,
+            redis_keys.EVENTS_CHANNEL,
+            redis_keys.job_key(job_id),
+        ]
 
     def _args(self, raw: str) -> list[str | int]:
         return [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
 
-    async def history(self, job_id: str | None, after: str | None, owner: str) -> list[Event]:
-        """Events after `after` (exclusive), or all kept, of one job or of all `owner`'s jobs."""
-        key = keys.events_key(job_id) if job_id else keys.ALL_EVENTS
-        start = f"({after}" if after and stream_id(after) != (0, 0) else "-"
+    async def history(
+        self, job_id: str | None, after: str | None, owner: str, *, since: str | None = None
+    ) -> list[Event]:
+        """Events after `after` (exclusive) or from `since` (inclusive), else all kept, of one
+        job or of all `owner`'s jobs."""
+        key = redis_keys.events_key(job_id) if job_id else redis_keys.ALL_EVENTS
+        if after and stream_id(after) > _LAST_READABLE:
+            return []  # nothing can come after it
+        start = f"({after}" if after and stream_id(after) != (0, 0) else since or "-"
         rows = await cast(Awaitable[list[Any]], self._redis.xrange(key, min=start, max="+"))
         if job_id is None:
             tag = json.dumps(owner).encode()
@@ -114,7 +165,7 @@ class EventLog:
         return [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
 
 
-def _raw(job_id: str, kind: str, data: dict[str, Any]) -> str:
+def raw_event(job_id: str, kind: EventKind, data: dict[str, Any]) -> str:
     return json.dumps({"job_id": job_id, "kind": kind, "data": data, "ts": time.time()})
 
 

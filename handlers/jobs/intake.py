@@ -7,11 +7,11 @@ from typing import Literal, cast
 from redis.exceptions import RedisError
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.jobs import redis_keys as keys
 from ocrflow.handlers.jobs.admission import Verdict
 from ocrflow.handlers.jobs.records import Job, JobState, now
 from ocrflow.handlers.jobs.reuse import reusable_result, still_running
 from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
     files live and expire with it)."""
     outputs = {}
     for name, key in earlier.outputs.items():
-        outputs[name] = keys.output_key(job.id, key.rsplit("/", 1)[-1])
+        outputs[name] = layout.output_key(job.id, key.rsplit("/", 1)[-1])
         await services.storage.copy(key, outputs[name])
     answered = job.model_copy(
         update={
@@ -104,10 +104,7 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
             "finished_at": now(),
         }
     )
-    await services.jobs.create(answered)
-    await services.events.publish(
-        job.id, "done", {"state": JobState.SUCCEEDED, "job": answered.model_dump(mode="json")}
-    )
+    await services.admission.record(answered)
     log.info("job %s answered from the result of %s", job.id, earlier.id)
     return answered
 
@@ -117,7 +114,7 @@ async def accept(services: Services, job: Job, source: Path | bytes | None) -> J
     bytes; a URL is fetched by the worker), then record and queue it; any failure leaves no
     job accepted."""
     try:
-        key, content_type = keys.source_key(job.id), str(job.source.media_type)
+        key, content_type = layout.source_key(job.id), str(job.source.media_type)
         if isinstance(source, bytes):
             await services.storage.put_bytes(key, source, content_type=content_type)
         elif source is not None:

@@ -9,13 +9,12 @@ from typing import cast
 from redis.asyncio import Redis
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.records import JobStore
 from ocrflow.handlers.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RATE_PREFIX = "ocrflow:rate:"
-ACTIVE_PREFIX = "ocrflow:active:"
 ACTIVE_RETRY_AFTER = 10
 BACKLOG_RETRY_AFTER = 30
 
@@ -56,10 +55,6 @@ return verdict
 CALLER_FULL, BACKLOG_FULL = 1, 2
 
 
-def active_key(caller: str) -> str:
-    return ACTIVE_PREFIX + caller
-
-
 class Limits:
     def __init__(self, redis: Redis, jobs: JobStore, settings: Settings) -> None:
         self._redis, self._jobs, self._settings = redis, jobs, settings
@@ -74,7 +69,9 @@ class Limits:
         tolerance = interval * (self._settings.rate_burst - 1)
         wait = await cast(
             Awaitable[int],
-            self._rate(keys=[RATE_PREFIX + caller], args=[int(interval), int(tolerance)]),
+            self._rate(
+                keys=[redis_keys.RATE_PREFIX + caller], args=[int(interval), int(tolerance)]
+            ),
         )
         if wait:
             seconds = max(1, math.ceil(int(wait) / 1_000_000))
@@ -114,19 +111,19 @@ class Limits:
     async def _try_admit(self, caller: str, job_id: str) -> int:
         settings = self._settings
         args: list[str | int] = [job_id, settings.max_active_jobs_per_caller, settings.max_backlog]
-        keys = [active_key(caller), settings.queue_name]
+        keys = [redis_keys.active_key(caller), settings.queue_name]
         return int(await cast(Awaitable[int], self._admit(keys=keys, args=args)))
 
     async def prune(self, caller: str) -> bool:
         """Drop members whose job has ended or expired (a release that never happened)."""
-        raw = await self._redis.smembers(active_key(caller))  # type: ignore[misc]
+        raw = await self._redis.smembers(redis_keys.active_key(caller))  # type: ignore[misc]
         members = [m.decode() for m in raw]
         jobs = await self._jobs.get_many(members)
         stale = [m for m, j in zip(members, jobs, strict=True) if j is None or j.state.terminal]
         if stale:
             log.info("caller %s: %d ended jobs were still counted as active", caller, len(stale))
-            await self._redis.srem(active_key(caller), *stale)  # type: ignore[misc]
+            await self._redis.srem(redis_keys.active_key(caller), *stale)  # type: ignore[misc]
         return bool(stale)
 
     async def release(self, caller: str, job_id: str) -> None:
-        await self._redis.srem(active_key(caller), job_id)  # type: ignore[misc]
+        await self._redis.srem(redis_keys.active_key(caller), job_id)  # type: ignore[misc]

@@ -3,7 +3,6 @@
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -12,14 +11,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
+from ocrflow.handlers.jobs.records import Priority
 from ocrflow.handlers.settings import Settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEK = 7 * 24 * 3600.0
 PATIENT_RETRIES = 6  # ~5 s of backoff; longer outages restart the worker
 _DECADE_MS = 10 * 365 * 24 * 3600 * 1000
-PRIORITY_HEAD_START = {"high": 2 * _DECADE_MS, "normal": _DECADE_MS, "low": 0}
+PRIORITY_HEAD_START = {Priority.HIGH: 2 * _DECADE_MS, Priority.NORMAL: _DECADE_MS, Priority.LOW: 0}
 
 
 def redis_settings(settings: Settings, *, patient: bool = False) -> RedisSettings:
@@ -54,50 +54,53 @@ async def connect(settings: Settings) -> ArqRedis:
     return pool
 
 
-async def enqueue_run(
-    arq: ArqRedis, job_id: str, *, run: int = 1, priority: str = "normal", keep: float = WEEK
-) -> bool:
-    """Queue one run of a job; False when that run is already queued or finished.
-
-    arq takes the lowest score first and scores by time; a priority moves the score years into
-    the past, so every high job comes before every normal one, and normal before low, each
-    in the order they came.
-    """
-    score = datetime.now(UTC) - timedelta(milliseconds=PRIORITY_HEAD_START[priority])
-    queued = await arq.enqueue_job(
-        keys.PROCESS_JOB,
-        job_id,
-        _job_id=keys.arq_job_id(job_id, run),
-        _defer_until=score,
-        _expires=timedelta(seconds=keep),
-    )
-    if queued is not None:
-        await arq.hset(keys.QUEUED, job_id, keys.arq_job_id(job_id, run))  # type: ignore[misc]
-    return queued is not None
+# Queue an arq job from inside a script, as arq's `enqueue_job` does: unless arq still holds that
+# id (queued, running or its result kept), store its payload for a while and queue its id.
+ENQUEUE_FUNCTION = f"""
+local function enqueue(queue, arq_id, payload, keep_ms, score)
+  local held = redis.call(
+    'EXISTS', '{redis_keys.ARQ_JOB}' .. arq_id, '{redis_keys.ARQ_RESULT}' .. arq_id)
+  if held > 0 then return 0 end
+  redis.call('PSETEX', '{redis_keys.ARQ_JOB}' .. arq_id, keep_ms, payload)
+  redis.call('ZADD', queue, score, arq_id)
+  return 1
+end
+"""
+TASK_KEEP_MS = 24 * 3600 * 1000  # arq's own default for a job nobody has picked up
 
 
 @dataclass(frozen=True)
-class FirstRun:
-    """The first run of a new job as arq stores a queued job: its payload under `key` for
-    `keep_ms`, its id in the queue at `score`. What `enqueue_run` stores, written directly:
-    arq's own enqueue checks, in three round trips, for an id that cannot exist yet, since
-    job ids are new."""
+class Entry:
+    """An arq job as `ENQUEUE_FUNCTION` stores it: `payload` for `keep_ms`, `arq_id` queued at
+    `score` (arq takes the lowest score first)."""
 
     arq_id: str
-    key: str
     payload: bytes
     keep_ms: int
     score: int
 
+    def plan(self) -> list[str]:
+        """The arguments of `enqueue` after the queue, as a script's JSON plan carries them."""
+        return [self.arq_id, self.payload.decode(), str(self.keep_ms), str(self.score)]
 
-def first_run(job_id: str, *, priority: str, keep: float) -> FirstRun:
+
+def run_entry(job_id: str, *, run: int, priority: Priority, keep: float) -> Entry:
+    """One run of a job. arq scores by time; a priority moves the score years into the past,
+    so every high job comes before every normal one, and normal before low, each in the order
+    they came."""
     now_ms = int(time.time() * 1000)
-    arq_id = keys.arq_job_id(job_id, 1)
-    payload = serialize_job(keys.PROCESS_JOB, (job_id,), {}, None, now_ms, serializer=serialize)
-    return FirstRun(
-        arq_id=arq_id,
-        key=keys.ARQ_JOB + arq_id,
+    payload = serialize_job(
+        redis_keys.PROCESS_JOB, (job_id,), {}, None, now_ms, serializer=serialize
+    )
+    return Entry(
+        arq_id=redis_keys.arq_job_id(job_id, run),
         payload=payload,
         keep_ms=int(keep * 1000),
         score=now_ms - PRIORITY_HEAD_START[priority],
     )
+
+
+def task_payload(function: str, job_id: str) -> tuple[bytes, int]:
+    """What queues a job's callback or e-mail: arq's payload, and the score (now, in ms)."""
+    now_ms = int(time.time() * 1000)
+    return serialize_job(function, (job_id,), {}, None, now_ms, serializer=serialize), now_ms

@@ -13,12 +13,19 @@ from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
 
 from ocrflow.handlers.errors import ErrorCode
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import OcrOptions
 
-Priority = Literal["high", "normal", "low"]
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class Priority(StrEnum):
+    """Workers take every high job before any normal one, and normal before low."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
 
 
 class JobState(StrEnum):
@@ -43,6 +50,7 @@ class Source(BaseModel):
     url: str | None = None
     # Known at once for uploads; for a URL, once the worker has fetched it.
     sha256: str | None = None
+    etag: str | None = None  # the stored object's checksum, for a direct upload or an S3 event
     bytes: int | None = None
     media_type: str | None = None
 
@@ -70,7 +78,7 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     attempt: int = 0  # arq's try of the current run
     run: int = 1  # runs started explicitly: the first, then one per retry or hand-back
-    priority: Priority = "normal"
+    priority: Priority = Priority.NORMAL
     source: Source
     options: OcrOptions
     progress: Progress = Field(default_factory=Progress)
@@ -84,9 +92,20 @@ class Job(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+_last_id = [0, 0]  # the millisecond and random part of this process's latest id
+
+
 def new_job_id() -> str:
-    """`j_` + a sortable timestamp + randomness: ids of later jobs sort later."""
-    return "j_" + _crockford(int(time.time() * 1000), 10) + _crockford(secrets.randbits(60), 12)
+    """`j_` + a sortable timestamp + randomness: ids of later jobs sort later. Within one
+    millisecond the random part only grows (as ULID's monotonic mode does), so a burst of ids
+    from one process sorts in the order it was made."""
+    millis, last_millis = int(time.time() * 1000), _last_id[0]
+    if millis > last_millis:
+        random = secrets.randbits(59)  # leaves room to count up within the millisecond
+    else:
+        millis, random = last_millis, _last_id[1] + 1 + secrets.randbits(16)
+    _last_id[:] = millis, random
+    return "j_" + _crockford(millis, 10) + _crockford(random, 12)
 
 
 def _crockford(value: int, digits: int) -> str:
@@ -123,49 +142,45 @@ class JobStore:
         self._retention = retention
         self._update = redis.register_script(_UPDATE)
 
-    async def create(self, job: Job) -> None:
-        """Write a new job's record (a job accepted for reading is written by
-        `Admission.record`, with its queue entry)."""
-        key = keys.job_key(job.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=record_fields(job))
-            pipe.expire(key, self._retention)
-            # Job ids sort by creation time, so the index is ordered by id (all scores 0).
-            pipe.zadd(keys.job_index(job.owner), {job.id: 0})
-            await pipe.execute()
-
     async def get(self, job_id: str) -> Job | None:
-        raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(keys.job_key(job_id)))
+        raw = await cast(
+            Awaitable[dict[bytes, bytes]], self._redis.hgetall(redis_keys.job_key(job_id))
+        )
         return _decode(raw) if raw else None
+
+    async def events_from(self, job_id: str) -> str | None:
+        """Where the job's latest run's events begin (after a retry), if it was retried."""
+        raw = await cast(
+            Awaitable[bytes | None], self._redis.hget(redis_keys.job_key(job_id), "events_from")
+        )
+        return str(json.loads(raw)) if raw else None
 
     async def get_many(self, job_ids: list[str]) -> list[Job | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hgetall(keys.job_key(job_id))
+                pipe.hgetall(redis_keys.job_key(job_id))
             rows = await pipe.execute()
         return [_decode(row) if row else None for row in rows]
 
     async def newest(self, owner: str, *, before: str | None, count: int) -> list[str]:
         """An owner's job ids, newest first, older than `before` (a job id) when given."""
         top = f"({before}" if before else "+"
-        index = keys.job_index(owner)
+        index = redis_keys.job_index(owner)
         ids = await self._redis.zrevrangebylex(index, top, "-", start=0, num=count)
         return [i.decode() for i in ids]
 
     async def forget(self, owner: str, job_ids: list[str]) -> None:
         """Drop ids whose records have expired from an owner's index."""
         if job_ids:
-            await self._redis.zrem(keys.job_index(owner), *job_ids)
+            await self._redis.zrem(redis_keys.job_index(owner), *job_ids)
 
     async def update(
         self, job_id: str, *, only_from: frozenset[JobState] | None = None, **fields: Any
     ) -> bool:
         """Set fields atomically; False when the job is gone or not in one of `only_from`."""
         allowed = ",".join(json.dumps(str(state)) for state in sorted(only_from or ()))
-        flat = [item for pair in _encode(to_jsonable_python(fields)).items() for item in pair]
-        done = await self._update(keys=[keys.job_key(job_id)], args=[allowed, *flat])
-        if done == 1 and fields.get("state") in TERMINAL:
-            await self._redis.expire(keys.job_key(job_id), self._retention)
+        flat = [item for pair in encode_fields(to_jsonable_python(fields)).items() for item in pair]
+        done = await self._update(keys=[redis_keys.job_key(job_id)], args=[allowed, *flat])
         return bool(done == 1)
 
 
@@ -175,8 +190,8 @@ def _decode(raw: dict[bytes, bytes]) -> Job:
 
 def record_fields(job: Job) -> dict[str, str]:
     """A new job's record: each top-level field as JSON."""
-    return _encode(job.model_dump(mode="json"))
+    return encode_fields(job.model_dump(mode="json"))
 
 
-def _encode(document: dict[str, Any]) -> dict[str, str]:
+def encode_fields(document: dict[str, Any]) -> dict[str, str]:
     return {name: json.dumps(value) for name, value in document.items()}

@@ -1,15 +1,42 @@
-"""Every Redis key, storage key and arq function name ocrflow uses, in one place."""
+"""Every Redis key, channel and arq function name ocrflow uses, in one place (arq's
+`constants.py` does the same for arq's own). The arq queue itself is `Settings.queue_name`."""
 
-JOB_PREFIX = "ocrflow:job:"
-JOB_INDEX_PREFIX = "ocrflow:jobs:"  # one sorted index of job ids per caller
-
+# arq function names.
 PROCESS_JOB = "process_job"
 SEND_CALLBACK = "send_callback"
 SEND_EMAIL = "send_email"
+# arq's own keys, which ocrflow reads and writes around arq (arq.constants).
+ARQ_JOB = "arq:job:"
+ARQ_IN_PROGRESS = "arq:in-progress:"
+ARQ_RESULT = "arq:result:"
 
+# Job records and their per-caller indexes.
+JOB_PREFIX = "ocrflow:job:"
+JOB_INDEX_PREFIX = "ocrflow:jobs:"  # one sorted index of job ids per caller
+# Events: a capped stream per job, one of every job's (for dashboards), and the pub/sub
+# channel that wakes listeners (the streams are the truth).
 EVENTS_PREFIX = "ocrflow:events:"
-ALL_EVENTS = "ocrflow:events"  # the capped stream of every job's events, for dashboards
-EVENTS_CHANNEL = "ocrflow:events:live"  # pub/sub: wakes listeners; the streams are the truth
+ALL_EVENTS = "ocrflow:events"
+EVENTS_CHANNEL = "ocrflow:events:live"
+# Runs: every run waiting to start and under way (job id -> arq job id), and leases.
+QUEUED = "ocrflow:queued"
+RUNNING = "ocrflow:running"
+LEASE_PREFIX = "ocrflow:lease:"
+REAP_PREFIX = "ocrflow:reap:"
+# Answering a submission with another job (Idempotency-Key, in flight, result cache).
+IDEMPOTENCY_PREFIX = "ocrflow:idempotency:"
+IN_FLIGHT_PREFIX = "ocrflow:inflight:"
+RESULT_PREFIX = "ocrflow:result:"
+# Limits: per-caller request rate and active jobs.
+RATE_PREFIX = "ocrflow:rate:"
+ACTIVE_PREFIX = "ocrflow:active:"
+# Direct uploads under way, and S3 events already turned into jobs.
+UPLOAD_PREFIX = "ocrflow:upload:"
+S3_EVENT_PREFIX = "ocrflow:s3event:"
+# Counters, worker heartbeats, and the lock that lets one worker sweep storage each round.
+STATS = "ocrflow:stats"
+WORKER_PREFIX = "ocrflow:worker:"
+SWEEP_LOCK = "ocrflow:sweep"
 
 
 def job_key(job_id: str) -> str:
@@ -20,30 +47,18 @@ def job_index(owner: str) -> str:
     return JOB_INDEX_PREFIX + owner
 
 
-RUNNING = "ocrflow:running"  # hash: job id -> arq job id, for every run under way
-QUEUED = "ocrflow:queued"  # hash: job id -> arq job id, for every run waiting to start
-LEASE_PREFIX = "ocrflow:lease:"
-REAP_PREFIX = "ocrflow:reap:"
-ARQ_IN_PROGRESS = "arq:in-progress:"  # arq's own claim on a job it runs (arq.constants)
-ARQ_JOB = "arq:job:"
+def events_key(job_id: str) -> str:
+    return EVENTS_PREFIX + job_id
 
 
 def lease_key(job_id: str) -> str:
     return LEASE_PREFIX + job_id
 
 
-def events_key(job_id: str) -> str:
-    return EVENTS_PREFIX + job_id
+def active_key(caller: str) -> str:
+    return ACTIVE_PREFIX + caller
 
 
 def arq_job_id(job_id: str, run: int) -> str:
     """arq refuses a job id it still holds, so each explicit run of a job gets its own."""
     return f"{job_id}:{run}"
-
-
-def source_key(job_id: str) -> str:
-    return f"jobs/{job_id}/source"
-
-
-def output_key(job_id: str, filename: str) -> str:
-    return f"jobs/{job_id}/outputs/{filename}"

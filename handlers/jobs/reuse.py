@@ -4,16 +4,15 @@ document already in flight, or an identical document already read (the result ca
 import hashlib
 import json
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState
+from ocrflow.handlers.jobs import redis_keys
+from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState, Source
 
-IDEMPOTENCY_PREFIX = "ocrflow:idempotency:"
-IN_FLIGHT_PREFIX = "ocrflow:inflight:"
-RESULT_PREFIX = "ocrflow:result:"
 KEY_TTL = 24 * 3600
 
 # Delete a key only while it still names this job: a later job may own it by now.
@@ -23,30 +22,68 @@ return 0
 """
 
 
-def content_fingerprint(job: Job) -> str:
-    """Same caller, same bytes, same options: the same result. Never another caller's job: that
-    would show one caller's job to another, and tell it what others have submitted."""
+def content_identity(source: Source) -> str | None:
+    """What names a document's content: its hash, or its object's checksum and size, or (for a
+    URL not yet fetched) its address; None when nothing does."""
+    if source.sha256:
+        return f"sha256:{source.sha256}"
+    if source.etag and source.bytes is not None:
+        return f"etag:{source.etag}:{source.bytes}"
+    if source.kind == "url" and source.url:
+        return f"url:{source.url}"
+    return None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Same caller, same content, same options: the same result. Never another caller's job:
+    that would show one caller's job to another, and tell it what others have submitted."""
+
+    value: str
+    cacheable: bool  # the content itself is known (not only its address): a result answers it
+
+    @property
+    def in_flight_key(self) -> str:
+        return redis_keys.IN_FLIGHT_PREFIX + self.value
+
+    @property
+    def result_key(self) -> str:
+        return redis_keys.RESULT_PREFIX + self.value
+
+    def record_field(self) -> str:
+        """The record's `reuse` field, read when the job ends (`transitions.ENDED_FUNCTION`)."""
+        return json.dumps({"fingerprint": self.value, "cache": self.cacheable})
+
+
+def fingerprint(job: Job) -> Fingerprint:
+    """A document nothing names (an identity-less source) is fingerprinted by its own job id, so
+    it shares nothing."""
+    identity = content_identity(job.source)
+    content = identity or f"job:{job.id}"
     options = job.options.model_dump_json()
-    content = job.source.sha256 or f"url:{job.source.url}"
-    return hashlib.sha256(f"{job.owner}\n{content}\n{options}".encode()).hexdigest()
+    value = hashlib.sha256(f"{job.owner}\n{content}\n{options}".encode()).hexdigest()
+    return Fingerprint(value, cacheable=identity is not None and not identity.startswith("url:"))
 
 
 def request_fingerprint(job: Job) -> str:
     """What an Idempotency-Key promises stays the same: the document, options and the rest."""
+    source = content_identity(job.source) or job.source.model_dump_json(include={"filename"})
+    options = job.options.model_dump_json()
     extra = json.dumps([job.priority, job.metadata], sort_keys=True)
-    return hashlib.sha256(f"{content_fingerprint(job)}\n{extra}".encode()).hexdigest()
+    text = f"{job.owner}\n{source}\n{options}\n{extra}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Reuse:
-    def __init__(self, redis: Redis, *, result_ttl: int, retention: int) -> None:
+    def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._result_ttl = result_ttl
-        self._retention = retention
         self._release = redis.register_script(_RELEASE)
 
     async def claim_key(self, caller: str, key: str, job: Job) -> str | None:
         """Bind the key to `job`; or the id of the job it already names (same request only)."""
-        name = IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+        name = (
+            redis_keys.IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+        )
         value = json.dumps({"job_id": job.id, "request": request_fingerprint(job)})
         if await self._redis.set(name, value, nx=True, ex=KEY_TTL):
             return None
@@ -62,36 +99,22 @@ class Reuse:
         return str(bound["job_id"])
 
     async def rebind_key(self, caller: str, key: str, job: Job, job_id: str) -> None:
-        name = IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+        name = (
+            redis_keys.IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+        )
         value = json.dumps({"job_id": job_id, "request": request_fingerprint(job)})
         await self._redis.set(name, value, ex=KEY_TTL)
 
     async def release_key(self, caller: str, key: str) -> None:
-        name = IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+        name = (
+            redis_keys.IDEMPOTENCY_PREFIX + hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+        )
         await self._redis.delete(name)
 
-    @property
-    def in_flight_ttl(self) -> int:
-        return self._retention
-
-    def claim_keys(self, job: Job) -> tuple[str | None, str]:
-        """Where an earlier job whose result answers this one is named (None when the cache is
-        off, or for a URL, whose content may have changed since); and where the job reading
-        this content is (claimed as a job is admitted)."""
-        fingerprint = content_fingerprint(job)
-        cache_off = self._result_ttl <= 0 or job.source.sha256 is None
-        return None if cache_off else RESULT_PREFIX + fingerprint, IN_FLIGHT_PREFIX + fingerprint
-
     async def release_in_flight(self, job: Job) -> None:
-        await cast(
-            Awaitable[int],
-            self._release(keys=[IN_FLIGHT_PREFIX + content_fingerprint(job)], args=[job.id]),
-        )
-
-    async def remember_result(self, job: Job) -> None:
-        if self._result_ttl > 0 and job.source.kind == "upload":
-            name = RESULT_PREFIX + content_fingerprint(job)
-            await self._redis.set(name, job.id, ex=min(self._result_ttl, self._retention))
+        """Give up `job`'s in-flight claim (a job that was not accepted after all)."""
+        claim = fingerprint(job).in_flight_key
+        await cast(Awaitable[int], self._release(keys=[claim], args=[job.id]))
 
 
 def still_running(job: Job | None) -> bool:

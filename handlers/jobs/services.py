@@ -10,6 +10,7 @@ from ocrflow.handlers.jobs.events import EventLog
 from ocrflow.handlers.jobs.limits import Limits
 from ocrflow.handlers.jobs.records import JobStore
 from ocrflow.handlers.jobs.reuse import Reuse
+from ocrflow.handlers.jobs.transitions import Transitions
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.storage.backend import Storage, open_storage
 
@@ -24,6 +25,7 @@ class Services:
     storage: Storage
     limits: Limits
     admission: Admission
+    transitions: Transitions
     owns_redis: bool = True
 
     async def close(self) -> None:
@@ -38,9 +40,7 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
     connection = redis or await queue.connect(settings)
     jobs = JobStore(connection, retention=settings.job_retention)
     events = EventLog(connection, retention=settings.job_retention)
-    reuse = Reuse(
-        connection, result_ttl=settings.result_cache_ttl, retention=settings.job_retention
-    )
+    reuse = Reuse(connection)
     return Services(
         settings=settings,
         redis=connection,
@@ -49,6 +49,7 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
         reuse=reuse,
         storage=await open_storage(settings),
         limits=Limits(connection, jobs, settings),
-        admission=Admission(connection, settings, reuse, events),
+        admission=Admission(connection, settings),
+        transitions=Transitions(connection, settings),
         owns_redis=owned,
     )

@@ -13,12 +13,11 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.queue import PRIORITY_HEAD_START
+from ocrflow.handlers.jobs.records import Priority
 from ocrflow.pipeline.result import PageResult
 
-STATS = "ocrflow:stats"
-WORKER_PREFIX = "ocrflow:worker:"
 WORKER_TTL = 30
 PAGE_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 
@@ -28,7 +27,7 @@ def worker_name() -> str:
 
 
 async def count_job(redis: Redis, state: str) -> None:
-    await redis.hincrby(STATS, f"jobs:{state}", 1)  # type: ignore[misc]
+    await redis.hincrby(redis_keys.STATS, f"jobs:{state}", 1)  # type: ignore[misc]
 
 
 async def count_pages(redis: Redis, pages: Sequence[PageResult]) -> None:
@@ -36,10 +35,10 @@ async def count_pages(redis: Redis, pages: Sequence[PageResult]) -> None:
         return
     async with redis.pipeline(transaction=False) as pipe:
         for page in pages:
-            pipe.hincrby(STATS, f"pages:{page.method}", 1)
-            pipe.hincrbyfloat(STATS, "page_seconds:sum", page.seconds)
+            pipe.hincrby(redis_keys.STATS, f"pages:{page.method}", 1)
+            pipe.hincrbyfloat(redis_keys.STATS, "page_seconds:sum", page.seconds)
             bucket = next((b for b in PAGE_BUCKETS if page.seconds <= b), "+Inf")
-            pipe.hincrby(STATS, f"page_seconds:le:{bucket}", 1)
+            pipe.hincrby(redis_keys.STATS, f"page_seconds:le:{bucket}", 1)
         await pipe.execute()
 
 
@@ -52,11 +51,13 @@ async def heartbeat(redis: Redis, *, running: int, pool_processes: int, started:
         "started": started,
         "seen": time.time(),
     }
-    await redis.set(WORKER_PREFIX + worker_name(), json.dumps(beat), ex=WORKER_TTL)
+    await redis.set(redis_keys.WORKER_PREFIX + worker_name(), json.dumps(beat), ex=WORKER_TTL)
 
 
 async def workers(redis: Redis) -> list[dict[str, Any]]:
-    names = [name async for name in redis.scan_iter(match=WORKER_PREFIX + "*", count=100)]
+    names = [
+        name async for name in redis.scan_iter(match=redis_keys.WORKER_PREFIX + "*", count=100)
+    ]
     values = await redis.mget(names) if names else []
     return [json.loads(value) for value in values if value]
 
@@ -64,20 +65,21 @@ async def workers(redis: Redis) -> list[dict[str, Any]]:
 async def queue_depth(redis: Redis, queue_name: str) -> dict[str, int]:
     """Jobs waiting, by priority: each priority is a band of arq scores (see queue.py)."""
     now_ms = time.time() * 1000
-    high_band = now_ms - PRIORITY_HEAD_START["high"] + PRIORITY_HEAD_START["normal"] / 2
-    normal_band = now_ms - PRIORITY_HEAD_START["normal"] / 2
+    head = PRIORITY_HEAD_START
+    high_band = now_ms - head[Priority.HIGH] + head[Priority.NORMAL] / 2
+    normal_band = now_ms - head[Priority.NORMAL] / 2
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcount(queue_name, "-inf", high_band)
         pipe.zcount(queue_name, f"({high_band}", normal_band)
         pipe.zcount(queue_name, f"({normal_band}", "+inf")
         high, normal, low = await pipe.execute()
-    return {"high": int(high), "normal": int(normal), "low": int(low)}
+    return {Priority.HIGH: int(high), Priority.NORMAL: int(normal), Priority.LOW: int(low)}
 
 
 async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
-    raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(STATS))
+    raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(redis_keys.STATS))
     counters = {k.decode(): float(v) for k, v in raw.items()}
-    running = await cast(Awaitable[int], redis.hlen(keys.RUNNING))
+    running = await cast(Awaitable[int], redis.hlen(redis_keys.RUNNING))
     return {
         "workers": await workers(redis),
         "queue": await queue_depth(redis, queue_name),

@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
 
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -117,9 +118,9 @@ class S3Storage:
     async def job_ids(self) -> list[str]:
         found: list[str] = []
         paginator = self._client.get_paginator("list_objects_v2")
-        with _translated("jobs/"):
+        with _translated(layout.JOBS):
             async for page in paginator.paginate(
-                Bucket=self.bucket, Prefix=self._key("jobs/"), Delimiter="/"
+                Bucket=self.bucket, Prefix=self._key(layout.JOBS), Delimiter="/"
             ):
                 found += [
                     p["Prefix"].rstrip("/").rsplit("/", 1)[-1]
@@ -129,9 +130,9 @@ class S3Storage:
 
     async def delete_job(self, job_id: str) -> None:
         paginator = self._client.get_paginator("list_objects_v2")
-        with _translated(f"jobs/{job_id}/"):
+        with _translated(layout.job_prefix(job_id)):
             async for page in paginator.paginate(
-                Bucket=self.bucket, Prefix=self._key(f"jobs/{job_id}/")
+                Bucket=self.bucket, Prefix=self._key(layout.job_prefix(job_id))
             ):
                 objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 for start in range(0, len(objects), DELETE_BATCH):

@@ -13,14 +13,14 @@ from arq import Retry
 from arq.worker import func
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.jobs import queue, stats
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import queue, redis_keys, stats
+from ocrflow.handlers.jobs.events import EventKind
 from ocrflow.handlers.jobs.records import ACTIVE, Job, JobError, JobState, Progress, now
 from ocrflow.handlers.jobs.services import Services, open_services
-from ocrflow.handlers.jobs.transitions import transition
 from ocrflow.handlers.runtime.logs import current_job
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.storage import layout
 from ocrflow.handlers.worker.callbacks import send_callback
 from ocrflow.handlers.worker.fetch import fetch_url
 from ocrflow.handlers.worker.leases import Watch, reap_forever
@@ -100,8 +100,7 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         await _fail(services, job_id, error, only_from=ACTIVE)
         return {"job_id": job_id, "outcome": "failed"}
     await Watch.claim(services, job_id, ctx["job_id"])
-    started = await transition(
-        services,
+    started = await services.transitions.apply(
         job_id,
         JobState.RUNNING,
         only_from=ACTIVE,
@@ -187,7 +186,7 @@ async def _get_source(services: Services, job: Job, dest: Path) -> Job:
     """The job's document into `dest`: from storage, or (a URL's first run) from the web, then
     kept in storage so a rerun reads the same bytes."""
     if job.source.media_type is not None:
-        await services.storage.fetch(keys.source_key(job.id), dest)
+        await services.storage.fetch(layout.source_key(job.id), dest)
         return job
     settings = services.settings
     fetched = await fetch_url(
@@ -197,7 +196,9 @@ async def _get_source(services: Services, job: Job, dest: Path) -> Job:
         allow_private=settings.allow_private_urls,
         timeout=settings.fetch_timeout,
     )
-    await services.storage.put_file(keys.source_key(job.id), dest, content_type=fetched.media_type)
+    await services.storage.put_file(
+        layout.source_key(job.id), dest, content_type=fetched.media_type
+    )
     source = job.source.model_copy(
         update={
             "sha256": fetched.sha256,
@@ -222,8 +223,9 @@ def _reporter(services: Services, job_id: str) -> Any:
         if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
             raise JobStopped(job_id)
         await stats.count_pages(services.redis, pages)
-        events = [("page", page.summary()) for page in pages]
-        await services.events.publish_many(job_id, [*events, ("progress", progress.model_dump())])
+        events = [(EventKind.PAGE, page.summary()) for page in pages]
+        progressed = (EventKind.PROGRESS, progress.model_dump())
+        await services.events.publish_many(job_id, [*events, progressed])
 
     return report
 
@@ -240,7 +242,7 @@ async def _store_outputs(
     files = await pool.run(write, pages, out_dir, names)
     stored: dict[str, str] = {}
     for name, path in files.items():
-        key = keys.output_key(job.id, path.name)
+        key = layout.output_key(job.id, path.name)
         await services.storage.put_file(key, path, content_type=MEDIA_TYPES[name])
         stored[name] = key
     return stored
@@ -248,8 +250,7 @@ async def _store_outputs(
 
 async def _succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
     done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
-    await transition(
-        services,
+    await services.transitions.apply(
         job_id,
         JobState.SUCCEEDED,
         only_from=RUNNING_ONLY,
@@ -273,23 +274,22 @@ async def _retry_or_fail(
 
 async def _requeue(services: Services, job_id: str, arq_job_id: str, message: str) -> None:
     """Back to queued; arq keeps the run (a Retry, or a cancelled run it will pick up again)."""
-    if await transition(
-        services,
+    await services.transitions.apply(
         job_id,
         JobState.QUEUED,
         only_from=RUNNING_ONLY,
         note={"message": message},
+        queued_as=arq_job_id,
         progress=Progress(stage="queued", message=message),
-    ):
-        await services.redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
+    )
 
 
 async def _fail(
     services: Services, job_id: str, error: JobError, only_from: frozenset[JobState] = RUNNING_ONLY
 ) -> None:
     log.info("job %s failed: %s: %s", job_id, error.code, error.message)
-    await transition(
-        services, job_id, JobState.FAILED, only_from=only_from, error=error, finished_at=now()
+    await services.transitions.apply(
+        job_id, JobState.FAILED, only_from=only_from, error=error, finished_at=now()
     )
 
 
@@ -297,12 +297,14 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """arq Worker keyword arguments (what arq calls WorkerSettings) built from ocrflow settings."""
     process = func(
         process_job,
-        name=keys.PROCESS_JOB,
+        name=redis_keys.PROCESS_JOB,
         timeout=settings.job_timeout + ARQ_TIMEOUT_GRACE,
         max_tries=settings.job_max_tries + ARQ_SPARE_TRIES,
     )
-    callback = func(send_callback, name=keys.SEND_CALLBACK, max_tries=settings.callback_max_tries)
-    mail = func(send_email, name=keys.SEND_EMAIL, max_tries=MAIL_TRIES)
+    callback = func(
+        send_callback, name=redis_keys.SEND_CALLBACK, max_tries=settings.callback_max_tries
+    )
+    mail = func(send_email, name=redis_keys.SEND_EMAIL, max_tries=MAIL_TRIES)
     return {
         "functions": [process, callback, mail],
         "queue_name": settings.queue_name,

@@ -9,11 +9,9 @@ from typing import ClassVar
 
 from redis.exceptions import RedisError
 
-from ocrflow.handlers.jobs import queue
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import queue, redis_keys
 from ocrflow.handlers.jobs.records import Job, JobState
 from ocrflow.handlers.jobs.services import Services
-from ocrflow.handlers.jobs.transitions import transition
 from ocrflow.handlers.runtime.pool import OcrPool
 
 log = logging.getLogger(__name__)
@@ -42,15 +40,15 @@ class Watch:
         """List a run with its lease. Done before the job is marked running: a worker killed
         between the two would otherwise leave a running job that no reaper can see."""
         async with services.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.RUNNING, job_id, arq_job_id)
-            pipe.set(keys.lease_key(job_id), arq_job_id, ex=LEASE_TTL)
+            pipe.hset(redis_keys.RUNNING, job_id, arq_job_id)
+            pipe.set(redis_keys.lease_key(job_id), arq_job_id, ex=LEASE_TTL)
             await pipe.execute()
 
     @staticmethod
     async def release(services: Services, job_id: str) -> None:
         async with services.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.RUNNING, job_id)
-            pipe.delete(keys.lease_key(job_id))
+            pipe.hdel(redis_keys.RUNNING, job_id)
+            pipe.delete(redis_keys.lease_key(job_id))
             await asyncio.shield(pipe.execute())
 
     async def __aenter__(self) -> "Watch":
@@ -75,8 +73,8 @@ class Watch:
             await asyncio.sleep(WATCH_INTERVAL)
             with contextlib.suppress(RedisError, OSError):
                 async with redis.pipeline(transaction=False) as pipe:
-                    pipe.set(keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
-                    pipe.hget(keys.job_key(self.job_id), "state")
+                    pipe.set(redis_keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
+                    pipe.hget(redis_keys.job_key(self.job_id), "state")
                     _, state = await pipe.execute()
                 if state is not None and state.decode() != f'"{JobState.RUNNING}"':
                     self.stop()
@@ -94,14 +92,14 @@ class Watch:
 async def reap(services: Services) -> list[str]:
     """Hand back every run whose lease ran out: its worker is gone. Returns those job ids."""
     redis = services.redis
-    running = await redis.hgetall(keys.RUNNING)  # type: ignore[misc]
+    running = await redis.hgetall(redis_keys.RUNNING)  # type: ignore[misc]
     reaped = []
     for raw_job_id, raw_arq_id in running.items():
         job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
-        if await redis.exists(keys.lease_key(job_id)):
+        if await redis.exists(redis_keys.lease_key(job_id)):
             continue
         # Several workers reap; one claim per run decides who hands it back.
-        if not await redis.set(keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
+        if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
             continue
         await _hand_back(services, job_id, arq_job_id)
         reaped.append(job_id)
@@ -111,22 +109,18 @@ async def reap(services: Services) -> list[str]:
 async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
     redis = services.redis
     log.warning("job %s: its worker stopped answering; handing the run back", job_id)
-    await transition(
-        services,
-        job_id,
-        JobState.QUEUED,
-        only_from=RUNNING_ONLY,
-        note={"message": "its worker stopped; the job will rerun"},
-    )
-    await redis.delete(keys.ARQ_IN_PROGRESS + arq_job_id)
-    await redis.hdel(keys.RUNNING, job_id)  # type: ignore[misc]
-    if await redis.exists(keys.ARQ_JOB + arq_job_id):
-        await redis.hset(keys.QUEUED, job_id, arq_job_id)  # type: ignore[misc]
-    else:
-        # arq no longer holds the run (it expired): queue a fresh one.
+    note = {"message": "its worker stopped; the job will rerun"}
+    if await redis.exists(redis_keys.ARQ_JOB + arq_job_id):
+        await services.transitions.apply(
+            job_id, JobState.QUEUED, only_from=RUNNING_ONLY, note=note, queued_as=arq_job_id
+        )
+    else:  # arq no longer holds the run (it expired): queue a fresh one.
         job = await services.jobs.get(job_id)
         if job is not None:
-            await _queue_next_run(services, job)
+            await _queue_next_run(services, job, RUNNING_ONLY, note)
+    # Only now may arq start the run again: the record no longer says running.
+    await redis.delete(redis_keys.ARQ_IN_PROGRESS + arq_job_id)
+    await redis.hdel(redis_keys.RUNNING, job_id)  # type: ignore[misc]
 
 
 async def requeue_lost(services: Services) -> list[str]:
@@ -134,36 +128,41 @@ async def requeue_lost(services: Services) -> list[str]:
     with a Redis that was not persisting): a queued job must never wait for nothing. Returns
     those job ids."""
     redis = services.redis
-    queued = await redis.hgetall(keys.QUEUED)  # type: ignore[misc]
+    queued = await redis.hgetall(redis_keys.QUEUED)  # type: ignore[misc]
     requeued = []
     for raw_job_id, raw_arq_id in queued.items():
         job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.exists(keys.ARQ_JOB + arq_job_id, keys.ARQ_IN_PROGRESS + arq_job_id)
-            pipe.hget(keys.QUEUED, job_id)
+            pipe.exists(redis_keys.ARQ_JOB + arq_job_id, redis_keys.ARQ_IN_PROGRESS + arq_job_id)
+            pipe.hget(redis_keys.QUEUED, job_id)
             held, current = await pipe.execute()
         if held or current is None or current.decode() != arq_job_id:
             continue  # arq has it, or it has moved on since the listing
         job = await services.jobs.get(job_id)
         if job is None or job.state is not JobState.QUEUED:
-            await redis.hdel(keys.QUEUED, job_id)  # type: ignore[misc]
+            await redis.hdel(redis_keys.QUEUED, job_id)  # type: ignore[misc]
             continue
-        if not await redis.set(keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL):
+        if not await redis.set(
+            redis_keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL
+        ):
             continue  # another worker is on it
         log.warning("job %s: its queue entry was lost; queueing it again", job_id)
-        if await _queue_next_run(services, job):
+        lost = {"message": "its queue entry was lost; queued again"}
+        if await _queue_next_run(services, job, QUEUED_ONLY, lost):
             requeued.append(job_id)
     return requeued
 
 
-async def _queue_next_run(services: Services, job: Job) -> bool:
-    """A new run of a queued job whose arq entry is gone; False if it is no longer queued."""
+async def _queue_next_run(
+    services: Services, job: Job, only_from: frozenset[JobState], note: dict[str, str]
+) -> bool:
+    """A new run of a job whose arq entry is gone; False if it has moved on meanwhile."""
     run = job.run + 1
-    if not await services.jobs.update(job.id, only_from=QUEUED_ONLY, run=run):
-        return False
     keep = services.settings.job_retention
-    await queue.enqueue_run(services.redis, job.id, run=run, priority=job.priority, keep=keep)
-    return True
+    entry = queue.run_entry(job.id, run=run, priority=job.priority, keep=keep)
+    return await services.transitions.apply(
+        job.id, JobState.QUEUED, only_from=only_from, note=note, enqueue=entry, run=run
+    )
 
 
 async def reap_forever(services: Services) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from ocrflow.handlers.jobs import redis_keys as keys
+from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.storage import layout
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 600.0
-SWEEP_LOCK = "ocrflow:sweep"
 # Files younger than this are never swept: a job's source is stored just before its record.
 GRACE = 3600.0
 SCRATCH_MAX_AGE = 24 * 3600.0
@@ -25,9 +25,9 @@ async def sweep(services: Services) -> int:
     """One round; returns how many jobs' files were removed."""
     removed = 0
     for job_id in await services.storage.job_ids():
-        if await services.redis.exists(keys.job_key(job_id)):
+        if await services.redis.exists(redis_keys.job_key(job_id)):
             continue
-        written = await services.storage.modified(keys.source_key(job_id))
+        written = await services.storage.modified(layout.source_key(job_id))
         if written is not None and time.time() - written < GRACE:
             continue
         await services.storage.delete_job(job_id)
@@ -55,7 +55,9 @@ async def sweep_forever(services: Services) -> None:
         await asyncio.sleep(SWEEP_INTERVAL)
         try:
             # One worker sweeps each round; the others skip it.
-            if await services.redis.set(SWEEP_LOCK, 1, nx=True, ex=int(SWEEP_INTERVAL / 2)):
+            if await services.redis.set(
+                redis_keys.SWEEP_LOCK, 1, nx=True, ex=int(SWEEP_INTERVAL / 2)
+            ):
                 await sweep(services)
         except (RedisError, OSError) as exc:
             log.warning("retention sweep failed: %s", exc)

@@ -1,0 +1,21 @@
+"""Where a job's files live in storage; keys are made here from ids, never from caller input."""
+
+JOBS = "jobs/"
+UPLOADS = "uploads/"
+
+
+def job_prefix(job_id: str) -> str:
+    return f"{JOBS}{job_id}/"
+
+
+def source_key(job_id: str) -> str:
+    return f"{JOBS}{job_id}/source"
+
+
+def output_key(job_id: str, filename: str) -> str:
+    return f"{JOBS}{job_id}/outputs/{filename}"
+
+
+def upload_key(upload_id: str) -> str:
+    """A direct upload's object until it is completed into a job."""
+    return UPLOADS + upload_id
