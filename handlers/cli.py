@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -13,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from arq.worker import Worker
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from ocrflow.handlers.client.bulk import Plan, submit_many
 from ocrflow.handlers.http.app import create_app
@@ -25,7 +22,7 @@ from ocrflow.handlers.runtime import logs
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.runtime.supervisor import run_up, run_web_processes
 from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.app import shutdown, worker_settings
+from ocrflow.handlers.worker.app import run_until_stopped
 from ocrflow.handlers.worker.runner import run_document
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import SNIFF_BYTES, sniff
@@ -157,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "worker":
-        return run_worker_until_stopped(settings)
+        return run_until_stopped(settings)
     if args.command == "submit":
         return asyncio.run(_submit(args))
     try:
@@ -207,29 +204,6 @@ async def _submit(args: argparse.Namespace) -> int:
         manifest=manifest,
     )
     return await submit_many(plan, args.paths, [u for u in urls if u and not u.startswith("#")])
-
-
-def run_worker_until_stopped(settings: Settings) -> int:
-    """Run the arq worker; when Redis goes away under it, wait and start again."""
-    delay = 1.0
-    while True:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        worker = Worker(**worker_settings(settings))
-        signalled: list[object] = []
-        worker.on_stop = signalled.append  # arq calls it on SIGINT/SIGTERM
-        started = time.monotonic()
-        try:
-            worker.run()
-            return 0  # stopped by a signal
-        except (RedisError, OSError) as exc:
-            # arq's own close gave up at its first Redis call: stop the pool and the reaper here.
-            with contextlib.suppress(Exception):
-                asyncio.get_event_loop().run_until_complete(shutdown(worker.ctx))
-            if signalled:  # told to stop (perhaps its parent died): no restart
-                return 0
-            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
-            log.warning("worker lost Redis (%s); starting again in %.0f s", exc, delay)
-            time.sleep(delay)
 
 
 async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,7 +34,7 @@ from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.result import Line, PageResult, Word
 from ocrflow.pipeline.searchable import write_searchable_pdf
-from tests.corpus import Style, available_fonts, page_image, scan_page
+from scripts.fixtures.corpus import Style, available_fonts, page_image, scan_page
 
 ROTATIONS = (0, 90, 180, 270)
 OCRMYPDF_VENV = Path.home() / ".cache" / "ocrflow-bench" / "ocrmypdf-venv"

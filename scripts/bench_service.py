@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
-from tests.corpus import page_image, write_png
-from tests.service import Service, multipart, wait_healthy
-from tests.sse import read_events
+from scripts.fixtures.corpus import page_image, write_png
+from scripts.fixtures.service import Service, multipart, wait_healthy
+from scripts.fixtures.sse import read_events
 
 
 def form(body: bytes, name: str) -> tuple[bytes, dict[str, str]]:

@@ -31,8 +31,8 @@ from ocrflow.handlers.runtime.deathsig import die_with_parent
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import OcrOptions
-from tests.service import wait_healthy
-from tests.sse import read_events
+from scripts.fixtures.service import wait_healthy
+from scripts.fixtures.sse import read_events
 
 
 class Client:

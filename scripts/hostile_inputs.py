@@ -25,9 +25,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
-from tests import hostile
-from tests.corpus import write_png
-from tests.service import Service, multipart, wait_healthy
+from scripts.fixtures import hostile
+from scripts.fixtures.corpus import write_png
+from scripts.fixtures.service import Service, multipart, wait_healthy
 
 MIB = 1024 * 1024
 TERMINAL = {"succeeded", "failed", "cancelled"}

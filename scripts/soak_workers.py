@@ -20,8 +20,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
-from tests.corpus import write_png
-from tests.service import Service, wait_healthy
+from scripts.fixtures.corpus import write_png
+from scripts.fixtures.service import Service, wait_healthy
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

@@ -1,5 +1,3 @@
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,9 +12,7 @@ from redis.asyncio import Redis
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.app import worker_settings
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
+from tests.support import running_worker
 
 
 @pytest.fixture(scope="session")
@@ -56,49 +52,7 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any
     return test_client
 
 
-async def start_worker(settings: Settings, **overrides: Any) -> tuple[Worker, asyncio.Task[None]]:
-    """A real arq worker with a real process pool, running in the test's event loop."""
-    arq_worker = Worker(
-        **worker_settings(settings, handle_signals=False, poll_delay=0.05, **overrides)
-    )
-    return arq_worker, asyncio.create_task(arq_worker.async_run())
-
-
-async def stop_worker(arq_worker: Worker, task: asyncio.Task[None]) -> None:
-    # Let runs that are finishing record their end, so closing cancels nothing half-written.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10):
-            while any(not t.done() for t in arq_worker.tasks.values()):
-                await asyncio.sleep(0.02)
-    with contextlib.suppress(asyncio.CancelledError):
-        await arq_worker.close()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
-    """A real worker for the length of the block."""
-    arq_worker, task = await start_worker(settings, **overrides)
-    try:
-        yield arq_worker
-    finally:
-        await stop_worker(arq_worker, task)
-
-
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[Worker]:
     async with running_worker(settings) as arq_worker:
         yield arq_worker
-
-
-async def wait_for_job(client: TestClient[Any, Any], job_id: str, timeout: float = 60) -> Any:
-    """Poll the job document until it reaches a terminal state."""
-    async with asyncio.timeout(timeout):
-        while True:
-            response = await client.get(f"/v1/jobs/{job_id}")
-            assert response.status == 200
-            job = await response.json()
-            if job["state"] in TERMINAL:
-                return job
-            await asyncio.sleep(0.05)

@@ -22,10 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import exposure_problem, new_api_key
 from ocrflow.handlers.settings import Settings
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import write_png
-from tests.sse import read_events
-from tests.test_jobs import form
+from tests.support import form, read_events, running_worker, wait_for_job, write_png
 
 ALICE_KEY, ALICE = new_api_key("alice")
 BOB_KEY, BOB = new_api_key("bob")

@@ -14,9 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.callbacks import SIGNATURE_HEADER, signature_header, verify
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import write_png
-from tests.test_jobs import form
+from tests.support import form, running_worker, wait_for_job, write_png
 
 SECRET = "callback-secret"
 

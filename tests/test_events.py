@@ -11,9 +11,7 @@ from arq.worker import Worker
 from ocrflow.handlers.http.hub import QUEUE_LIMIT, Subscription
 from ocrflow.handlers.http.state import HUB
 from ocrflow.handlers.jobs.events import Event
-from tests.corpus import write_image_pdf
-from tests.sse import Received, read_events
-from tests.test_jobs import submit
+from tests.support import Received, read_events, submit, write_image_pdf
 
 PAGES = [["First page of three"], ["Second page of three"], ["Third page of three"]]
 TERMINAL = {"done", "failed", "cancelled"}

@@ -22,10 +22,15 @@ from ocrflow.handlers.runtime.pool import kill_tree
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.leases import requeue_lost
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import write_png
-from tests.test_jobs import form, submit
-from tests.test_lifecycle import long_pdf, wait_until
+from tests.support import (
+    form,
+    long_pdf,
+    running_worker,
+    submit,
+    wait_for_job,
+    wait_until,
+    write_png,
+)
 
 SpawnWorker = Callable[..., subprocess.Popen[bytes]]
 

@@ -15,10 +15,7 @@ from ocrflow.handlers.worker.runner import run_document
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
-from tests import hostile
-from tests.conftest import wait_for_job
-from tests.corpus import write_png
-from tests.service import multipart
+from tests.support import hostile, multipart, wait_for_job, write_png
 
 MIB = 1024 * 1024
 

@@ -13,9 +13,7 @@ from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.reuse import fingerprint
 from ocrflow.handlers.settings import Settings
-from tests.conftest import wait_for_job
-from tests.corpus import write_png
-from tests.test_jobs import form
+from tests.support import form, wait_for_job, write_png
 
 
 async def post(

@@ -14,8 +14,7 @@ from ocrflow.handlers.jobs.sources import clean_filename
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.local import LocalStorage
-from tests.corpus import write_png
-from tests.test_jobs import form
+from tests.support import form, write_png
 
 
 async def error_of(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]:

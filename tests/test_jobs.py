@@ -1,39 +1,17 @@
 """A real document through the real ingress, Redis, arq worker, process pool and Tesseract."""
 
-import io
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from tests.conftest import wait_for_job
-from tests.corpus import write_image_pdf, write_png
+from tests.support import submit, wait_for_job, words, write_image_pdf, write_png
 
 PAGES = [
     ["The quick brown fox jumps", "over the lazy dog"],
     ["Invoice number 4711", "Total due: 250 euros"],
 ]
-
-
-def form(path: Path, **fields: str) -> aiohttp.FormData:
-    data = aiohttp.FormData()
-    for name, value in fields.items():
-        data.add_field(name, value)
-    # A file object rather than bytes: aiohttp warns that large raw bytes block the loop.
-    data.add_field("file", io.BytesIO(path.read_bytes()), filename=path.name)
-    return data
-
-
-def words(text: str) -> list[str]:
-    return text.lower().replace(":", " ").split()
-
-
-async def submit(client: TestClient[Any, Any], path: Path, **fields: str) -> Any:
-    response = await client.post("/v1/jobs", data=form(path, **fields))
-    assert response.status == 202, await response.text()
-    return response
 
 
 async def test_two_page_pdf_is_read_page_by_page(

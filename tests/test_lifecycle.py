@@ -17,29 +17,15 @@ from ocrflow.handlers.jobs.records import JobState
 from ocrflow.handlers.jobs.transitions import Transitions
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.app import POOL, worker_settings
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import page_image, write_png
-from tests.test_jobs import form, submit
-
-LINES = [f"Line {n} of a page that takes Tesseract a little while" for n in range(40)]
-
-
-def long_pdf(path: Path, pages: int = 8, tag: str = "") -> Path:
-    """A document that keeps the pool busy for several seconds (`tag` makes it unique)."""
-    image = page_image([f"{tag} {line}" for line in LINES], font_size=36, width=2400)
-    image.save(path, save_all=True, append_images=[image] * (pages - 1), resolution=300)
-    return path
-
-
-async def wait_until(
-    client: TestClient[Any, Any], job_id: str, check: Any, timeout: float = 60
-) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            job = await (await client.get(f"/v1/jobs/{job_id}")).json()
-            if check(job):
-                return job
-            await asyncio.sleep(0.05)
+from tests.support import (
+    form,
+    long_pdf,
+    running_worker,
+    submit,
+    wait_for_job,
+    wait_until,
+    write_png,
+)
 
 
 def pool_pids(worker: Worker) -> set[int]:

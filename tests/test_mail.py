@@ -13,9 +13,7 @@ from aiosmtpd.controller import Controller
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.runtime.redis_server import free_port
 from ocrflow.handlers.settings import Settings
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import write_png
-from tests.test_jobs import form
+from tests.support import form, running_worker, wait_for_job, write_png
 
 
 class Inbox:

@@ -21,8 +21,7 @@ from ocrflow.handlers.http.forms import parse_options
 from ocrflow.handlers.jobs.sources import MAX_FILENAME, clean_filename
 from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import OcrOptions
-from tests.corpus import write_png
-from tests.service import multipart
+from tests.support import multipart, write_png
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -13,7 +13,7 @@ from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.outputs import write_outputs
 from ocrflow.pipeline.page import MIN_SKEW, process_page
-from tests.corpus import page_image
+from tests.support import page_image
 
 LINES = [
     "Invoice number 4711 was paid in full",

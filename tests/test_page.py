@@ -12,8 +12,7 @@ from playwright.async_api import async_playwright
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
 from ocrflow.handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker
-from tests.corpus import write_image_pdf, write_png
+from tests.support import start_worker, stop_worker, write_image_pdf, write_png
 
 CHROMIUM = shutil.which("chromium")
 # As root, in a machine with no network: no sandbox, and none of Chromium's own traffic.

@@ -19,8 +19,7 @@ from ocrflow.pipeline.page import process_page, render_dpi
 from ocrflow.pipeline.poppler import text_layer
 from ocrflow.pipeline.result import Line, PageError, PageResult, Word
 from ocrflow.pipeline.tsv import parse_tsv
-from tests import hostile
-from tests.corpus import page_image, write_image_pdf, write_png, write_searchable_pdf
+from tests.support import hostile, page_image, write_image_pdf, write_png, write_searchable_pdf
 
 PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
 

@@ -12,9 +12,7 @@ from redis.asyncio import Redis
 from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.retention import sweep
-from tests.conftest import wait_for_job
-from tests.corpus import write_png
-from tests.test_jobs import submit
+from tests.support import submit, wait_for_job, write_png
 
 
 def age(path: Path, seconds: float) -> None:

@@ -20,8 +20,7 @@ from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.handlers.worker import retention
 from ocrflow.handlers.worker.retention import sweep
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import write_image_pdf
+from tests.support import running_worker, wait_for_job, write_image_pdf
 
 CREDENTIALS = {
     "s3_access_key_id": "testing",

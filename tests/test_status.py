@@ -7,9 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from tests.conftest import wait_for_job
-from tests.corpus import write_png
-from tests.test_jobs import submit
+from tests.support import submit, wait_for_job, write_png
 
 
 async def test_status_and_metrics_count_real_work(
@@ -32,6 +30,15 @@ async def test_status_and_metrics_count_real_work(
     assert status["queue"] == {"high": 0, "normal": 0, "low": 0}
     assert status["running"] == 0
     assert len(status["workers"]) == 1 and status["workers"][0]["pool_processes"] == 2
+    loops = status["workers"][0]["tasks"]
+    assert set(loops) == {"reaper", "sweeper", "heartbeat"}
+    assert all(loop["state"] == "running" and loop["restarts"] == 0 for loop in loops.values())
+    assert status["ingress"]["listener"]["state"] == "running"
+    histogram = status["page_seconds"]
+    assert histogram["pages"] == 2 and histogram["seconds"] > 0
+    bounds = [bucket["le"] for bucket in histogram["buckets"]]
+    assert bounds[-1] == "+Inf" and bounds[:-1] == sorted(bounds[:-1])
+    assert histogram["buckets"][-1]["pages"] == 2
 
     metrics = await (await client.get("/metrics")).text()
     assert 'ocrflow_jobs_total{state="succeeded"} 2' in metrics
@@ -40,10 +47,14 @@ async def test_status_and_metrics_count_real_work(
     assert "ocrflow_page_seconds_count 2" in metrics
     assert "ocrflow_workers 1" in metrics
     assert "ocrflow_sse_clients 0" in metrics
+    # Every metric says what it is.
+    kinds = {line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE")}
+    helped = {line.split()[2] for line in metrics.splitlines() if line.startswith("# HELP")}
+    assert kinds == helped and len(kinds) == 7
 
 
 async def test_queue_depth_by_priority(client: TestClient[Any, Any], tmp_path: Path) -> None:
-    from tests.test_jobs import form
+    from tests.support import form
 
     for n, priority in enumerate(["high", "low", "low", "normal"]):
         png = write_png(tmp_path / f"{n}.png", [f"queued {n}"])

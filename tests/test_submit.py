@@ -13,8 +13,7 @@ from arq.worker import Worker
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
 from ocrflow.handlers.settings import Settings
-from tests.conftest import start_worker, stop_worker
-from tests.corpus import write_image_pdf, write_png
+from tests.support import start_worker, stop_worker, write_image_pdf, write_png
 
 
 async def run_submit(*args: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.page import MIN_SCALE, TARGET_PITCH, process_page, text_scale
 from ocrflow.pipeline.skew import measure_rows
-from tests.corpus import Style, scan_page
+from tests.support import Style, scan_page
 
 
 @pytest.mark.parametrize("font_size", [22, 34, 56])

@@ -15,9 +15,7 @@ import psutil
 import pytest
 
 from ocrflow.handlers.runtime.redis_server import free_port
-from tests.conftest import TERMINAL
-from tests.corpus import write_png
-from tests.service import wait_healthy
+from tests.support import TERMINAL, wait_healthy, write_png
 
 
 @pytest.fixture

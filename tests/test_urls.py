@@ -10,8 +10,7 @@ from arq.worker import Worker
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.settings import Settings
-from tests.conftest import running_worker, wait_for_job
-from tests.corpus import write_png
+from tests.support import running_worker, wait_for_job, write_png
 
 
 @pytest.fixture

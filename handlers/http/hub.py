@@ -5,13 +5,14 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.events import Event, decode_event
+from ocrflow.handlers.runtime.tasks import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,19 @@ class EventHub:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._subscriptions: dict[str, set[Subscription]] = {}  # by job id, or _all_of(owner)
-        self._task: asyncio.Task[None] | None = None
+        self._listener = Supervised("event-listener", self._listen)
         self._ready = asyncio.Event()
+        self.dropped = 0  # messages that could not be read
+
+    def health(self) -> dict[str, Any]:
+        return {"listener": self._listener.health.as_dict(), "dropped_messages": self.dropped}
 
     @property
     def clients(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="event-hub")
+        self._listener.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self._ready.wait()
@@ -82,9 +87,7 @@ class EventHub:
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
                 subscription.offer("closed")
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._listener.stop()
 
     @contextlib.contextmanager
     def subscribe(self, job_id: str | None, owner: str) -> Iterator[Subscription]:
@@ -106,7 +109,7 @@ class EventHub:
             try:
                 async for message in self._messages():
                     delay = RECONNECT_DELAY[0]
-                    self._dispatch(message)
+                    self._dispatch_one(message)
             except (RedisError, OSError) as exc:
                 log.warning("event listener lost Redis (%s); reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -127,6 +130,15 @@ class EventHub:
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
                 subscription.offer(signal)
+
+    def _dispatch_one(self, message: bytes) -> None:
+        """A message that cannot be read (not ocrflow's, or damaged) is logged and dropped: the
+        streams stay the truth, and the listener goes on."""
+        try:
+            self._dispatch(message)
+        except (ValueError, KeyError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
+            self.dropped += 1
+            log.warning("event listener dropped an unreadable message (%s): %r", exc, message[:200])
 
     def _dispatch(self, message: bytes) -> None:
         ids, owner, raw = message.decode().split("\n", 2)

@@ -1,5 +1,6 @@
 """What operators and platforms look at: liveness, readiness, status, metrics; and the page."""
 
+import os
 from pathlib import Path
 
 from aiohttp import web
@@ -22,9 +23,12 @@ async def index(request: web.Request) -> web.FileResponse:
 @routes.get("/v1/status")
 @monitoring
 async def status(request: web.Request) -> web.Response:
-    """Workers alive, queue depth by priority, jobs running, and counts since the start."""
-    services = request.app[SERVICES]
-    return web.json_response(await stats.snapshot(services.redis, services.settings.queue_name))
+    """Workers alive (with their background loops), queue depth by priority, jobs running,
+    counts since the start, and this ingress process with its event listener."""
+    services, hub = request.app[SERVICES], request.app[HUB]
+    figures = await stats.snapshot(services.redis, services.settings.queue_name)
+    figures["ingress"] = {"pid": os.getpid(), "sse_clients": hub.clients, **hub.health()}
+    return web.json_response(figures)
 
 
 @routes.get("/metrics")

@@ -1,6 +1,7 @@
 """The job record: its document, its states, and the Redis hash that holds it."""
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Awaitable
@@ -17,6 +18,7 @@ from ocrflow.handlers.jobs import redis_keys
 from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import OcrOptions
 
+log = logging.getLogger(__name__)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
@@ -146,7 +148,7 @@ class JobStore:
         raw = await cast(
             Awaitable[dict[bytes, bytes]], self._redis.hgetall(redis_keys.job_key(job_id))
         )
-        return _decode(raw) if raw else None
+        return _decode(job_id, raw) if raw else None
 
     async def events_from(self, job_id: str) -> str | None:
         """Where the job's latest run's events begin (after a retry), if it was retried."""
@@ -160,7 +162,9 @@ class JobStore:
             for job_id in job_ids:
                 pipe.hgetall(redis_keys.job_key(job_id))
             rows = await pipe.execute()
-        return [_decode(row) if row else None for row in rows]
+        return [
+            _decode(job_id, row) if row else None for job_id, row in zip(job_ids, rows, strict=True)
+        ]
 
     async def newest(self, owner: str, *, before: str | None, count: int) -> list[str]:
         """An owner's job ids, newest first, older than `before` (a job id) when given."""
@@ -184,8 +188,14 @@ class JobStore:
         return bool(done == 1)
 
 
-def _decode(raw: dict[bytes, bytes]) -> Job:
-    return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+def _decode(job_id: str, raw: dict[bytes, bytes]) -> Job | None:
+    """The record as a job; None, reported, when it cannot be read (damaged, or written by
+    something else): one bad record must not break a listing or stop the reaper."""
+    try:
+        return Job.model_validate({k.decode(): json.loads(v) for k, v in raw.items()})
+    except (ValueError, TypeError) as exc:  # JSON, UTF-8 and validation errors are ValueErrors
+        log.error("job %s: its record cannot be read, so it is passed over: %s", job_id, exc)
+        return None
 
 
 def record_fields(job: Job) -> dict[str, str]:

@@ -1,29 +1,20 @@
 """Counters and gauges for /v1/status and /metrics, kept in Redis so every process adds to
-the same figures: jobs by outcome, pages read, page latency, workers alive, queue depth."""
+the same figures: jobs by outcome, pages read, page latency, workers alive (from their
+heartbeats), queue depth."""
 
-import asyncio
-import contextlib
 import json
-import os
-import socket
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.queue import PRIORITY_HEAD_START
 from ocrflow.handlers.jobs.records import Priority
 from ocrflow.pipeline.result import PageResult
 
-WORKER_TTL = 30
 PAGE_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 async def count_job(redis: Redis, state: str) -> None:
@@ -40,18 +31,6 @@ async def count_pages(redis: Redis, pages: Sequence[PageResult]) -> None:
             bucket = next((b for b in PAGE_BUCKETS if page.seconds <= b), "+Inf")
             pipe.hincrby(redis_keys.STATS, f"page_seconds:le:{bucket}", 1)
         await pipe.execute()
-
-
-async def heartbeat(redis: Redis, *, running: int, pool_processes: int, started: float) -> None:
-    beat = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "running": running,
-        "pool_processes": pool_processes,
-        "started": started,
-        "seen": time.time(),
-    }
-    await redis.set(redis_keys.WORKER_PREFIX + worker_name(), json.dumps(beat), ex=WORKER_TTL)
 
 
 async def workers(redis: Redis) -> list[dict[str, Any]]:
@@ -86,7 +65,7 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         "running": running,
         "jobs": _group(counters, "jobs:"),
         "pages": _group(counters, "pages:"),
-        "page_seconds": {k: v for k, v in counters.items() if k.startswith("page_seconds:")},
+        "page_seconds": page_seconds(counters),
     }
 
 
@@ -94,47 +73,74 @@ def _group(counters: dict[str, float], prefix: str) -> dict[str, int]:
     return {k.removeprefix(prefix): int(v) for k, v in counters.items() if k.startswith(prefix)}
 
 
-async def beat_forever(redis: Redis, *, running: "set[str]", pool_processes: int) -> None:
-    started = time.time()
-    while True:
-        # The reaper and arq report a lost Redis; a missed beat only ages out.
-        with contextlib.suppress(RedisError, OSError):
-            await heartbeat(
-                redis, running=len(running), pool_processes=pool_processes, started=started
-            )
-        await asyncio.sleep(WORKER_TTL / 3)
+def page_seconds(counters: dict[str, float]) -> dict[str, Any]:
+    """The page-time histogram: how many pages took at most each bound (cumulative, in order
+    of the bounds), how many in all, and their total seconds."""
+    buckets, cumulative = [], 0
+    for bound in (*PAGE_BUCKETS, "+Inf"):
+        cumulative += int(counters.get(f"page_seconds:le:{bound}", 0))
+        buckets.append({"le": bound, "pages": cumulative})
+    total = round(counters.get("page_seconds:sum", 0.0), 3)
+    return {"pages": cumulative, "seconds": total, "buckets": buckets}
 
 
 def prometheus(status: dict[str, Any], sse_clients: int) -> str:
+    def metric(name: str, kind: str, about: str, samples: Iterable[str]) -> list[str]:
+        return [f"# HELP {name} {about}", f"# TYPE {name} {kind}", *samples]
+
+    jobs, pages, queue = status["jobs"], status["pages"], status["queue"]
     lines = [
-        "# HELP ocrflow_jobs_total Jobs by state reached (accepted, then an ending).",
-        "# TYPE ocrflow_jobs_total counter",
-        *(f'ocrflow_jobs_total{{state="{s}"}} {n}' for s, n in sorted(status["jobs"].items())),
-        "# HELP ocrflow_pages_total Pages read, by method.",
-        "# TYPE ocrflow_pages_total counter",
-        *(f'ocrflow_pages_total{{method="{m}"}} {n}' for m, n in sorted(status["pages"].items())),
-        "# HELP ocrflow_page_seconds Time to read one page.",
-        "# TYPE ocrflow_page_seconds histogram",
-        *_histogram(status["page_seconds"]),
-        "# HELP ocrflow_queue_depth Jobs waiting, by priority.",
-        "# TYPE ocrflow_queue_depth gauge",
-        *(f'ocrflow_queue_depth{{priority="{p}"}} {n}' for p, n in status["queue"].items()),
-        "# TYPE ocrflow_jobs_running gauge",
-        f"ocrflow_jobs_running {status['running']}",
-        "# TYPE ocrflow_workers gauge",
-        f"ocrflow_workers {len(status['workers'])}",
-        "# HELP ocrflow_sse_clients Event streams open on this ingress process.",
-        "# TYPE ocrflow_sse_clients gauge",
-        f"ocrflow_sse_clients {sse_clients}",
+        *metric(
+            "ocrflow_jobs_total",
+            "counter",
+            "Jobs by state reached (accepted, or accepted again by a retry; then an ending).",
+            (f'ocrflow_jobs_total{{state="{s}"}} {n}' for s, n in sorted(jobs.items())),
+        ),
+        *metric(
+            "ocrflow_pages_total",
+            "counter",
+            "Pages read, by method.",
+            (f'ocrflow_pages_total{{method="{m}"}} {n}' for m, n in sorted(pages.items())),
+        ),
+        *metric(
+            "ocrflow_page_seconds",
+            "histogram",
+            "Time to read one page.",
+            _histogram(status["page_seconds"]),
+        ),
+        *metric(
+            "ocrflow_queue_depth",
+            "gauge",
+            "Jobs waiting, by priority.",
+            (f'ocrflow_queue_depth{{priority="{p}"}} {n}' for p, n in queue.items()),
+        ),
+        *metric(
+            "ocrflow_jobs_running",
+            "gauge",
+            "Runs under way on all workers.",
+            [f"ocrflow_jobs_running {status['running']}"],
+        ),
+        *metric(
+            "ocrflow_workers",
+            "gauge",
+            "Workers heard from in the last 30 seconds.",
+            [f"ocrflow_workers {len(status['workers'])}"],
+        ),
+        *metric(
+            "ocrflow_sse_clients",
+            "gauge",
+            "Event streams open on this ingress process.",
+            [f"ocrflow_sse_clients {sse_clients}"],
+        ),
     ]
     return "\n".join(lines) + "\n"
 
 
-def _histogram(figures: dict[str, float]) -> list[str]:
-    lines, cumulative = [], 0.0
-    for bound in (*PAGE_BUCKETS, "+Inf"):
-        cumulative += figures.get(f"page_seconds:le:{bound}", 0)
-        lines.append(f'ocrflow_page_seconds_bucket{{le="{bound}"}} {int(cumulative)}')
-    lines.append(f"ocrflow_page_seconds_sum {figures.get('page_seconds:sum', 0.0):.3f}")
-    lines.append(f"ocrflow_page_seconds_count {int(cumulative)}")
+def _histogram(figures: dict[str, Any]) -> list[str]:
+    lines = [
+        f'ocrflow_page_seconds_bucket{{le="{bucket["le"]}"}} {bucket["pages"]}'
+        for bucket in figures["buckets"]
+    ]
+    lines.append(f"ocrflow_page_seconds_sum {figures['seconds']:.3f}")
+    lines.append(f"ocrflow_page_seconds_count {figures['pages']}")
     return lines

@@ -1,62 +1,62 @@
-"""The arq worker: runs each job's document through the pool, records progress and outcome."""
+"""The arq worker: what it runs (a job's run, callbacks, e-mail), what it opens at startup (the
+services, the OCR pool) and the loops it keeps alive beside the runs (reaper, sweeper,
+heartbeat); and running it until told to stop."""
 
 import asyncio
+import contextlib
 import logging
-import shutil
-import uuid
-from collections.abc import Sequence
-from functools import partial
-from pathlib import Path
+import time
 from typing import Any
 
-from arq import Retry
-from arq.worker import func
+from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
-from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.jobs import queue, redis_keys, stats
-from ocrflow.handlers.jobs.events import EventKind
-from ocrflow.handlers.jobs.records import ACTIVE, Job, JobError, JobState, Progress, now
-from ocrflow.handlers.jobs.services import Services, open_services
-from ocrflow.handlers.runtime.logs import current_job
+from ocrflow.handlers.jobs import queue, redis_keys
+from ocrflow.handlers.jobs.services import open_services
 from ocrflow.handlers.runtime.pool import OcrPool
+from ocrflow.handlers.runtime.tasks import Supervised, health_of
 from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.storage import layout
 from ocrflow.handlers.worker.callbacks import send_callback
-from ocrflow.handlers.worker.fetch import fetch_url
+from ocrflow.handlers.worker.heartbeat import beat_forever
 from ocrflow.handlers.worker.leases import Watch, reap_forever
 from ocrflow.handlers.worker.mail import MAIL_TRIES, send_email
 from ocrflow.handlers.worker.retention import sweep_forever
-from ocrflow.handlers.worker.runner import run_document
-from ocrflow.pipeline.errors import PipelineError
-from ocrflow.pipeline.media import MediaType
-from ocrflow.pipeline.outputs import MEDIA_TYPES, write_outputs
+from ocrflow.handlers.worker.runs import POOL, SERVICES, process_job
 from ocrflow.pipeline.page import warm_up
-from ocrflow.pipeline.result import PageResult
 
 log = logging.getLogger(__name__)
 
-SETTINGS, SERVICES, POOL = "settings", "services", "pool"
-REAPER, SWEEPER, HEARTBEAT = "reaper", "sweeper", "heartbeat"
-RUNNING_ONLY = frozenset({JobState.RUNNING})
+SETTINGS, TASKS = "settings", "tasks"
 # arq gives up on its own after this many extra tries; ocrflow's own limit ends the job first,
 # so a record is never left queued by arq dropping the run.
 ARQ_SPARE_TRIES = 5
 ARQ_TIMEOUT_GRACE = 60.0
-MAX_BACKOFF = 60
-HANDED_BACK = "the worker stopped; the job will rerun"
-
-
-class JobStopped(Exception):
-    """The job left the running state (cancelled) while its pages were being read."""
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx[SETTINGS]
-    ctx[SERVICES] = await open_services(settings, redis=ctx["redis"])
-    ctx[REAPER] = asyncio.create_task(reap_forever(ctx[SERVICES]), name="reaper")
+    ctx[SERVICES] = services = await open_services(settings, redis=ctx["redis"])
+    tasks: dict[str, Supervised] = {}
+    ctx[TASKS] = tasks
+    tasks["reaper"] = Supervised("reaper", lambda: reap_forever(services)).start()
     ctx[POOL] = pool = OcrPool(settings.pool_processes, memory_limit=settings.pool_memory_limit)
-    # Start every pool process and load its models now: the first job after a (re)start would
-    # otherwise wait ~0.5 s for them.
+    await _warm(pool, settings)
+    tasks["sweeper"] = Supervised("sweeper", lambda: sweep_forever(services)).start()
+
+    def beat() -> Any:
+        return beat_forever(
+            services.redis,
+            running=Watch.active,
+            pool_processes=settings.pool_processes,
+            tasks=lambda: health_of(tasks),
+        )
+
+    tasks["heartbeat"] = Supervised("heartbeat", beat).start()
+
+
+async def _warm(pool: OcrPool, settings: Settings) -> None:
+    """Start every pool process and load its models now: the first job after a (re)start would
+    otherwise wait ~0.5 s for them."""
     lang = "+".join(settings.ocr_languages)
     try:
         await asyncio.gather(
@@ -64,17 +64,11 @@ async def startup(ctx: dict[str, Any]) -> None:
         )
     except Exception as exc:  # a broken engine shows in the first job, with its error
         log.warning("the OCR pool could not warm up: %r", exc)
-    ctx[SWEEPER] = asyncio.create_task(sweep_forever(ctx[SERVICES]), name="sweeper")
-    beat = stats.beat_forever(
-        ctx["redis"], running=Watch.active, pool_processes=settings.pool_processes
-    )
-    ctx[HEARTBEAT] = asyncio.create_task(beat, name="heartbeat")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for background in (REAPER, SWEEPER, HEARTBEAT):
-        if background in ctx:
-            ctx.pop(background).cancel()
+    for task in ctx.pop(TASKS, {}).values():
+        await task.stop()
     if POOL in ctx:
         # Jobs still running were handed back when arq cancelled them: stop their pages now.
         pool = ctx.pop(POOL)
@@ -82,215 +76,6 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await asyncio.to_thread(pool.close)
     if SERVICES in ctx:
         await ctx.pop(SERVICES).close()
-
-
-async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
-    """The arq function: one run of one job, ending in a recorded outcome or a retry."""
-    services: Services = ctx[SERVICES]
-    settings = services.settings
-    attempt: int = ctx["job_try"]
-    current_job.set(job_id)  # every log line of this run carries the job id
-    job = await services.jobs.get(job_id)
-    if job is None or job.state.terminal:
-        return {"job_id": job_id, "outcome": "skipped"}
-    if attempt > settings.job_max_tries:
-        error = JobError(
-            code=ErrorCode.TOO_MANY_ATTEMPTS, message=f"gave up after {attempt - 1} tries"
-        )
-        await _fail(services, job_id, error, only_from=ACTIVE)
-        return {"job_id": job_id, "outcome": "failed"}
-    await Watch.claim(services, job_id, ctx["job_id"])
-    started = await services.transitions.apply(
-        job_id,
-        JobState.RUNNING,
-        only_from=ACTIVE,
-        note={"attempt": attempt},
-        attempt=attempt,
-        started_at=now(),
-        error=None,
-        progress=Progress(stage="starting", message="starting"),
-    )
-    if not started:
-        await Watch.release(services, job_id)
-        return {"job_id": job_id, "outcome": "skipped"}
-    log.info("run %d started: %s", attempt, job.source.filename)
-    outcome = await _run(ctx, services, job, attempt)
-    log.info("run %d ended: %s", attempt, outcome["outcome"])
-    return outcome
-
-
-async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) -> dict[str, str]:
-    settings, pool = services.settings, ctx[POOL]
-    async with Watch(services, job.id, ctx["job_id"], pool) as watch:
-        try:
-            async with asyncio.timeout(settings.job_timeout):
-                outputs, page_count = await _ocr(services, pool, job)
-        except TimeoutError:
-            pool.kill()  # the pages still running belong to this job: stop them
-            message = f"the job took longer than {settings.job_timeout:g} s"
-            await _fail(services, job.id, JobError(code=ErrorCode.TIMEOUT, message=message))
-        except JobStopped:  # a page finished after a cancel, before the watch saw it
-            pool.kill()
-            return {"job_id": job.id, "outcome": "cancelled"}
-        except (PipelineError, OcrflowError) as exc:
-            error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
-            await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
-        except asyncio.CancelledError:
-            if watch.stopped:  # cancelled through the API; its work is already killed
-                _uncancel()
-                return {"job_id": job.id, "outcome": "cancelled"}
-            # Worker shutdown: hand the job back so the next run starts it afresh.
-            await asyncio.shield(_requeue(services, job.id, ctx["job_id"], HANDED_BACK))
-            raise
-        except Exception as exc:
-            log.exception("job %s: run %d failed", job.id, attempt)
-            message = f"{type(exc).__name__}: {exc}"
-            error = JobError(code=ErrorCode.INTERNAL_ERROR, message=message, retryable=True)
-            await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
-        else:
-            await _succeed(services, job.id, outputs, page_count)
-            return {"job_id": job.id, "outcome": "succeeded"}
-    return {"job_id": job.id, "outcome": "failed"}
-
-
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
-
-
-async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, str], int]:
-    """Fetch the source, read every page, store the outputs; returns output keys and pages."""
-    settings = services.settings
-    workdir = settings.work_dir / job.id / uuid.uuid4().hex[:8]
-    workdir.mkdir(parents=True)
-    try:
-        source = workdir / "source"
-        job = await _get_source(services, job, source)
-        media_type = MediaType(str(job.source.media_type))
-        pages = await run_document(
-            pool,
-            source,
-            media_type,
-            workdir,
-            job.options,
-            settings.runtime,
-            _reporter(services, job.id),
-        )
-        return await _store_outputs(services, pool, job, pages, source), len(pages)
-    finally:
-        await asyncio.to_thread(shutil.rmtree, workdir, True)
-
-
-async def _get_source(services: Services, job: Job, dest: Path) -> Job:
-    """The job's document into `dest`: from storage, or (a URL's first run) from the web, then
-    kept in storage so a rerun reads the same bytes."""
-    if job.source.media_type is not None:
-        await services.storage.fetch(layout.source_key(job.id), dest)
-        return job
-    settings = services.settings
-    fetched = await fetch_url(
-        str(job.source.url),
-        dest,
-        max_bytes=settings.max_upload_bytes,
-        allow_private=settings.allow_private_urls,
-        timeout=settings.fetch_timeout,
-    )
-    await services.storage.put_file(
-        layout.source_key(job.id), dest, content_type=fetched.media_type
-    )
-    source = job.source.model_copy(
-        update={
-            "sha256": fetched.sha256,
-            "bytes": fetched.size,
-            "media_type": fetched.media_type,
-            "filename": fetched.filename,
-        }
-    )
-    await services.jobs.update(job.id, source=source)
-    return job.model_copy(update={"source": source})
-
-
-def _reporter(services: Services, job_id: str) -> Any:
-    async def report(done: int, total: int, pages: Sequence[PageResult]) -> None:
-        progress = Progress(
-            stage="ocr",
-            pages_done=done,
-            pages_total=total,
-            fraction=round(done / total, 4) if total else 0.0,
-            message=f"page {done}/{total}",
-        )
-        if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
-            raise JobStopped(job_id)
-        await stats.count_pages(services.redis, pages)
-        events = [(EventKind.PAGE, page.summary()) for page in pages]
-        progressed = (EventKind.PROGRESS, progress.model_dump())
-        await services.events.publish_many(job_id, [*events, progressed])
-
-    return report
-
-
-async def _store_outputs(
-    services: Services, pool: OcrPool, job: Job, pages: list[PageResult], source: Path
-) -> dict[str, str]:
-    out_dir = source.parent / "out"
-    out_dir.mkdir()
-    # The JSON result is always kept: GET /v1/jobs/{id}/result serves it.
-    names = (*job.options.outputs, "json")
-    # Rendering outputs (a searchable PDF above all) is CPU work: keep it off the event loop.
-    write = partial(write_outputs, source=source, media_type=MediaType(str(job.source.media_type)))
-    files = await pool.run(write, pages, out_dir, names)
-    stored: dict[str, str] = {}
-    for name, path in files.items():
-        key = layout.output_key(job.id, path.name)
-        await services.storage.put_file(key, path, content_type=MEDIA_TYPES[name])
-        stored[name] = key
-    return stored
-
-
-async def _succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
-    done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
-    await services.transitions.apply(
-        job_id,
-        JobState.SUCCEEDED,
-        only_from=RUNNING_ONLY,
-        outputs=outputs,
-        finished_at=now(),
-        progress=done,
-    )
-
-
-async def _retry_or_fail(
-    services: Services, job_id: str, arq_job_id: str, error: JobError, attempt: int
-) -> None:
-    if not error.retryable or attempt >= services.settings.job_max_tries:
-        await _fail(services, job_id, error)
-        return
-    delay = min(2**attempt, MAX_BACKOFF)
-    log.warning("job %s: run %d failed (%s); retrying in %d s", job_id, attempt, error.code, delay)
-    await _requeue(services, job_id, arq_job_id, f"retrying in {delay} s after: {error.message}")
-    raise Retry(defer=delay)
-
-
-async def _requeue(services: Services, job_id: str, arq_job_id: str, message: str) -> None:
-    """Back to queued; arq keeps the run (a Retry, or a cancelled run it will pick up again)."""
-    await services.transitions.apply(
-        job_id,
-        JobState.QUEUED,
-        only_from=RUNNING_ONLY,
-        note={"message": message},
-        queued_as=arq_job_id,
-        progress=Progress(stage="queued", message=message),
-    )
-
-
-async def _fail(
-    services: Services, job_id: str, error: JobError, only_from: frozenset[JobState] = RUNNING_ONLY
-) -> None:
-    log.info("job %s failed: %s: %s", job_id, error.code, error.message)
-    await services.transitions.apply(
-        job_id, JobState.FAILED, only_from=only_from, error=error, finished_at=now()
-    )
 
 
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -322,3 +107,26 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "ctx": {SETTINGS: settings},
         **overrides,
     }
+
+
+def run_until_stopped(settings: Settings) -> int:
+    """Run the arq worker; when Redis goes away under it, wait and start again."""
+    delay = 1.0
+    while True:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        worker = Worker(**worker_settings(settings))
+        signalled: list[object] = []
+        worker.on_stop = signalled.append  # arq calls it on SIGINT/SIGTERM
+        started = time.monotonic()
+        try:
+            worker.run()
+            return 0  # stopped by a signal
+        except (RedisError, OSError) as exc:
+            # arq's own close gave up at its first Redis call: stop the pool and the loops here.
+            with contextlib.suppress(Exception):
+                asyncio.get_event_loop().run_until_complete(shutdown(worker.ctx))
+            if signalled:  # told to stop (perhaps its parent died): no restart
+                return 0
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            log.warning("worker lost Redis (%s); starting again in %.0f s", exc, delay)
+            time.sleep(delay)

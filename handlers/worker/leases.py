@@ -4,6 +4,7 @@ arq's in-progress key (the whole job timeout) runs out; a cancelled run is stopp
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from types import TracebackType
 from typing import ClassVar
 
@@ -96,14 +97,27 @@ async def reap(services: Services) -> list[str]:
     reaped = []
     for raw_job_id, raw_arq_id in running.items():
         job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
-        if await redis.exists(redis_keys.lease_key(job_id)):
-            continue
-        # Several workers reap; one claim per run decides who hands it back.
-        if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
-            continue
-        await _hand_back(services, job_id, arq_job_id)
-        reaped.append(job_id)
+        with _each_run(job_id):
+            if await redis.exists(redis_keys.lease_key(job_id)):
+                continue
+            # Several workers reap; one claim per run decides who hands it back.
+            if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
+                continue
+            await _hand_back(services, job_id, arq_job_id)
+            reaped.append(job_id)
     return reaped
+
+
+@contextlib.contextmanager
+def _each_run(job_id: str) -> Iterator[None]:
+    """One run that cannot be handled (a damaged record, say) is logged and passed over: it
+    never stops the others from being recovered. Redis failing is the round's to handle."""
+    try:
+        yield
+    except (RedisError, OSError):
+        raise
+    except Exception:
+        log.exception("job %s: could not be recovered this round; passing over it", job_id)
 
 
 async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
@@ -132,25 +146,29 @@ async def requeue_lost(services: Services) -> list[str]:
     requeued = []
     for raw_job_id, raw_arq_id in queued.items():
         job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.exists(redis_keys.ARQ_JOB + arq_job_id, redis_keys.ARQ_IN_PROGRESS + arq_job_id)
-            pipe.hget(redis_keys.QUEUED, job_id)
-            held, current = await pipe.execute()
-        if held or current is None or current.decode() != arq_job_id:
-            continue  # arq has it, or it has moved on since the listing
-        job = await services.jobs.get(job_id)
-        if job is None or job.state is not JobState.QUEUED:
-            await redis.hdel(redis_keys.QUEUED, job_id)  # type: ignore[misc]
-            continue
-        if not await redis.set(
-            redis_keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL
-        ):
-            continue  # another worker is on it
-        log.warning("job %s: its queue entry was lost; queueing it again", job_id)
-        lost = {"message": "its queue entry was lost; queued again"}
-        if await _queue_next_run(services, job, QUEUED_ONLY, lost):
-            requeued.append(job_id)
+        with _each_run(job_id):
+            if await _requeue_if_lost(services, job_id, arq_job_id):
+                requeued.append(job_id)
     return requeued
+
+
+async def _requeue_if_lost(services: Services, job_id: str, arq_job_id: str) -> bool:
+    redis = services.redis
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(redis_keys.ARQ_JOB + arq_job_id, redis_keys.ARQ_IN_PROGRESS + arq_job_id)
+        pipe.hget(redis_keys.QUEUED, job_id)
+        held, current = await pipe.execute()
+    if held or current is None or current.decode() != arq_job_id:
+        return False  # arq has it, or it has moved on since the listing
+    job = await services.jobs.get(job_id)
+    if job is None or job.state is not JobState.QUEUED:
+        await redis.hdel(redis_keys.QUEUED, job_id)  # type: ignore[misc]
+        return False
+    if not await redis.set(redis_keys.REAP_PREFIX + "queued:" + job_id, 1, nx=True, ex=LEASE_TTL):
+        return False  # another worker is on it
+    log.warning("job %s: its queue entry was lost; queueing it again", job_id)
+    lost = {"message": "its queue entry was lost; queued again"}
+    return await _queue_next_run(services, job, QUEUED_ONLY, lost)
 
 
 async def _queue_next_run(
@@ -167,7 +185,8 @@ async def _queue_next_run(
 
 async def reap_forever(services: Services) -> None:
     """Reap at once (workers that restart often must still reap), then every few seconds;
-    look for queued jobs that lost their queue entry every few rounds."""
+    look for queued jobs that lost their queue entry every few rounds. Runs supervised
+    (`runtime.tasks`): anything but Redis being away restarts it, with backoff."""
     rounds = 0
     while True:
         try:

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.storage import layout
+from ocrflow.handlers.storage.backend import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +26,26 @@ async def sweep(services: Services) -> int:
     """One round; returns how many jobs' files were removed."""
     removed = 0
     for job_id in await services.storage.job_ids():
-        if await services.redis.exists(redis_keys.job_key(job_id)):
-            continue
-        written = await services.storage.modified(layout.source_key(job_id))
-        if written is not None and time.time() - written < GRACE:
-            continue
-        await services.storage.delete_job(job_id)
-        removed += 1
+        try:
+            removed += await _sweep_job(services, job_id)
+        except (RedisError, OSError, StorageError):
+            raise  # the round's to report
+        except Exception:  # one job's files never stop the others' being swept
+            log.exception("retention: could not sweep job %s; passing over it", job_id)
     await asyncio.to_thread(_clear_scratch, services.settings.work_dir, SCRATCH_MAX_AGE)
     if removed:
         log.info("retention: removed the files of %d expired jobs", removed)
     return removed
+
+
+async def _sweep_job(services: Services, job_id: str) -> int:
+    if await services.redis.exists(redis_keys.job_key(job_id)):
+        return 0
+    written = await services.storage.modified(layout.source_key(job_id))
+    if written is not None and time.time() - written < GRACE:
+        return 0
+    await services.storage.delete_job(job_id)
+    return 1
 
 
 def _clear_scratch(work: Path, max_age: float) -> None:
@@ -51,6 +61,8 @@ def _clear_scratch(work: Path, max_age: float) -> None:
 
 
 async def sweep_forever(services: Services) -> None:
+    """Runs supervised (`runtime.tasks`): anything but Redis or storage being away restarts it,
+    with backoff."""
     while True:
         await asyncio.sleep(SWEEP_INTERVAL)
         try:
@@ -59,5 +71,5 @@ async def sweep_forever(services: Services) -> None:
                 redis_keys.SWEEP_LOCK, 1, nx=True, ex=int(SWEEP_INTERVAL / 2)
             ):
                 await sweep(services)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, StorageError) as exc:
             log.warning("retention sweep failed: %s", exc)

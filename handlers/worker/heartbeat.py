@@ -1,0 +1,63 @@
+"""Each worker says every few seconds that it is alive: what it runs, its pool, the health of
+its background loops. A worker that stops saying so ages out of `/v1/status`."""
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ocrflow.handlers.jobs import redis_keys
+
+WORKER_TTL = 30
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def heartbeat(
+    redis: Redis,
+    *,
+    running: int,
+    pool_processes: int,
+    started: float,
+    tasks: dict[str, dict[str, Any]],
+) -> None:
+    beat = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "running": running,
+        "pool_processes": pool_processes,
+        "started": started,
+        "seen": time.time(),
+        "tasks": tasks,
+    }
+    await redis.set(redis_keys.WORKER_PREFIX + worker_name(), json.dumps(beat), ex=WORKER_TTL)
+
+
+async def beat_forever(
+    redis: Redis,
+    *,
+    running: set[str],
+    pool_processes: int,
+    tasks: Callable[[], dict[str, dict[str, Any]]],
+) -> None:
+    started = time.time()
+    while True:
+        # The reaper and arq report a lost Redis; a missed beat only ages out.
+        with contextlib.suppress(RedisError, OSError):
+            await heartbeat(
+                redis,
+                running=len(running),
+                pool_processes=pool_processes,
+                started=started,
+                tasks=tasks(),
+            )
+        await asyncio.sleep(WORKER_TTL / 3)
