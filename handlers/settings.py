@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ocrflow.pipeline.options import Engine, OcrOptions, Runtime
 
+__all__ = ["Settings"]
+
 MIB = 1024 * 1024
 
 

@@ -103,8 +103,8 @@ async def reap(services: Services) -> list[str]:
             # Several workers reap; one claim per run decides who hands it back.
             if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
                 continue
-            await _hand_back(services, job_id, arq_job_id)
-            reaped.append(job_id)
+            if await _hand_back(services, job_id, arq_job_id):
+                reaped.append(job_id)
     return reaped
 
 
@@ -120,21 +120,23 @@ def _each_run(job_id: str) -> Iterator[None]:
         log.exception("job %s: could not be recovered this round; passing over it", job_id)
 
 
-async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> None:
+async def _hand_back(services: Services, job_id: str, arq_job_id: str) -> bool:
+    """Queue the run again; False when its job has moved on, or its record cannot be read
+    (reported as it is read): either way the run is no longer listed as under way."""
     redis = services.redis
     log.warning("job %s: its worker stopped answering; handing the run back", job_id)
     note = {"message": "its worker stopped; the job will rerun"}
     if await redis.exists(redis_keys.ARQ_JOB + arq_job_id):
-        await services.transitions.apply(
+        handed = await services.transitions.apply(
             job_id, JobState.QUEUED, only_from=RUNNING_ONLY, note=note, queued_as=arq_job_id
         )
     else:  # arq no longer holds the run (it expired): queue a fresh one.
         job = await services.jobs.get(job_id)
-        if job is not None:
-            await _queue_next_run(services, job, RUNNING_ONLY, note)
+        handed = job is not None and await _queue_next_run(services, job, RUNNING_ONLY, note)
     # Only now may arq start the run again: the record no longer says running.
     await redis.delete(redis_keys.ARQ_IN_PROGRESS + arq_job_id)
     await redis.hdel(redis_keys.RUNNING, job_id)  # type: ignore[misc]
+    return handed
 
 
 async def requeue_lost(services: Services) -> list[str]:
