@@ -4,7 +4,7 @@ arq's in-progress key (the whole job timeout) runs out; a cancelled run is stopp
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import ClassVar
 
@@ -92,20 +92,31 @@ class Watch:
 
 async def reap(services: Services) -> list[str]:
     """Hand back every run whose lease ran out: its worker is gone. Returns those job ids."""
+    return await _recover(services, redis_keys.RUNNING, _reap_one)
+
+
+async def _reap_one(services: Services, job_id: str, arq_job_id: str) -> bool:
     redis = services.redis
-    running = await redis.hgetall(redis_keys.RUNNING)  # type: ignore[misc]
-    reaped = []
-    for raw_job_id, raw_arq_id in running.items():
-        job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
+    if await redis.exists(redis_keys.lease_key(job_id)):
+        return False
+    # Several workers reap; one claim per run decides who hands it back.
+    if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
+        return False
+    return await _hand_back(services, job_id, arq_job_id)
+
+
+async def _recover(
+    services: Services, listing: str, recover: Callable[[Services, str, str], Awaitable[bool]]
+) -> list[str]:
+    """`recover` each run listed in `listing` (job id -> arq job id); the ids it recovered."""
+    listed = await services.redis.hgetall(listing)  # type: ignore[misc]
+    recovered = []
+    for raw_job_id, raw_arq_id in listed.items():
+        job_id = raw_job_id.decode()
         with _each_run(job_id):
-            if await redis.exists(redis_keys.lease_key(job_id)):
-                continue
-            # Several workers reap; one claim per run decides who hands it back.
-            if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
-                continue
-            if await _hand_back(services, job_id, arq_job_id):
-                reaped.append(job_id)
-    return reaped
+            if await recover(services, job_id, raw_arq_id.decode()):
+                recovered.append(job_id)
+    return recovered
 
 
 @contextlib.contextmanager
@@ -143,15 +154,7 @@ async def requeue_lost(services: Services) -> list[str]:
     """Queue again every queued job whose arq entry is gone (expired while it waited, or lost
     with a Redis that was not persisting): a queued job must never wait for nothing. Returns
     those job ids."""
-    redis = services.redis
-    queued = await redis.hgetall(redis_keys.QUEUED)  # type: ignore[misc]
-    requeued = []
-    for raw_job_id, raw_arq_id in queued.items():
-        job_id, arq_job_id = raw_job_id.decode(), raw_arq_id.decode()
-        with _each_run(job_id):
-            if await _requeue_if_lost(services, job_id, arq_job_id):
-                requeued.append(job_id)
-    return requeued
+    return await _recover(services, redis_keys.QUEUED, _requeue_if_lost)
 
 
 async def _requeue_if_lost(services: Services, job_id: str, arq_job_id: str) -> bool:
