@@ -294,3 +294,75 @@ async def test_large_objects_go_up_in_parts(s3_settings: Settings, tmp_path: Pat
         assert copy.read_bytes() == big.read_bytes()
     finally:
         await storage.close()
+
+
+async def upload_directly(client: TestClient[Any, Any], pdf: Path, **options: Any) -> Any:
+    """A document sent straight to the bucket with a presigned form, then completed."""
+    upload = await (await client.post("/v1/uploads", json={"filename": pdf.name})).json()
+    form = aiohttp.FormData(upload["fields"])
+    form.add_field("file", pdf.read_bytes(), filename=pdf.name)
+    async with aiohttp.ClientSession() as plain, plain.post(upload["url"], data=form) as sent:
+        assert sent.status in (200, 204), await sent.text()
+    done = await client.post(URL(upload["complete_url"]).path, json=options)
+    assert done.status == 202, await done.text()
+    return await done.json()
+
+
+async def test_different_direct_uploads_are_different_jobs_and_the_same_one_is_cached(
+    aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
+) -> None:
+    """Two different documents uploaded and completed back to back (the first still queued)
+    are two jobs with their own texts; the first one's bytes again come from its result."""
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(s3_settings))
+    first_pdf = write_image_pdf(tmp_path / "first.pdf", [["First direct document"]])
+    second_pdf = write_image_pdf(tmp_path / "second.pdf", [["Second direct document"]])
+    first = await upload_directly(client, first_pdf)
+    second = await upload_directly(client, second_pdf)
+    assert first["id"] != second["id"]
+    assert first["source"]["etag"] and first["source"]["etag"] != second["source"]["etag"]
+    async with running_worker(s3_settings):
+        for job, word in ((first, "First"), (second, "Second")):
+            done = await wait_for_job(client, job["id"])
+            assert done["state"] == "succeeded", done["error"]
+            result = await (await client.get(f"/v1/jobs/{job['id']}/result")).json()
+            assert result["pages"][0]["text"].split()[0] == word
+    again = await upload_directly(client, first_pdf)
+    assert again["id"] != first["id"] and again["cached"] is True
+    result = await (await client.get(f"/v1/jobs/{again['id']}/result")).json()
+    assert result["pages"][0]["text"].split() == ["First", "direct", "document"]
+    assert not [key for key in bucket_keys(s3_settings) if "/uploads/" in key]
+
+
+async def test_a_new_version_of_an_object_is_a_new_job_and_redelivery_finds_a_real_job(
+    aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
+) -> None:
+    own = s3_settings.model_copy(update={"webhook_secret": "hook-secret"})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    s3, bucket = s3_client(own.s3_endpoint_url), str(own.s3_bucket)
+    auth = {"X-Ocrflow-Webhook-Secret": "hook-secret"}
+    documents: dict[str, bytes] = {}
+
+    async def event(version: str, text: str) -> str:
+        """`text` written as a new version of one object, and its event delivered."""
+        if text not in documents:
+            documents[text] = write_image_pdf(tmp_path / f"{version}.pdf", [[text]]).read_bytes()
+        s3.put_object(Bucket=bucket, Key="inbox/report.pdf", Body=documents[text])
+        body = s3_event(bucket, "inbox/report.pdf", "")
+        body["Records"][0]["s3"]["object"]["versionId"] = version
+        answer = await (await client.post("/v1/webhooks/s3", json=body, headers=auth)).json()
+        job_id: str = answer["records"][0]["job_id"]
+        assert (await client.get(f"/v1/jobs/{job_id}")).status == 200
+        return job_id
+
+    old = await event("v1", "The old version")
+    new = await event("v2", "The new version")  # while the old one's job is still queued
+    assert new != old
+    same_bytes = await event("v3", "The new version")  # identical content: shares its job
+    assert same_bytes == new
+    # Redelivered, the event that another job answered names that job, which exists.
+    assert await event("v3", "The new version") == new
+    async with running_worker(own):
+        for job_id, word in ((old, "old"), (new, "new")):
+            done = await wait_for_job(client, job_id)
+            result = await (await client.get(f"/v1/jobs/{job_id}/result")).json()
+            assert done["state"] == "succeeded" and result["pages"][0]["text"].split()[1] == word

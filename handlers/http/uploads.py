@@ -17,7 +17,7 @@ from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Source
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.storage import layout
-from ocrflow.handlers.storage.backend import ObjectNotFound
+from ocrflow.handlers.storage.backend import ObjectNotFound, StoredObject
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.media import SNIFF_BYTES, sniff
 
@@ -70,9 +70,9 @@ async def complete_upload(request: web.Request) -> web.Response:
     fields = await json_fields(request, JsonOptions) if request.can_read_body else {}
     source = await _source(storage, upload_id, raw, settings.max_upload_bytes)
     job = job_from_fields(request, fields, source)
-    await storage.copy(layout.upload_key(upload_id), layout.source_key(job.id))
+    uploaded = StoredObject(layout.upload_key(upload_id))  # copied only if a new job takes it
     key = request.headers.get("Idempotency-Key")
-    job, _ = await submit(services, job, None, idempotency_key=key)
+    job, _ = await submit(services, job, uploaded, idempotency_key=key)
     await services.redis.delete(redis_keys.UPLOAD_PREFIX + upload_id)
     await storage.delete(layout.upload_key(upload_id))  # the job has its own copy now
     location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
@@ -83,15 +83,22 @@ async def complete_upload(request: web.Request) -> web.Response:
 
 async def _source(storage: S3Storage, upload_id: str, raw: Any, max_bytes: int) -> Source:
     try:
-        head, size = await storage.peek(
-            storage.bucket, storage.prefix + layout.upload_key(upload_id), SNIFF_BYTES
+        peeked = await storage.peek(
+            storage.bucket, storage.own_key(layout.upload_key(upload_id)), SNIFF_BYTES
         )
     except ObjectNotFound as exc:
         raise OcrflowError(
             ErrorCode.UPLOAD_MISSING, "nothing was uploaded with this form yet"
         ) from exc
-    if size > max_bytes:
+    if peeked.size > max_bytes:
         raise OcrflowError(
-            ErrorCode.PAYLOAD_TOO_LARGE, f"the upload is {size} bytes, over the limit"
+            ErrorCode.PAYLOAD_TOO_LARGE, f"the upload is {peeked.size} bytes, over the limit"
         )
-    return Source(filename=json.loads(raw)["filename"], bytes=size, media_type=sniff(head))
+    # The object's checksum and size name its content: a second, different upload is never
+    # taken for this one, and the same bytes uploaded again may share its job or its result.
+    return Source(
+        filename=json.loads(raw)["filename"],
+        bytes=peeked.size,
+        etag=peeked.etag or None,
+        media_type=sniff(peeked.head),
+    )

@@ -17,8 +17,7 @@ from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Job, Source, new_job_id, now
 from ocrflow.handlers.jobs.services import Services
-from ocrflow.handlers.storage import layout
-from ocrflow.handlers.storage.backend import StorageError
+from ocrflow.handlers.storage.backend import StorageError, StoredObject
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import SNIFF_BYTES, sniff
@@ -91,8 +90,8 @@ async def _job_for(
         existing = await services.redis.get(marker)
         return {"outcome": "duplicate", "job_id": existing.decode() if existing else None}
     try:
-        head, size = await storage.peek(bucket, key, SNIFF_BYTES)
-        media_type = sniff(head)
+        peeked = await storage.peek(bucket, key, SNIFF_BYTES)
+        media_type = sniff(peeked.head)
     except (StorageError, PipelineError) as exc:  # gone, empty, unreadable, not a document
         await services.redis.delete(marker)
         return {"outcome": "refused", "error": exc.code}
@@ -104,17 +103,19 @@ async def _job_for(
         source=Source(
             kind="upload",
             filename=PurePosixPath(key).name or key,
-            bytes=size,
+            bytes=peeked.size,
+            etag=peeked.etag or None,  # this version's content, not only its name
             media_type=media_type,
             url=f"s3://{bucket}/{key}",
         ),
         metadata={"s3": {"bucket": bucket, "key": key, "version": version}},
     )
     try:
-        await storage.copy_in(bucket, key, layout.source_key(job_id))
-        answer, _ = await submit(services, job, None, idempotency_key=None)
+        answer, _ = await submit(services, job, StoredObject(key, bucket), idempotency_key=None)
     except BaseException:
         await services.redis.delete(marker)  # not taken: a redelivery may try again
         raise
+    # A redelivery answers with the job that took the event (another may have answered it).
+    await services.redis.set(marker, answer.id, ex=retention)
     log.info("S3 event %s/%s created job %s", bucket, key, answer.id)
     return {"outcome": "created", "job_id": answer.id}

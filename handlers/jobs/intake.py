@@ -12,17 +12,20 @@ from ocrflow.handlers.jobs.records import Job, JobState, now
 from ocrflow.handlers.jobs.reuse import reusable_result, still_running
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.storage import layout
-from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
+from ocrflow.handlers.storage.backend import ObjectNotFound, Storage, StorageError, StoredObject
 
 log = logging.getLogger(__name__)
 
 
 UNAVAILABLE_RETRY_AFTER = 5
+# What a submission's document is, as it reaches admission: a spool file, bytes held in memory,
+# an object already in a bucket, or nothing yet (a URL, fetched by the worker).
+Incoming = Path | bytes | StoredObject | None
 Reused = Literal["idempotent", "shared", "cached"] | None
 
 
 async def submit(
-    services: Services, job: Job, source: Path | bytes | None, *, idempotency_key: str | None
+    services: Services, job: Job, source: Incoming, *, idempotency_key: str | None
 ) -> tuple[Job, Reused]:
     """The job that answers this submission, and whether (and how) it was an earlier one.
     Every earlier job it may answer with belongs to the same caller (`job.owner`)."""
@@ -43,9 +46,7 @@ async def submit(
     return answer, reused
 
 
-async def _reuse_or_accept(
-    services: Services, job: Job, source: Path | bytes | None
-) -> tuple[Job, Reused]:
+async def _reuse_or_accept(services: Services, job: Job, source: Incoming) -> tuple[Job, Reused]:
     """An earlier job's result, or the job already reading this content, or else `job` itself
     admitted and accepted. Each claim looks in one round trip; when what it finds cannot answer
     (a result since deleted, a job since ended, a caller's count holding ended jobs), the next
@@ -109,16 +110,12 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
     return answered
 
 
-async def accept(services: Services, job: Job, source: Path | bytes | None) -> Job:
-    """Store the source of an admitted job (a spool file, taken as is, or a small upload's
-    bytes; a URL is fetched by the worker), then record and queue it; any failure leaves no
-    job accepted."""
+async def accept(services: Services, job: Job, source: Incoming) -> Job:
+    """Store the source of an admitted job (a spool file, taken as is; a small upload's
+    bytes; an object already in a bucket, copied; a URL is fetched by the worker), then record
+    and queue it; any failure leaves no job accepted."""
     try:
-        key, content_type = layout.source_key(job.id), str(job.source.media_type)
-        if isinstance(source, bytes):
-            await services.storage.put_bytes(key, source, content_type=content_type)
-        elif source is not None:
-            await services.storage.put_file(key, source, content_type=content_type, move=True)
+        await _store(services.storage, job, source)
     except BaseException:
         await services.limits.release(job.owner, job.id)
         raise
@@ -134,6 +131,19 @@ async def accept(services: Services, job: Job, source: Path | bytes | None) -> J
         ) from exc
     log.info("job %s accepted: %s", job.id, job.source.url or job.source.media_type)
     return job
+
+
+async def _store(storage: Storage, job: Job, source: Incoming) -> None:
+    key, content_type = layout.source_key(job.id), str(job.source.media_type)
+    if isinstance(source, bytes):
+        await storage.put_bytes(key, source, content_type=content_type)
+    elif isinstance(source, StoredObject):
+        if source.bucket is None:
+            await storage.copy(source.key, key)
+        else:
+            await storage.copy_in(source.bucket, source.key, key)
+    elif source is not None:
+        await storage.put_file(key, source, content_type=content_type, move=True)
 
 
 async def _abandon(services: Services, job: Job) -> None:

@@ -1,5 +1,6 @@
 """What every storage backend offers, how its failures look, and opening the configured one."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,22 @@ class StorageError(OcrflowError):
 class ObjectNotFound(StorageError):
     def __init__(self, message: str) -> None:
         super().__init__(message, code=ErrorCode.OBJECT_NOT_FOUND, retryable=False)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object already in a bucket, to be copied to where a job's source lives: one of
+    ocrflow's own keys, or (with `bucket`) any object the credentials can read."""
+
+    key: str
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
+class Peeked:
+    head: bytes  # the first bytes, enough to tell the type
+    size: int
+    etag: str  # the object's checksum as the store gives it (quotes removed)
 
 
 class Storage(Protocol):
@@ -52,6 +69,10 @@ class Storage(Protocol):
         ...
 
     async def copy(self, source: str, target: str) -> None: ...
+
+    async def copy_in(self, bucket: str, key: str, target: str) -> None:
+        """Copy an object from another bucket into ocrflow's own keys."""
+        ...
 
     async def job_ids(self) -> list[str]: ...
 

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
 
@@ -73,6 +74,13 @@ class LocalStorage:
             await asyncio.to_thread(_copy_atomically, self._path(source), self._path(target))
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"no object at {source}") from exc
+
+    async def copy_in(self, bucket: str, key: str, target: str) -> None:
+        raise StorageError(
+            "objects in other buckets need S3 storage",
+            code=ErrorCode.S3_STORAGE_REQUIRED,
+            retryable=False,
+        )
 
     async def job_ids(self) -> list[str]:
         """Every job that has objects stored."""

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.storage import layout
-from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
+from ocrflow.handlers.storage.backend import ObjectNotFound, Peeked, StorageError
 
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 DELETE_BATCH = 1000  # the most DeleteObjects takes at once
@@ -151,8 +151,9 @@ class S3Storage:
         )
         return form
 
-    async def peek(self, bucket: str, key: str, count: int) -> tuple[bytes, int]:
-        """The first `count` bytes of any object the credentials can read, and its size."""
+    async def peek(self, bucket: str, key: str, count: int) -> Peeked:
+        """The first `count` bytes of any object the credentials can read, its size and its
+        checksum."""
         with _translated(key):
             response = await self._client.get_object(
                 Bucket=bucket, Key=key, Range=f"bytes=0-{count - 1}"
@@ -160,7 +161,12 @@ class S3Storage:
             async with response["Body"] as body:
                 head: bytes = await body.read()
         total = str(response.get("ContentRange", "")).rsplit("/", 1)[-1]
-        return head, int(total) if total.isdigit() else int(response["ContentLength"])
+        size = int(total) if total.isdigit() else int(response["ContentLength"])
+        return Peeked(head, size, str(response.get("ETag", "")).strip('"'))
+
+    def own_key(self, key: str) -> str:
+        """Where one of ocrflow's keys lives in the bucket (under the prefix)."""
+        return self._key(key)
 
     async def delete(self, key: str) -> None:
         with _translated(key):
