@@ -162,6 +162,9 @@ def test_clean_filename_strips_paths_and_control_characters() -> None:
     assert clean_filename("a\x00b\x07c\r\n.pdf") == "abc.pdf"
     assert clean_filename("../") == "upload"
     assert len(clean_filename("x" * 1000)) == 200
+    # Line and paragraph separators, NEL, bidirectional overrides and zero-width marks too.
+    assert clean_filename("in\u2028voice\u0085\u202egpj.exe\u200b") == "invoicegpj.exe"
+    assert clean_filename("\u202e") == "upload"
 
 
 async def test_jobs_are_listed_newest_first_with_paging_and_a_state_filter(

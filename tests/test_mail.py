@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.runtime.redis_server import free_port
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker import mail
 from tests.support import form, running_worker, wait_for_job, write_png
 
 
@@ -99,3 +101,70 @@ async def test_a_bad_address_is_refused(client: TestClient[Any, Any], tmp_path: 
     png = write_png(tmp_path / "p.png", ["x"])
     response = await client.post("/v1/jobs", data=form(png, notify_email="not an address"))
     assert response.status == 422
+
+
+def mail_settings(settings: Settings, port: int) -> Settings:
+    update = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    return settings.model_copy(update=update | {"allow_private_urls": True})
+
+
+async def test_a_name_with_a_newline_from_a_url_is_made_safe_and_the_mail_is_sent(
+    aiohttp_client: Any, aiohttp_server: Any, settings: Settings, smtp: Any, tmp_path: Path
+) -> None:
+    """A decoded %0A in a URL's last segment once reached the e-mail's Subject, where the mail
+    library raised outside the error capture: no e-mail, and no record of it."""
+    inbox, port = smtp
+    png = write_png(tmp_path / "doc.png", ["named badly"]).read_bytes()
+
+    async def document(_: web.Request) -> web.Response:
+        return web.Response(body=png)
+
+    documents = web.Application()
+    documents.router.add_get("/{name}", document)
+    server = await aiohttp_server(documents, host="127.0.0.1")
+    own = mail_settings(settings, port)
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    url = str(server.make_url("/scan%0ABcc:%20evil@example.org%E2%80%A8%C2%85%E2%80%AE.png"))
+    async with running_worker(own):
+        body = {"url": url, "notify_email": "ana@example.org"}
+        job = await (await client.post("/v1/jobs", json=body)).json()
+        assert job["source"]["filename"] == "scanBcc: evil@example.org.png"
+        final = await wait_for_job(client, job["id"])
+        async with asyncio.timeout(20):
+            while not inbox.messages:
+                await asyncio.sleep(0.05)
+        final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert final["source"]["filename"] == "scanBcc: evil@example.org.png"
+    (message,) = inbox.messages
+    assert message["Bcc"] is None and "\n" not in message["Subject"]
+    assert [n["error"] for n in final["notifications"]] == [None]
+
+
+async def test_a_message_that_cannot_be_made_is_recorded_once_not_lost(
+    aiohttp_client: Any,
+    settings: Settings,
+    smtp: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, port = smtp
+    own = mail_settings(settings, port)
+
+    def broken(job: Any, settings: Settings) -> Any:
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    monkeypatch.setattr(mail, "message_for", broken)
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    async with running_worker(own):
+        png = write_png(tmp_path / "p.png", ["unsendable"])
+        job = await (
+            await client.post("/v1/jobs", data=form(png, notify_email="bo@example.org"))
+        ).json()
+        async with asyncio.timeout(20):
+            while not (await (await client.get(f"/v1/jobs/{job['id']}")).json())["notifications"]:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # no retries follow a failure that cannot pass
+        final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert final["state"] == "succeeded"
+    (notification,) = final["notifications"]
+    assert notification["error"].startswith("ValueError: Header values")

@@ -15,7 +15,7 @@ from aiohttp.multipart import parse_content_disposition as _parse_content_dispos
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.jobs.sources import Incoming, clean_filename
+from ocrflow.handlers.jobs.sources import Incoming
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions
 
@@ -157,7 +157,7 @@ async def _spool_file(
         raise
     return Upload(
         content=into.close(),
-        filename=clean_filename(filename or "upload"),
+        filename=filename or "upload",  # made safe by `Source`
         sha256=incoming.sha256,
         size=incoming.size,
         media_type=incoming.media_type(),

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
 
 from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.jobs import redis_keys
+from ocrflow.handlers.jobs.sources import clean_filename
 from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import OcrOptions
 
@@ -48,13 +49,18 @@ ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING})
 
 class Source(BaseModel):
     kind: Literal["upload", "url"] = "upload"
-    filename: str
+    filename: str  # a display name, made safe here for every way a document comes in
     url: str | None = None
     # Known at once for uploads; for a URL, once the worker has fetched it.
     sha256: str | None = None
     etag: str | None = None  # the stored object's checksum, for a direct upload or an S3 event
     bytes: int | None = None
     media_type: str | None = None
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return clean_filename(value)
 
 
 class Progress(BaseModel):

@@ -83,6 +83,9 @@ async def send_callback(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         error, final = exc.message, True
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except Exception as exc:  # the request cannot be made at all: trying again won't help
+        log.exception("job %s: callback cannot be sent", job_id)
+        error, final = f"{type(exc).__name__}: {exc}", True
     record = {"attempt": attempt, "at": now().isoformat(), "error": error}
     await services.jobs.update(job_id, callbacks=[*job.callbacks, record])
     if error is None:

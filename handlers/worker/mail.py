@@ -46,7 +46,7 @@ async def send_email(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     job = await services.jobs.get(job_id)
     if job is None or not job.notify_email or not settings.smtp_host:
         return {"job_id": job_id, "email": "skipped"}
-    error = None
+    error, final = None, False
     try:
         await aiosmtplib.send(
             message_for(job, settings),
@@ -61,8 +61,11 @@ async def send_email(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("job %s: e-mail to %s failed: %s", job_id, job.notify_email, error)
+    except Exception as exc:  # the message itself cannot be made or sent: trying again won't help
+        error, final = f"{type(exc).__name__}: {exc}", True
+        log.exception("job %s: e-mail to %s cannot be sent", job_id, job.notify_email)
     record = {"channel": "email", "attempt": attempt, "at": now().isoformat(), "error": error}
     await services.jobs.update(job_id, notifications=[*job.notifications, record])
-    if error and attempt < MAIL_TRIES:
+    if error and not final and attempt < MAIL_TRIES:
         raise Retry(defer=settings.callback_backoff * 2 ** (attempt - 1))
     return {"job_id": job_id, "email": "sent" if error is None else "failed"}

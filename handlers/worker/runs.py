@@ -15,7 +15,15 @@ from arq import Retry
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs import stats
 from ocrflow.handlers.jobs.events import EventKind
-from ocrflow.handlers.jobs.records import ACTIVE, Job, JobError, JobState, Progress, now
+from ocrflow.handlers.jobs.records import (
+    ACTIVE,
+    Job,
+    JobError,
+    JobState,
+    Progress,
+    Source,
+    now,
+)
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.runtime.logs import current_job
 from ocrflow.handlers.runtime.pool import OcrPool
@@ -155,13 +163,9 @@ async def _get_source(services: Services, job: Job, dest: Path) -> Job:
     await services.storage.put_file(
         layout.source_key(job.id), dest, content_type=fetched.media_type
     )
-    source = job.source.model_copy(
-        update={
-            "sha256": fetched.sha256,
-            "bytes": fetched.size,
-            "media_type": fetched.media_type,
-            "filename": fetched.filename,
-        }
+    fields = {"sha256": fetched.sha256, "bytes": fetched.size, "filename": fetched.filename}
+    source = Source.model_validate(
+        job.source.model_dump() | fields | {"media_type": fetched.media_type}
     )
     await services.jobs.update(job.id, source=source)
     return job.model_copy(update={"source": source})
