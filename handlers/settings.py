@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * MIB, gt=0)
     max_pages: int = Field(default=500, gt=0)
     max_page_pixels: int = Field(default=80_000_000, gt=0)
+    max_page_words: int = Field(default=10_000, gt=0)  # past it, a text layer is a glyph bomb
+    max_document_words: int = Field(default=500_000, gt=0)  # bounds a worker's memory
     ocr_languages: Annotated[tuple[str, ...], NoDecode] = ("eng",)
     ocr_dpi: int = Field(default=300, ge=72, le=600)
     ocr_engine: Engine = "auto"
@@ -156,6 +158,8 @@ class Settings(BaseSettings):
         return Runtime(
             max_pages=self.max_pages,
             max_page_pixels=self.max_page_pixels,
+            max_page_words=self.max_page_words,
+            max_document_words=self.max_document_words,
             page_timeout=self.page_timeout,
             engine=self.ocr_engine,
         )

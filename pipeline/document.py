@@ -81,7 +81,13 @@ def _inspect_pdf(source: Path, workdir: Path, options: OcrOptions, runtime: Runt
 def read_text_pages(source: Path, first: int, last: int, runtime: Runtime) -> list[PageResult]:
     """Pages first..last that carry a usable text layer, read from it."""
     started = time.perf_counter()
-    pages = poppler.text_layer(source, first=first, last=last, timeout=runtime.page_timeout)
+    pages = poppler.text_layer(
+        source,
+        first=first,
+        last=last,
+        timeout=runtime.page_timeout,
+        max_page_words=runtime.max_page_words,
+    )
     each = (time.perf_counter() - started) / max(len(pages), 1)
     results = []
     for number, page in enumerate(pages, start=first):

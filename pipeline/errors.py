@@ -16,6 +16,8 @@ class PipelineCode(StrEnum):
     PAGE_TIMEOUT = "page_timeout"
     OCR_ENGINE_ERROR = "ocr_engine_error"
     ALL_PAGES_FAILED = "all_pages_failed"
+    TEXT_LAYER_TOO_LARGE = "text_layer_too_large"
+    RESULT_TOO_LARGE = "result_too_large"
 
 
 class PipelineError(Exception):
@@ -84,3 +86,15 @@ class EngineFailure(PipelineError):
 
 class AllPagesFailed(PipelineError):
     code = PipelineCode.ALL_PAGES_FAILED
+
+
+class TextLayerTooLarge(PipelineError):
+    """A page's text layer holds more text than any real page does (a glyph bomb)."""
+
+    code = PipelineCode.TEXT_LAYER_TOO_LARGE
+
+
+class ResultTooLarge(PipelineError):
+    """The document holds more words than one job may yield."""
+
+    code = PipelineCode.RESULT_TOO_LARGE

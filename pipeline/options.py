@@ -63,6 +63,10 @@ class Runtime:
 
     max_pages: int = 500
     max_page_pixels: int = 80_000_000
+    # A dense page holds a few thousand words; a page past this is a glyph bomb, and a
+    # document past the second would hold more than a worker should (~350 B a word in memory).
+    max_page_words: int = 10_000
+    max_document_words: int = 500_000
     page_timeout: float = 120.0
     # tesserocr keeps the model loaded in each pool process; tesseract spawns the binary per
     # page (through pytesseract); auto takes tesserocr when it is installed.

@@ -15,6 +15,7 @@ from ocrflow.pipeline.engine import Engine, get_engine
 from ocrflow.pipeline.errors import (
     EngineFailure,
     InvalidImage,
+    InvalidPdf,
     PageOutOfMemory,
     PageTooLarge,
     PipelineError,
@@ -58,6 +59,10 @@ class PageTask:
     max_pixels: int
     engine: EngineName = "auto"
     page_size: tuple[float, float] = (0.0, 0.0)  # PDF pages: width, height in points
+
+
+# A page image narrower or lower than this holds nothing to read.
+MIN_SIDE = 2
 
 
 def process_page(task: PageTask) -> PageResult:
@@ -106,6 +111,10 @@ def failed_page(task: PageTask, exc: PipelineError, seconds: float = 0.0) -> Pag
 
 def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
     image, dpi = load_page(task)
+    if min(image.size) < MIN_SIDE:  # nothing to read; Tesseract would call it its own fault
+        kind = InvalidPdf if task.media_type is MediaType.PDF else InvalidImage
+        message = f"page {task.number} has no area ({image.width} x {image.height} pixels)"
+        raise kind(f"{message}: it is damaged (a page tree that loops, a box of no size)")
     source_size = image.size
     # Unique per call: a retried or duplicated page may run beside another in the same workdir.
     scratch = task.workdir / f"ocr-{task.number:05d}-{secrets.token_hex(4)}"

@@ -4,14 +4,15 @@ import math
 import re
 import secrets
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 import pdf2image
 from pdf2image import exceptions as pdf_errors
 
-from ocrflow.pipeline.errors import EncryptedPdf, InvalidPdf, PageTimeout
+from ocrflow.pipeline.errors import EncryptedPdf, InvalidPdf, PageTimeout, TextLayerTooLarge
 from ocrflow.pipeline.tsv import TextPage, parse_tsv
 
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+) size$")
@@ -57,19 +58,74 @@ def _page_sizes(info: dict[str, object]) -> list[tuple[int, tuple[float, float]]
     return sizes
 
 
-def text_layer(path: Path, *, first: int, last: int, timeout: float) -> list[TextPage]:
-    """Embedded text with word boxes (in points) of pages first..last, from one pdftotext run."""
+# pdftotext writes about 45 bytes a word: a page's rows past this many bytes a word allowed
+# are a glyph bomb, stopped before they are read into memory.
+_TSV_BYTES_PER_WORD = 64
+_READ = 256 * 1024
+_PAGE_ROW = b"\n1\t"
+
+
+def text_layer(
+    path: Path, *, first: int, last: int, timeout: float, max_page_words: int
+) -> list[TextPage]:
+    """Embedded text with word boxes (in points) of pages first..last, from one pdftotext run.
+
+    Read as it is written: a page with more text than `max_page_words` allow stops the run at
+    once (`TextLayerTooLarge`, naming the page), whatever the document holds."""
     command = ["pdftotext", "-q", "-tsv", "-enc", "UTF-8", "-f", str(first), "-l", str(last)]
-    try:
-        run = subprocess.run([*command, str(path), "-"], capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise InvalidPdf(f"reading the text layer took longer than {timeout:g} s") from exc
-    if run.returncode != 0:
+    limit = max_page_words * _TSV_BYTES_PER_WORD
+    expired = threading.Event()
+    with subprocess.Popen(
+        [*command, str(path), "-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as run:
+
+        def expire() -> None:
+            expired.set()
+            run.kill()
+
+        watchdog = threading.Timer(timeout, expire)
+        watchdog.start()
+        try:
+            data = _read_pages(cast(IO[bytes], run.stdout), first, limit, max_page_words)
+            status = run.wait()
+        finally:
+            watchdog.cancel()
+            run.kill()  # stops it early when a page was too large; a no-op once it has ended
+    if expired.is_set():
+        raise InvalidPdf(f"reading the text layer took longer than {timeout:g} s")
+    if status != 0:
         raise InvalidPdf("the PDF's text layer could not be read")
     # The TSV form holds the same pages, lines and words as -bbox-layout's XHTML, unescaped,
     # in half the bytes, and reads in half the time: it matters on documents of thousands of
     # pages.
-    return parse_tsv(run.stdout)
+    pages = parse_tsv(data)
+    for number, page in enumerate(pages, start=first):
+        if sum(len(line.words) for line in page.lines) > max_page_words:
+            raise _too_large(number, max_page_words)
+    return pages
+
+
+def _read_pages(stream: IO[bytes], first: int, limit: int, max_page_words: int) -> bytes:
+    """All of `stream`, unless one page's rows pass `limit` bytes."""
+    chunks, page, page_bytes, tail = [], first - 1, 0, b""
+    while chunk := stream.read(_READ):
+        chunks.append(chunk)
+        pieces = (tail + chunk).split(_PAGE_ROW)
+        page_bytes += len(pieces[0]) - len(tail)
+        for piece in pieces[1:]:  # each starts a page: the one before it is complete
+            if page_bytes > limit:
+                raise _too_large(max(page, first), max_page_words)
+            page, page_bytes = page + 1, len(piece) + len(_PAGE_ROW)
+        if page_bytes > limit:
+            raise _too_large(max(page, first), max_page_words)
+        tail = chunk[-(len(_PAGE_ROW) - 1) :]
+    return b"".join(chunks)
+
+
+def _too_large(page: int, max_page_words: int) -> TextLayerTooLarge:
+    return TextLayerTooLarge(
+        f"page {page}'s text layer holds more than {max_page_words} words' worth of text"
+    )
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,22 @@ async def post(client: TestClient[Any, Any], path: Path, filename: str | None = 
         (lambda d: hostile.png_bomb(d, 20_000), "page_too_large"),
         (hostile.ccitt_giant_pdf, "page_too_large"),
         (hostile.html_with_pdf_header, "invalid_pdf"),
+        (hostile.looping_page_tree_pdf, "invalid_pdf"),
+        (hostile.glyph_bomb_pdf, "text_layer_too_large"),
+        (lambda d: hostile.glyph_bomb_pdf(d, pages=25), "text_layer_too_large"),
     ],
-    ids=["truncated", "corrupt", "encrypted", "pages", "png-bomb", "ccitt-bomb", "html-pdf"],
+    ids=[
+        "truncated",
+        "corrupt",
+        "encrypted",
+        "pages",
+        "png-bomb",
+        "ccitt-bomb",
+        "html-pdf",
+        "page-tree-loop",
+        "glyph-bomb",
+        "glyph-bomb-25",
+    ],
 )
 async def test_a_hostile_document_fails_with_its_code_and_the_worker_serves_on(
     client: TestClient[Any, Any],
@@ -102,5 +116,36 @@ async def test_a_page_over_the_pool_memory_limit_fails_alone(tmp_path: Path) -> 
             run_document(pool, png, MediaType.PNG, tmp_path, options, Runtime(), ignore), 60
         )
         assert pages[0].error is None and "Small" in pages[0].text
+    finally:
+        pool.close()
+
+
+async def test_a_glyph_bomb_fails_fast_naming_its_page_and_a_wordy_document_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A page drawing 16,000 tiny words (pdftotext's own ceiling for short words) stops the
+    text layer's reading at that page; pages under the page limit whose words together pass
+    the document's limit stop the run as soon as they do."""
+    pool = OcrPool(1)
+
+    async def ignore(*_: object) -> None:
+        pass
+
+    async def run(path: Path, runtime: Runtime) -> None:
+        options = OcrOptions(outputs=("text",))
+        await run_document(pool, path, MediaType.PDF, tmp_path, options, runtime, ignore)
+
+    try:
+        bomb = hostile.glyph_bomb_pdf(tmp_path, pages=25)
+        with pytest.raises(PipelineError) as failure:
+            async with asyncio.timeout(10):
+                await run(bomb, Runtime())
+        assert failure.value.code == "text_layer_too_large"
+        assert failure.value.message.startswith("page 1's text layer")
+        wordy = hostile.glyph_bomb_pdf(tmp_path, pages=4, words_per_page=8_000)
+        with pytest.raises(PipelineError) as failure:
+            await run(wordy, Runtime(max_document_words=20_000))
+        assert failure.value.code == "result_too_large"
+        await run(wordy, Runtime())  # within both limits
     finally:
         pool.close()

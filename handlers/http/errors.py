@@ -57,6 +57,8 @@ STATUS: dict[Code, int] = {
     PipelineCode.PAGE_TIMEOUT: 422,
     PipelineCode.OCR_ENGINE_ERROR: 503,
     PipelineCode.ALL_PAGES_FAILED: 422,
+    PipelineCode.TEXT_LAYER_TOO_LARGE: 422,
+    PipelineCode.RESULT_TOO_LARGE: 422,
 }
 _UNMAPPED = {*ErrorCode, *PipelineCode} - STATUS.keys()
 if _UNMAPPED:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.pipeline.document import Plan, inspect_document, read_text_pages
-from ocrflow.pipeline.errors import PageCrashed
+from ocrflow.pipeline.errors import PageCrashed, ResultTooLarge
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.outputs import check_pages
@@ -31,8 +31,13 @@ async def run_document(
     """Recognise every page; pages come back in page order."""
     plan: Plan = await pool.run(inspect_document, source, media_type, workdir, options, runtime)
     pages: list[PageResult] = []
+    words = 0
 
     async def finished(batch: Sequence[PageResult]) -> None:
+        nonlocal words
+        words += sum(page.words for page in batch)
+        if words > runtime.max_document_words:
+            raise ResultTooLarge(f"the document holds more than {runtime.max_document_words} words")
         pages.extend(batch)
         await on_page(len(pages), plan.page_count, batch)
 
