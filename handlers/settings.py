@@ -104,6 +104,30 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator(
+        "redis_url",
+        "s3_bucket",
+        "s3_region",
+        "s3_endpoint_url",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        "public_url",
+        "webhook_secret",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "jwt_secret",
+        "jwt_public_key",
+        "jwt_audience",
+        "jwt_issuer",
+        "monitoring_token",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (as a platform leaves one the user skipped) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("webhook_buckets", "api_keys", "monitoring_networks", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:

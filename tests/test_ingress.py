@@ -205,3 +205,11 @@ def test_storage_keys_never_leave_the_root(tmp_path: Path) -> None:
     for key in ("../x", "jobs/../../x", "/etc/passwd"):
         with pytest.raises(ValueError, match="escapes"):
             storage.local_path(key)
+
+
+async def test_a_cursor_the_listing_never_gave_is_a_400(client: TestClient[Any, Any]) -> None:
+    for cursor in ("garbage", "j_", "j_01m8zbq5p7bvm9an3vk3v7'"):
+        response = await client.get("/v1/jobs", params={"cursor": cursor})
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "malformed_request"
+    assert (await client.get("/v1/jobs", params={"cursor": "j_01m8zbq5p7bvm9an3vk3v7"})).ok

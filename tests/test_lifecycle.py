@@ -20,6 +20,7 @@ from ocrflow.handlers.worker.app import POOL, worker_settings
 from tests.support import (
     form,
     long_pdf,
+    read_events,
     running_worker,
     submit,
     wait_for_job,
@@ -68,6 +69,10 @@ async def test_cancelling_a_running_job_kills_its_work_within_two_seconds(
     final = await wait_for_job(client, job["id"])
     assert final["state"] == "cancelled"
     assert final["progress"]["pages_done"] < 8
+    # Its progress is where it stopped: the fraction agrees with the pages done.
+    progress = final["progress"]
+    assert progress["fraction"] == round(progress["pages_done"] / progress["pages_total"], 4)
+    assert progress["fraction"] > 0
 
 
 def _alive(pid: int) -> bool:
@@ -110,6 +115,35 @@ async def test_a_cancelled_job_retried_runs_to_the_end(
     final = await wait_for_job(client, job["id"])
     assert final["state"] == "succeeded"
     assert final["progress"]["pages_done"] == 2
+    # A retry is accepted again: ended jobs never outnumber accepted ones.
+    counts = (await (await client.get("/v1/status")).json())["jobs"]
+    assert counts == {"accepted": 2, "cancelled": 1, "succeeded": 1}
+
+
+async def test_the_event_stream_of_a_retried_job_follows_its_latest_run(
+    client: TestClient[Any, Any], tmp_path: Path, settings: Settings
+) -> None:
+    """Cancelled, retried, then read from the start: the stream shows the latest run only and
+    ends at its ending, not at the old run's `cancelled`; a client that saw the old ending
+    reconnects into the new run."""
+    job = await (await submit(client, long_pdf(tmp_path / "long.pdf", pages=2))).json()
+    first_run = await client.get(f"/v1/jobs/{job['id']}/events")
+    assert (await client.post(f"/v1/jobs/{job['id']}/cancel")).status == 200
+    seen = [event async for event in read_events(first_run)]
+    assert [event.kind for event in seen] == ["state", "cancelled"]
+    assert (await client.post(f"/v1/jobs/{job['id']}/retry")).status == 202
+    async with running_worker(settings):
+        fresh = await client.get(f"/v1/jobs/{job['id']}/events")
+        events = [event async for event in read_events(fresh)]
+        resumed = await client.get(
+            f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": str(seen[-1].id)}
+        )
+        again = [event async for event in read_events(resumed)]
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "state" and events[0].data["run"] == 2
+    assert "cancelled" not in kinds and kinds[-1] == "done"
+    assert events[-1].data["job"]["state"] == "succeeded"
+    assert [event.id for event in again] == [event.id for event in events]
 
 
 async def test_the_job_timeout_fails_the_job_and_stops_its_work(

@@ -366,3 +366,15 @@ async def test_a_new_version_of_an_object_is_a_new_job_and_redelivery_finds_a_re
             done = await wait_for_job(client, job_id)
             result = await (await client.get(f"/v1/jobs/{job_id}/result")).json()
             assert done["state"] == "succeeded" and result["pages"][0]["text"].split()[1] == word
+
+
+async def test_an_empty_endpoint_variable_means_aws(
+    s3_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """render.yaml and the README say to leave OCRFLOW_S3_ENDPOINT_URL empty for AWS."""
+    monkeypatch.setenv("OCRFLOW_S3_ENDPOINT_URL", "")
+    monkeypatch.setenv("OCRFLOW_S3_REGION", "")
+    settings = Settings(_env_file=None, storage_backend="s3", s3_bucket="some-bucket")
+    assert settings.s3_endpoint_url is None and settings.s3_region is None
+    storage = await S3Storage.open(settings)  # "Invalid endpoint" before
+    await storage.close()

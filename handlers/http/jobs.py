@@ -24,6 +24,7 @@ from ocrflow.handlers.jobs import queue
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import (
     ACTIVE,
+    JOB_ID,
     Job,
     JobState,
     Priority,
@@ -287,7 +288,10 @@ async def list_jobs(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in JobState.__members__.values():
         raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"unknown state {state!r}")
-    cursor = request.query.get("cursor")
+    cursor = request.query.get("cursor") or None  # empty: from the start
+    if cursor is not None and not JOB_ID.fullmatch(cursor):
+        message = f"cursor {cursor[:40]!r} is not one this listing gave (a job id)"
+        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, message)
     found: list[Job] = []
     exhausted, scanned = False, 0
     while len(found) < limit and not exhausted and scanned < SCAN_BUDGET:

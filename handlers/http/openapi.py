@@ -159,11 +159,16 @@ def _operations() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "enum": [s.value for s in JobState]},
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "`next_cursor` of the page before",
+                        "schema": {"type": "string", "pattern": "^(j_[0-9a-hjkmnp-tv-z]{22})?$"},
+                    },
                 ],
                 "responses": {
                     **_ok(200, "a page of jobs", _ref("JobList")),
-                    **_errors(422, *CALLER_ERRORS),
+                    **_errors(400, 422, *CALLER_ERRORS),
                 },
             },
         },

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable
@@ -21,6 +22,7 @@ from ocrflow.pipeline.options import OcrOptions
 
 log = logging.getLogger(__name__)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+JOB_ID = re.compile(r"j_[0-9a-hjkmnp-tv-z]{22}")  # what `new_job_id` makes
 
 
 class Priority(StrEnum):
