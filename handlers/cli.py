@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ocrflow.handlers.client.bulk import Plan, submit_many
+from ocrflow.handlers.http.access import AccessLogger
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import exposure_problem, new_api_key
 from ocrflow.handlers.jobs.records import Priority
@@ -151,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=settings.port,
             print=None,
             reuse_port=settings.web_processes > 1,
+            access_log_class=AccessLogger,
         )
         return 0
     if args.command == "worker":

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,7 +23,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import exposure_problem, new_api_key
 from ocrflow.handlers.settings import Settings
-from tests.support import form, read_events, running_worker, wait_for_job, write_png
+from tests.support import (
+    Service,
+    form,
+    read_events,
+    running_worker,
+    wait_for_job,
+    wait_healthy,
+    write_png,
+)
 
 ALICE_KEY, ALICE = new_api_key("alice")
 BOB_KEY, BOB = new_api_key("bob")
@@ -322,3 +331,28 @@ def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None
     assert done.returncode == 2
     assert done.stderr.startswith("ocrflow: OCRFLOW_API_KEYS: ")
     assert "Traceback" not in done.stderr and ALICE_KEY not in done.stderr
+
+
+async def test_keys_never_reach_the_access_log(redis_url: str, tmp_path: Path) -> None:
+    """The event feeds take `?access_token=` (a browser's EventSource cannot send headers):
+    `ocrflow web` logs every request without it, and without any key header."""
+    key, entry = new_api_key("alice")
+    service = Service(
+        tmp_path / "service", redis_url, OCRFLOW_API_KEYS=entry, OCRFLOW_LOG_LEVEL="INFO"
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, service.base)
+            async with session.get(f"{service.base}/v1/jobs?access_token={key}") as denied:
+                assert denied.status == 401  # only the feeds take the key in the query
+            feed = f"/v1/jobs/j_01m8zbq5p7bvm9an3vk3v7/events?access_token={key}&x=1"
+            async with session.get(service.base + feed) as response:
+                assert response.status == 404  # the key was taken: there is no such job
+            headers = {"Authorization": f"Bearer {key}", "X-API-Key": key}
+            async with session.get(f"{service.base}/v1/jobs", headers=headers) as listed:
+                assert listed.status == 200
+    finally:
+        service.close()
+    log = (tmp_path / "service" / "service.log").read_text()
+    assert "/v1/jobs/j_01m8zbq5p7bvm9an3vk3v7/events?access_token=redacted&x=1" in log
+    assert key not in log and key.removeprefix("ofk_") not in log

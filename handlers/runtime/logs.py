@@ -7,6 +7,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from yarl import URL
+
 current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
 
 
@@ -40,3 +42,41 @@ def configure(level: str, *, json_lines: bool | None = None) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+# Query parameters that carry credentials: ocrflow's own (`access_token` on the event feeds)
+# and those of presigned or signed links a caller may hand over.
+SECRET_PARAMETERS = frozenset(
+    {
+        "access_token",
+        "token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "secret",
+        "signature",
+        "sig",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+    }
+)
+REDACTED = "redacted"
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for a log line: no user name or password, no credential in its query."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return REDACTED
+    if parsed.user is not None or parsed.password is not None:
+        parsed = parsed.with_user(None)
+    if any(name.lower() in SECRET_PARAMETERS for name in parsed.query):
+        query = [
+            (name, REDACTED if name.lower() in SECRET_PARAMETERS else value)
+            for name, value in parsed.query.items()
+        ]
+        parsed = parsed.with_query(query)
+    return str(parsed)

@@ -10,6 +10,7 @@ from yarl import URL
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs.sources import Incoming
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url, connector_options
+from ocrflow.handlers.runtime.logs import redact_url
 from ocrflow.pipeline.media import MediaType
 
 MAX_REDIRECTS = 5
@@ -45,7 +46,9 @@ async def fetch_url(
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise FetchFailed(
-            f"fetching {url} failed: {detail}", code=ErrorCode.URL_UNREACHABLE, retryable=True
+            f"fetching {redact_url(url)} failed: {detail}",
+            code=ErrorCode.URL_UNREACHABLE,
+            retryable=True,
         ) from exc
 
 
@@ -60,11 +63,11 @@ async def _follow(
                 continue
             if response.status >= 400:
                 raise FetchFailed(
-                    f"{url} answered HTTP {response.status}",
+                    f"{redact_url(str(url))} answered HTTP {response.status}",
                     retryable=response.status >= 500 or response.status == 429,
                 )
             return await _save(response, url, dest, max_bytes)
-    raise FetchFailed(f"more than {MAX_REDIRECTS} redirects from {url}")
+    raise FetchFailed(f"more than {MAX_REDIRECTS} redirects from {redact_url(str(url))}")
 
 
 def _too_large(max_bytes: int) -> FetchFailed:
