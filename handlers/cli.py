@@ -137,11 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocrflow {args.command}: {problem}", file=sys.stderr)
         return 2
     if args.command == "up":
-        if not settings.authenticated:
-            log.warning(
-                "no authentication configured: serving %s only (set OCRFLOW_API_KEYS to open up)",
-                settings.host,
-            )
         return run_up(settings, os.environ)
     if args.command == "web":
         if settings.web_processes > 1 and not args.single:

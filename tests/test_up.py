@@ -75,6 +75,36 @@ async def test_up_serves_a_job_and_stops_cleanly(
     assert alive == []
 
 
+async def test_a_second_up_in_the_same_place_refuses_and_harms_nothing(
+    up: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    """A second `scripts/run` in the same checkout once started a second redis-server on the
+    first one's socket and append-only file, died with a traceback, and removed the first
+    one's socket on its way out."""
+    _, base = up
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, base)
+        async with asyncio.timeout(10):  # the line comes once the service answers
+            while f"ocrflow is ready at {base}/" not in (tmp_path / "up.log").read_text():
+                await asyncio.sleep(0.1)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "ocrflow", "up", "--port", str(free_port())],
+            cwd=tmp_path,
+            env={k: v for k, v in env.items() if k != "REDIS_URL"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 2
+        (line,) = second.stderr.splitlines()
+        assert line.startswith("ocrflow up: ocrflow is already running on ")
+        assert (tmp_path / "data" / "redis" / "redis.sock").exists()
+        job = await run_one_job(session, base, write_png(tmp_path / "p.png", ["still here"]))
+        assert job["state"] == "succeeded", job
+
+
 async def test_children_follow_a_killed_supervisor(up: tuple[subprocess.Popen[bytes], str]) -> None:
     process, base = up
     async with aiohttp.ClientSession() as session:

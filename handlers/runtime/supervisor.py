@@ -1,5 +1,6 @@
 """`ocrflow up`: a private Redis (unless REDIS_URL is set), the web ingress and a worker."""
 
+import fcntl
 import logging
 import os
 import signal
@@ -7,7 +8,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from pathlib import Path
+from typing import IO
 
 from ocrflow.handlers.runtime.deathsig import die_with_parent
 from ocrflow.handlers.runtime.redis_server import RedisServer
@@ -19,6 +24,7 @@ log = logging.getLogger(__name__)
 # connections), each started as "web --single".
 SINGLE_WEB = ("web", "--single")
 STOP_GRACE = 25.0  # under Render's 30 s shutdown delay
+LOCK_FILE = "ocrflow.lock"
 
 
 def _spawn(role: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -38,13 +44,54 @@ def run_up(settings: Settings, environ: Mapping[str, str]) -> int:
     env = dict(environ)
     data_dir = settings.data_dir.resolve()
     env.update(_listening(settings), OCRFLOW_DATA_DIR=str(data_dir))
+    try:
+        lock = hold_data_dir(data_dir)
+    except DataDirInUse as exc:
+        print(f"ocrflow up: {exc}", file=sys.stderr)
+        return 2
+    with lock:
+        if not settings.authenticated:
+            log.warning(
+                "no authentication configured: serving %s only (set OCRFLOW_API_KEYS to open up)",
+                settings.host,
+            )
+        return _run_up(settings, env, data_dir)
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def hold_data_dir(data_dir: Path) -> IO[str]:
+    """Hold the data directory for as long as the returned file stays open: a second
+    `ocrflow up` on it would start a second Redis on the same socket and append-only file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise DataDirInUse(
+            f"ocrflow is already running on {data_dir} (pid {holder}); stop it, or give this "
+            "one its own --data-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def _run_up(settings: Settings, env: dict[str, str], data_dir: Path) -> int:
     redis_server = None
     if settings.redis_url is None:
         redis_server = RedisServer(data_dir / "redis")
         env["OCRFLOW_REDIS_URL"] = redis_server.start()
         log.info("embedded Redis at %s", redis_server.url)
     try:
-        return _supervise(env, [*web_roles(settings), ("worker",)])
+        return _supervise(env, [*web_roles(settings), ("worker",)], ready=_ready_url(settings))
     finally:
         if redis_server is not None:
             redis_server.stop()
@@ -56,7 +103,8 @@ def web_roles(settings: Settings) -> list[tuple[str, ...]]:
 
 def run_web_processes(settings: Settings, environ: Mapping[str, str]) -> int:
     """`ocrflow web` with OCRFLOW_WEB_PROCESSES > 1: that many ingress processes on one port."""
-    return _supervise({**environ, **_listening(settings)}, web_roles(settings))
+    roles = web_roles(settings)
+    return _supervise({**environ, **_listening(settings)}, roles, ready=_ready_url(settings))
 
 
 def _listening(settings: Settings) -> dict[str, str]:
@@ -68,13 +116,31 @@ def _listening(settings: Settings) -> dict[str, str]:
     }
 
 
-def _supervise(env: Mapping[str, str], roles: Sequence[Sequence[str]]) -> int:
+def _ready_url(settings: Settings) -> str:
+    """Where the service answers, as a person opens it (any address: this machine's)."""
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}/"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "healthz", timeout=0.5) as response:
+            return bool(response.status == HTTPStatus.OK)
+    except (OSError, ValueError):
+        return False
+
+
+def _supervise(env: Mapping[str, str], roles: Sequence[Sequence[str]], *, ready: str) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     children = [(" ".join(role), _spawn(role, env)) for role in roles]
-    status = 0
+    status, announced = 0, False
     while not stop.wait(0.2):
+        if not announced and _answers(ready):
+            print(f"ocrflow is ready at {ready} (Ctrl-C stops it)", flush=True)
+            announced = True
         exited = [role for role, child in children if child.poll() is not None]
         if exited:
             log.error("%s exited unexpectedly; stopping ocrflow", ", ".join(exited))
