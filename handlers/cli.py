@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from ocrflow.handlers.client.bulk import Plan, submit_many
+from ocrflow.handlers.client.bulk import Plan, read_url_list, submit_many
 from ocrflow.handlers.http.access import AccessLogger
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import exposure_problem, new_api_key
@@ -65,8 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
         )
     # Internal: one ingress process of several, started by the supervisor.
     web_cmd.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
-    commands.add_parser(
-        "worker", help="run an OCR worker only (Redis: REDIS_URL, default 127.0.0.1:6379)"
+    worker_cmd = commands.add_parser(
+        "worker",
+        help="run an OCR worker only (Redis: REDIS_URL, default 127.0.0.1:6379)",
+        description="Run an arq worker: it takes runs of jobs from the queue on Redis "
+        "(REDIS_URL or OCRFLOW_REDIS_URL) and reads their pages in a pool of Tesseract "
+        "processes. Start more on the same Redis to scale out. Every OCRFLOW_* setting "
+        "applies; these override two.",
+    )
+    worker_cmd.add_argument(
+        "--processes",
+        type=int,
+        dest="pool_processes",
+        metavar="N",
+        help="OCR processes in the pool, one Tesseract thread each "
+        "(default: one per core, or OCRFLOW_POOL_PROCESSES)",
+    )
+    worker_cmd.add_argument(
+        "--max-jobs",
+        type=int,
+        dest="worker_max_jobs",
+        metavar="N",
+        help="documents run side by side (default: pool processes + 1, or OCRFLOW_WORKER_MAX_JOBS)",
     )
     keys_cmd = commands.add_parser("keys", help="make API keys")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -81,23 +101,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SUBMIT_EXIT_CODES = """exit codes:
+  0  every file (or URL) succeeded, or was submitted when not waiting
+  1  some failed or were cancelled: the summary and the manifest name them
+  2  nothing to submit, a path that does not exist, or options the server refuses
+  3  the server cannot be reached, or refuses the API key"""
+
+
 def _add_submit_parser(commands: Any) -> None:
     submit = commands.add_parser(
-        "submit", help="submit many files or URLs to a running ocrflow, resumably"
+        "submit",
+        help="submit many files or URLs to a running ocrflow, resumably",
+        description="Submit files (directories are walked, globs expanded) or URLs to a "
+        "running ocrflow, with bounded concurrency; follow each job, download its outputs, "
+        "and write one manifest line a file. Run it again to resume: files done are skipped.",
+        epilog=SUBMIT_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     submit.add_argument("paths", nargs="*", help="files, directories (walked) or glob patterns")
-    submit.add_argument("--server", default="http://127.0.0.1:8080", help="ocrflow's base URL")
-    submit.add_argument("--api-key", help="sent as a bearer token")
-    submit.add_argument("-c", "--concurrency", type=int, default=8, help="requests at once")
+    submit.add_argument(
+        "--server",
+        default="http://127.0.0.1:8080",
+        help="ocrflow's base URL (default: %(default)s)",
+    )
+    submit.add_argument("--api-key", help="sent as a bearer token (default: OCRFLOW_API_KEY)")
+    submit.add_argument(
+        "-c", "--concurrency", type=int, default=8, help="requests at once (default: %(default)s)"
+    )
     submit.add_argument("--wait", action="store_true", help="wait for every job to end")
     submit.add_argument("--out", type=Path, help="download outputs here (implies --wait)")
-    submit.add_argument("--outputs", help="comma-separated outputs, e.g. text,json,pdf")
-    submit.add_argument("--priority", choices=[p.value for p in Priority])
-    submit.add_argument("--url-list", type=Path, help="a file of URLs, one a line")
+    submit.add_argument(
+        "--outputs",
+        help="comma-separated: text, json, hocr, csv, pdf (default: the server's, text,json)",
+    )
+    submit.add_argument(
+        "-l", "--languages", help="Tesseract languages, e.g. eng+deu (default: the server's)"
+    )
+    submit.add_argument(
+        "--dpi",
+        type=int,
+        help="rendering resolution for PDF pages that are not scans (default: the server's, 300)",
+    )
+    submit.add_argument("--psm", type=int, help="Tesseract page segmentation mode (default: 3)")
+    submit.add_argument(
+        "--force-ocr", action="store_true", help="OCR pages that carry a text layer too"
+    )
+    submit.add_argument("--priority", choices=[p.value for p in Priority], help="(default: normal)")
+    submit.add_argument("--url-list", type=Path, help="a file of URLs, one a line ('#' comments)")
     submit.add_argument(
         "--manifest",
         type=Path,
-        help="JSONL manifest (default: in --out, or "
+        help="JSONL manifest (default: manifest.jsonl in --out, or "
         "./ocrflow-manifest.jsonl); a rerun skips files it lists as done",
     )
 
@@ -118,7 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {
         name: value
-        for name in ("host", "port", "data_dir", "web_processes")
+        for name in (
+            "host",
+            "port",
+            "data_dir",
+            "web_processes",
+            "pool_processes",
+            "worker_max_jobs",
+        )
         if (value := getattr(args, name, None)) is not None
     }
     if args.command == "keys":
@@ -153,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return run_until_stopped(settings)
     if args.command == "submit":
-        return asyncio.run(_submit(args))
+        return asyncio.run(_submit(args, settings))
     try:
         return asyncio.run(ocr_file(args, settings))
     except (PipelineError, ValidationError, OSError) as exc:
@@ -180,27 +241,32 @@ def _explain(exc: Exception) -> str:
     return str(exc)
 
 
-async def _submit(args: argparse.Namespace) -> int:
+async def _submit(args: argparse.Namespace, settings: Settings) -> int:
     fields = {
-        name: value
-        for name in ("outputs", "priority")
+        name: str(value)
+        for name in ("outputs", "languages", "dpi", "psm", "priority")
         if (value := getattr(args, name)) is not None
     }
+    if args.force_ocr:
+        fields["force_ocr"] = "true"
     manifest = args.manifest or (args.out or Path()) / (
         "manifest.jsonl" if args.out else "ocrflow-manifest.jsonl"
     )
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    urls = [u.strip() for u in args.url_list.read_text().splitlines()] if args.url_list else []
+    try:
+        urls = read_url_list(args.url_list) if args.url_list else []
+    except OSError as exc:
+        print(f"ocrflow submit: {args.url_list}: {exc.strerror}", file=sys.stderr)
+        return 2
     plan = Plan(
         server=args.server,
-        api_key=args.api_key,
+        api_key=args.api_key or settings.api_key,
         concurrency=max(1, args.concurrency),
         wait=args.wait or args.out is not None,
         out=args.out,
         fields=fields,
         manifest=manifest,
     )
-    return await submit_many(plan, args.paths, [u for u in urls if u and not u.startswith("#")])
+    return await submit_many(plan, args.paths, urls)
 
 
 async def ocr_file(args: argparse.Namespace, settings: Settings) -> int:

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     max_backlog: int = Field(default=20_000, ge=0)  # queued jobs in all; 0: no limit
 
     log_level: str = "INFO"
+    api_key: str | None = None  # the key `ocrflow submit` sends (--api-key overrides it)
 
     @field_validator(
         "redis_url",

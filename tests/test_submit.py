@@ -3,20 +3,24 @@ the exit code, outputs mirrored, and a rerun that resubmits nothing finished."""
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
+from ocrflow.handlers.runtime.redis_server import free_port
 from ocrflow.handlers.settings import Settings
 from tests.support import start_worker, stop_worker, write_image_pdf, write_png
 
 
-async def run_submit(*args: str) -> tuple[int, str, str]:
+async def run_submit(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -25,6 +29,7 @@ async def run_submit(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=clean | (env or {}),
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
@@ -51,6 +56,7 @@ async def test_bulk_submission_with_manifest_and_resume(
         str(inbox), "--server", base, "--out", str(out), "--outputs", "text,json", "-c", "2"
     )
     assert code == 1, stdout  # notes.txt failed
+    assert f"failed: {inbox / 'notes.txt'}: unsupported_media_type: " in stdout  # named
     lines = manifest_lines(out / "manifest.jsonl")
     by_file = {Path(line["file"]).name: line for line in lines}
     assert by_file["receipt.png"]["state"] == "succeeded"
@@ -96,3 +102,50 @@ async def test_bulk_submission_waits_out_rate_limits_and_authenticates(
     assert code == 0, stdout + stderr
     assert [line["state"] for line in manifest_lines(out / "manifest.jsonl")] == ["succeeded"] * 3
     assert (out / "2.txt").read_text().split() == ["Page", "number", "2"]
+
+
+async def test_submit_says_what_is_wrong_up_front_with_an_exit_code_to_match(
+    aiohttp_server: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """Each once went wrong quietly or noisily: a path that does not exist was "0 files" and
+    exit 0; a server that is down, a 79-line traceback; a keyed server without a key, every
+    file "unauthorized" in the manifest; invalid outputs, one failure a file and no detail."""
+    key, entry = new_api_key("bulk")
+    keyed = settings.model_copy(update={"api_keys": (entry,)})
+    server: TestServer = await aiohttp_server(create_app(keyed), host="127.0.0.1")
+    base = str(server.make_url("/")).rstrip("/")
+    png = write_png(tmp_path / "page.png", ["Sent once"])
+    manifest = ["--manifest", str(tmp_path / "m.jsonl")]
+
+    nowhere = tmp_path / "nowhere"
+    code, _, err = await run_submit(str(nowhere), "--server", base, *manifest)
+    assert code == 2 and err.strip() == f"ocrflow submit: {nowhere}: no such file or directory"
+    down = f"http://127.0.0.1:{free_port()}"
+    code, _, err = await run_submit(str(png), "--server", down, *manifest)
+    assert code == 3 and len(err.splitlines()) == 1
+    assert err.startswith(f"ocrflow submit: cannot reach {down}")
+    code, _, err = await run_submit(str(png), "--server", base, *manifest)
+    assert code == 3 and "needs an API key (--api-key, or OCRFLOW_API_KEY)" in err
+    assert not (tmp_path / "m.jsonl").exists()  # nothing was tried
+
+    def submit(*args: str) -> Any:
+        return run_submit(
+            str(png), "--server", base, *args, *manifest, env={"OCRFLOW_API_KEY": key}
+        )
+
+    code, _, err = await submit("--outputs", "text,docx")
+    assert code == 2 and "the server refuses these options" in err and "docx" in err
+    code, _, err = await submit("-l", "xx_nope")
+    assert code == 2 and "xx_nope" in err
+    code, out, err = await submit("--dpi", "150", "--force-ocr", "--psm", "6")
+    assert code == 0, out + err
+    (line,) = manifest_lines(tmp_path / "m.jsonl")
+    job = await (await server_get(base, f"/v1/jobs/{line['job_id']}", key)).json()
+    assert job["options"] | {"dpi": 150, "force_ocr": True, "psm": 6} == job["options"]
+
+
+async def server_get(base: str, path: str, key: str) -> Any:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        response = await session.get(base + path)
+        await response.read()
+        return response

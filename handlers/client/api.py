@@ -19,11 +19,20 @@ BUSY = frozenset({429, 503})
 
 
 class ApiFailure(Exception):
-    """The service refused a request: a stable `code`, the HTTP `status`, a message."""
+    """The service refused a request: a stable `code`, the HTTP `status`, a message, and for
+    invalid fields the `details` (field, message) the service gave."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.details = details or []
+
+    def explain(self) -> str:
+        """The message, with each field's complaint."""
+        fields = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in self.details)
+        return f"{self.message} ({fields})" if fields else self.message
 
 
 class OcrflowClient:
@@ -86,6 +95,11 @@ class OcrflowClient:
             await asyncio.sleep(min(wait, 60.0))
             delay = min(delay * 2, 30.0)
 
+    async def check(self) -> None:
+        """Whether the service answers and takes this client's key: raises `ApiFailure`
+        (401 `unauthorized`, say) or aiohttp's connection errors if not."""
+        await self._request("GET", "/v1/jobs?limit=1")
+
     async def job(self, job_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/v1/jobs/{job_id}")
 
@@ -139,5 +153,6 @@ async def _json_or_raise(response: aiohttp.ClientResponse) -> dict[str, Any]:
         raise ApiFailure(response.status, "bad_response", "the answer is not JSON") from exc
     if response.status >= 400:
         error = body.get("error", {}) if isinstance(body, dict) else {}
-        raise ApiFailure(response.status, error.get("code", "http_error"), error.get("message", ""))
+        code, message = error.get("code", "http_error"), error.get("message", "")
+        raise ApiFailure(response.status, code, message, error.get("details"))
     return dict(body)

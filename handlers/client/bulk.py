@@ -8,11 +8,20 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from ocrflow.handlers.client.api import ApiFailure, OcrflowClient
+
+# Exit codes scripts can rely on (`ocrflow submit --help` lists them).
+ALL_DONE, SOME_FAILED, BAD_INPUT, UNREACHABLE = 0, 1, 2, 3
+# Refusals that would meet every file alike: the run stops at the first one.
+REFUSED_OPTIONS = frozenset({"invalid_options", "unsupported_language"})
+SUMMARY_FAILURES = 20
 
 
 @dataclass
@@ -21,8 +30,9 @@ class Entry:
     sha256: str | None = None
     job_id: str | None = None
     state: str = "pending"
-    error: str | None = None
+    error: str | None = None  # the stable code
     seconds: float | None = None
+    message: str | None = None  # what went wrong, in words
 
 
 @dataclass(frozen=True)
@@ -36,19 +46,31 @@ class Plan:
     manifest: Path
 
 
-def collect(paths: list[str]) -> list[tuple[Path, Path]]:
+class OptionsRefused(Exception):
+    """The service refused the options themselves: every file would fail the same way."""
+
+
+def collect(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Every file under the arguments (directories walked, globs expanded), with the root each
-    one's output path is made relative to."""
+    one's output path is made relative to; and the arguments that matched nothing."""
     found: list[tuple[Path, Path]] = []
+    missing: list[str] = []
     for argument in paths:
         # Patterns come from the command line and may be absolute: Path.glob cannot take those.
         matches = [Path(p) for p in glob.glob(argument, recursive=True)] or [Path(argument)]  # noqa: PTH207
+        if not any(match.exists() for match in matches):
+            missing.append(argument)
         for match in matches:
             if match.is_dir():
                 found += [(f, match) for f in sorted(match.rglob("*")) if f.is_file()]
             elif match.is_file():
                 found.append((match, match.parent))
-    return found
+    return found, missing
+
+
+def read_url_list(path: Path) -> list[str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def load_manifest(path: Path) -> dict[str, Entry]:
@@ -67,6 +89,7 @@ class Bulk:
         self.plan, self.client = plan, client
         self.counts: Counter[str] = Counter()
         self.done = load_manifest(plan.manifest)
+        plan.manifest.parent.mkdir(parents=True, exist_ok=True)
         self._manifest = plan.manifest.open("a")
 
     def close(self) -> None:
@@ -78,46 +101,57 @@ class Bulk:
         self.counts[entry.state] += 1
 
     async def file(self, path: Path, root: Path) -> Entry:
-        started = time.monotonic()
         entry = Entry(file=str(path), sha256=await asyncio.to_thread(_sha256, path))
         earlier = self.done.get(entry.file)
         if earlier and earlier.state == "succeeded" and earlier.sha256 == entry.sha256:
             self.counts["skipped"] += 1
             return earlier
-        try:
-            job = await self.client.submit_file(path, **self.plan.fields)
-            entry.job_id, entry.state = job["id"], job["state"]
-            if self.plan.wait:
-                job = await self.client.wait(job["id"])
-                entry.state = job["state"]
-                entry.error = (job.get("error") or {}).get("code")
-                if job["state"] == "succeeded" and self.plan.out is not None:
-                    await self._download(job, path, root)
-        except ApiFailure as exc:
-            entry.state, entry.error = "failed", exc.code
-        entry.seconds = round(time.monotonic() - started, 3)
-        self.record(entry)
-        return entry
+
+        async def run() -> None:
+            job = await self._follow(entry, await self.client.submit_file(path, **self.plan.fields))
+            if entry.state == "succeeded" and self.plan.out is not None:
+                await self._download(job, path, root)
+
+        return await self._attempt(entry, run)
 
     async def url(self, url: str) -> Entry:
-        started = time.monotonic()
         earlier = self.done.get(url)
         if earlier and earlier.state == "succeeded":
             self.counts["skipped"] += 1
             return earlier
         entry = Entry(file=url)
+
+        async def run() -> None:
+            job = await self._follow(entry, await self.client.submit_url(url, **self.plan.fields))
+            entry.sha256 = job["source"].get("sha256")
+
+        return await self._attempt(entry, run)
+
+    async def _attempt(self, entry: Entry, run: Callable[[], Awaitable[None]]) -> Entry:
+        """Run one file's submission; whatever fails, the file is recorded with why."""
+        started = time.monotonic()
         try:
-            job = await self.client.submit_url(url, **self.plan.fields)
-            entry.job_id, entry.state = job["id"], job["state"]
-            if self.plan.wait:
-                job = await self.client.wait(job["id"])
-                entry.state, entry.sha256 = job["state"], job["source"].get("sha256")
-                entry.error = (job.get("error") or {}).get("code")
+            await run()
         except ApiFailure as exc:
-            entry.state, entry.error = "failed", exc.code
+            if exc.status == 422 and exc.code in REFUSED_OPTIONS:
+                raise OptionsRefused(exc.explain()) from exc
+            entry.state, entry.error, entry.message = "failed", exc.code, exc.explain()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            entry.state, entry.error = "failed", "unreachable"
+            entry.message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         entry.seconds = round(time.monotonic() - started, 3)
         self.record(entry)
         return entry
+
+    async def _follow(self, entry: Entry, job: dict[str, Any]) -> dict[str, Any]:
+        """The submitted job, once it has ended when waiting; `entry` says how it went."""
+        entry.job_id, entry.state = job["id"], job["state"]
+        if self.plan.wait:
+            job = await self.client.wait(job["id"])
+            entry.state = job["state"]
+            error = job.get("error") or {}
+            entry.error, entry.message = error.get("code"), error.get("message")
+        return job
 
     async def _download(self, job: dict[str, Any], path: Path, root: Path) -> None:
         assert self.plan.out is not None
@@ -142,30 +176,66 @@ def _sha256(path: Path) -> str:
 
 
 async def submit_many(plan: Plan, paths: list[str], urls: list[str]) -> int:
-    files = collect(paths)
+    """Submit everything; the exit code (ALL_DONE, SOME_FAILED, BAD_INPUT, UNREACHABLE)."""
+    files, missing = collect(paths)
+    for argument in missing:
+        _complain(f"{argument}: no such file or directory")
+    if missing or not (files or urls):
+        if not missing:
+            _complain("nothing to submit: give files, directories, globs or --url-list")
+        return BAD_INPUT
     async with OcrflowClient(plan.server, api_key=plan.api_key) as client:
+        if (problem := await _reach(client, plan)) is not None:
+            _complain(problem)
+            return UNREACHABLE
         bulk = Bulk(plan, client)
-        limit = asyncio.Semaphore(plan.concurrency)
-        progress = asyncio.create_task(_show(bulk, len(files) + len(urls)))
-
-        async def one(path: Path, root: Path) -> Entry:
-            async with limit:
-                return await bulk.file(path, root)
-
-        async def fetched(url: str) -> Entry:
-            async with limit:
-                return await bulk.url(url)
-
         try:
-            entries = await asyncio.gather(
-                *(one(path, root) for path, root in files), *(fetched(url) for url in urls)
-            )
+            entries = await _run_all(bulk, files, urls)
+        except OptionsRefused as exc:
+            _complain(f"the server refuses these options: {exc}")
+            return BAD_INPUT
         finally:
-            progress.cancel()
             bulk.close()
-    _summary(bulk, len(files) + len(urls))
+    _summary(bulk, entries)
     failed = [e for e in entries if e.state in ("failed", "cancelled")]
-    return 1 if failed else 0
+    return SOME_FAILED if failed else ALL_DONE
+
+
+async def _reach(client: OcrflowClient, plan: Plan) -> str | None:
+    """Why the service cannot take this run (unreachable, or the key refused), if so."""
+    try:
+        await client.check()
+    except ApiFailure as exc:
+        if exc.code == "unauthorized":
+            how = "the key was refused" if plan.api_key else "it needs an API key"
+            return f"{plan.server}: {how} (--api-key, or OCRFLOW_API_KEY)"
+        return f"{plan.server}: {exc.status} {exc.code}: {exc.explain()}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return f"cannot reach {plan.server}: {exc}"
+    return None
+
+
+async def _run_all(bulk: Bulk, files: list[tuple[Path, Path]], urls: list[str]) -> list[Entry]:
+    limit = asyncio.Semaphore(bulk.plan.concurrency)
+    progress = asyncio.create_task(_show(bulk, len(files) + len(urls)))
+
+    async def bounded(work: Awaitable[Entry]) -> Entry:
+        async with limit:
+            return await work
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(bounded(bulk.file(path, root))) for path, root in files]
+            tasks += [group.create_task(bounded(bulk.url(url))) for url in urls]
+    except* OptionsRefused as refused:
+        raise refused.exceptions[0] from None
+    finally:
+        progress.cancel()
+    return [task.result() for task in tasks]
+
+
+def _complain(message: str) -> None:
+    print(f"ocrflow submit: {message}", file=sys.stderr)
 
 
 async def _show(bulk: Bulk, total: int) -> None:
@@ -176,6 +246,11 @@ async def _show(bulk: Bulk, total: int) -> None:
         print(f"{sum(bulk.counts.values())}/{total} files: {line}   ", end=end, file=sys.stderr)
 
 
-def _summary(bulk: Bulk, total: int) -> None:
+def _summary(bulk: Bulk, entries: list[Entry]) -> None:
     line = ", ".join(f"{state} {n}" for state, n in sorted(bulk.counts.items()))
-    print(f"{total} files: {line}; manifest: {bulk.plan.manifest}")
+    print(f"{len(entries)} files: {line}; manifest: {bulk.plan.manifest}")
+    failed = [e for e in entries if e.state in ("failed", "cancelled")]
+    for entry in failed[:SUMMARY_FAILURES]:
+        print(f"  {entry.state}: {entry.file}: {entry.error}: {entry.message or ''}".rstrip(": "))
+    if len(failed) > SUMMARY_FAILURES:
+        print(f"  … and {len(failed) - SUMMARY_FAILURES} more in the manifest")

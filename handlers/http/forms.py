@@ -202,10 +202,18 @@ def parse_options(fields: dict[str, list[str]], defaults: OcrOptions) -> OcrOpti
 
 def invalid_options(exc: ValidationError) -> OcrflowError:
     details = [
-        {"field": ".".join(str(p) for p in error["loc"]), "message": error["msg"]}
+        {"field": ".".join(str(p) for p in error["loc"]), "message": _complaint(error)}
         for error in exc.errors()[:MAX_DETAILS]
     ]
     return OcrflowError(ErrorCode.INVALID_OPTIONS, "the job options are invalid", details=details)
+
+
+def _complaint(error: Any) -> str:
+    """pydantic's message, and what was given when it is a short scalar."""
+    given = error.get("input")
+    if isinstance(given, str | int | float | bool) and len(str(given)) <= 40:
+        return f"{error['msg']}, not {given!r}"
+    return str(error["msg"])
 
 
 class JsonOptions(BaseModel):
