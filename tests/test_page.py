@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
@@ -81,3 +82,25 @@ async def test_the_page_works_with_an_api_key(
         finally:
             await browser.close()
             await stop_worker(arq_worker, task)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup")
+async def test_the_page_fits_a_phone_screen(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    """At 390 px the jobs table once ran off the right edge."""
+    for n, name in enumerate(
+        ("a-rather-long-file-name-from-a-scanner-2026-12-04-01.png", "short.png")
+    ):
+        png = write_png(tmp_path / f"{n}.png", [f"narrow {n}"])
+        data = aiohttp.FormData()
+        data.add_field("file", png.read_bytes(), filename=name)
+        assert (await client.post("/v1/jobs", data=data)).status == 202
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            await page.goto(str(client.make_url("/")))
+            await page.locator("#recent tr", has_text="short.png").wait_for(timeout=10_000)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390
+        finally:
+            await browser.close()
