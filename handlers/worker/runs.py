@@ -26,6 +26,7 @@ from ocrflow.handlers.jobs.records import (
 )
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.runtime.logs import current_job
+from ocrflow.handlers.runtime.memory import release_freed
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.storage import layout
 from ocrflow.handlers.worker.fetch import fetch_url
@@ -78,7 +79,10 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         await Watch.release(services, job_id)
         return {"job_id": job_id, "outcome": "skipped"}
     log.info("run %d started: %s", attempt, job.source.filename)
-    outcome = await _run(ctx, services, job, attempt)
+    try:
+        outcome = await _run(ctx, services, job, attempt)
+    finally:
+        release_freed()  # a large document's pages, freed, go back to the system
     log.info("run %d ended: %s", attempt, outcome["outcome"])
     return outcome
 
