@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     # Limits and faults.
     RATE_LIMITED = "rate_limited"
     TOO_MANY_ACTIVE_JOBS = "too_many_active_jobs"
+    TOO_MANY_STREAMS = "too_many_streams"
     BACKLOG_FULL = "backlog_full"
     SERVICE_UNAVAILABLE = "service_unavailable"
     STORAGE_UNAVAILABLE = "storage_unavailable"

@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=200, gt=0)
     max_active_jobs_per_caller: int = Field(default=1000, ge=0)  # queued + running; 0: no limit
     max_backlog: int = Field(default=20_000, ge=0)  # queued jobs in all; 0: no limit
+    max_streams_per_caller: int = Field(default=100, ge=0)  # open event streams, per ingress
 
     log_level: str = "INFO"
     api_key: str | None = None  # the key `ocrflow submit` sends (--api-key overrides it)

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from arq.worker import Worker
 
 from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.runtime.addresses import is_public
 from ocrflow.handlers.settings import Settings
 from tests.support import running_worker, wait_for_job, write_png
 
@@ -74,3 +75,49 @@ async def test_fetching_follows_redirects_and_enforces_limits(
     assert outcome["/missing"]["error"]["code"] == "url_fetch_failed"
     assert outcome["/loop"]["error"]["code"] == "url_fetch_failed"
     assert all(outcome[p]["attempt"] == 1 for p in ("/big", "/missing", "/loop"))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible loopback
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a9fe:a9fe",  # local-use NAT64
+        "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated
+        "::ffff:10.0.0.1",  # IPv4-mapped private
+        "fec0::1",  # site-local
+        "fc00::1",  # unique local
+        "2001:db8::1",  # documentation
+        "169.254.169.254",
+        "100.64.0.1",
+    ],
+)
+def test_addresses_that_reach_private_networks_are_not_public(address: str) -> None:
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1"]
+)
+def test_public_addresses_are(address: str) -> None:
+    assert is_public(address)
+
+
+async def test_an_ip_literal_not_in_dotted_decimal_is_refused_at_the_door(
+    client: TestClient[Any, Any],
+) -> None:
+    """Octal, hex and short forms once slipped past the literal check, were fetched, failed to
+    resolve and were retried as `url_unreachable`."""
+    for host in (
+        "0177.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "127.1",
+        "[::127.0.0.1]",
+        "[64:ff9b::a9fe:a9fe]",
+    ):
+        refused = await client.post("/v1/jobs", json={"url": f"http://{host}/doc.pdf"})
+        assert refused.status == 422, host
+        assert (await refused.json())["error"]["code"] == "url_not_allowed"
+    assert (await client.post("/v1/jobs", json={"url": "http://cafe.de/a.pdf"})).status == 202

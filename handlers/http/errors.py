@@ -39,6 +39,7 @@ STATUS: dict[Code, int] = {
     ErrorCode.URL_UNREACHABLE: 503,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_ACTIVE_JOBS: 429,
+    ErrorCode.TOO_MANY_STREAMS: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
     ErrorCode.BACKLOG_FULL: 503,

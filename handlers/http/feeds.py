@@ -36,7 +36,8 @@ async def _feed(request: web.Request, job_id: str | None, owner: str) -> web.Str
     if last is not None and not is_stream_id(last):
         # Before the stream starts: a browser would otherwise reconnect with it again and again.
         raise OcrflowError(ErrorCode.MALFORMED_REQUEST, f"Last-Event-ID {last[:40]!r} is not ours")
-    with request.app[HUB].subscribe(job_id, owner) as subscription:
+    most = request.app[SERVICES].settings.max_streams_per_caller
+    with request.app[HUB].subscribe(job_id, owner, most=most) as subscription:
         # The response is its own context manager; sse_response() would wrap it once more
         # and keep the wrapper alive for the life of every stream.
         async with EventSourceResponse(ping_interval=PING_INTERVAL) as sse:
@@ -67,12 +68,13 @@ class _Feed:
         services = self.request.app[SERVICES]
         since = await services.jobs.events_from(self.job_id) if self.job_id else None
         if since and stream_id(self.last or "0-0") < stream_id(since):
-            history = await services.events.history(self.job_id, None, self.owner, since=since)
+            history = services.events.history(self.job_id, None, self.owner, since=since)
         else:
-            history = await services.events.history(self.job_id, self.last, self.owner)
-        for event in history:
-            if await self.send(event):
-                return True
+            history = services.events.history(self.job_id, self.last, self.owner)
+        async for page in history:
+            for event in page:
+                if await self.send(event):
+                    return True
         return False
 
     async def follow(self, subscription: Subscription) -> None:

@@ -25,6 +25,7 @@ CHUNK = 256 * 1024
 # submission). Memory held is bounded by this times the uploads in flight.
 MEMORY_BYTES = 512 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+MAX_METADATA_BYTES = 16 * 1024
 MAX_FIELDS = 64
 MAX_DETAILS = 20
 # `form-data; name="…"; filename="…"`, no backslash, quote or semicolon inside the values.
@@ -281,10 +282,16 @@ def _as_text(value: Any) -> str:
 
 
 def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The job's metadata, as small on every way in: it is kept with the job, in every
+    listing, callback and e-mail."""
     if "metadata" not in fields:
         return {}
+    raw = fields["metadata"][-1]
+    if len(raw.encode()) > MAX_METADATA_BYTES:
+        message = f"`metadata` is larger than {MAX_METADATA_BYTES // 1024} KiB"
+        raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
     try:
-        metadata = json.loads(fields["metadata"][-1])
+        metadata = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise OcrflowError(ErrorCode.INVALID_OPTIONS, "`metadata` must be a JSON object") from exc
     if not isinstance(metadata, dict):

@@ -4,12 +4,14 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.events import Event, decode_event
 from ocrflow.handlers.runtime.tasks import Supervised
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 # reconnected, or the client fell behind), or stop (the server is shutting down).
 Signal = Literal["resync", "closed"]
 QUEUE_LIMIT = 512
+STREAMS_RETRY_AFTER = 10
 RECONNECT_DELAY = (0.1, 5.0)
 
 
@@ -66,6 +69,7 @@ class EventHub:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._subscriptions: dict[str, set[Subscription]] = {}  # by job id, or _all_of(owner)
+        self._streams: Counter[str] = Counter()  # open subscriptions by owner
         self._listener = Supervised("event-listener", self._listen)
         self._ready = asyncio.Event()
         self.dropped = 0  # messages that could not be read
@@ -90,14 +94,25 @@ class EventHub:
         await self._listener.stop()
 
     @contextlib.contextmanager
-    def subscribe(self, job_id: str | None, owner: str) -> Iterator[Subscription]:
-        """Events of one job (or, for None, of all `owner`'s jobs) while the block runs."""
+    def subscribe(self, job_id: str | None, owner: str, *, most: int = 0) -> Iterator[Subscription]:
+        """Events of one job (or, for None, of all `owner`'s jobs) while the block runs; with
+        `most`, refused (`too_many_streams`) when `owner` holds that many already."""
+        if most and self._streams[owner] >= most:
+            raise OcrflowError(
+                ErrorCode.TOO_MANY_STREAMS,
+                f"{most} event streams of yours are open here; close one first",
+                retry_after=STREAMS_RETRY_AFTER,
+            )
         subscription = Subscription(job_id)
         topic = job_id or _all_of(owner)
         self._subscriptions.setdefault(topic, set()).add(subscription)
+        self._streams[owner] += 1
         try:
             yield subscription
         finally:
+            self._streams[owner] -= 1
+            if not self._streams[owner]:
+                del self._streams[owner]
             subscribers = self._subscriptions.get(topic, set())
             subscribers.discard(subscription)
             if not subscribers:

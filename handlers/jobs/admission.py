@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from ocrflow.handlers.jobs import queue, redis_keys
 from ocrflow.handlers.jobs.events import (
-    ALL_JOBS_EVENTS,
     PER_JOB_EVENTS,
+    PER_OWNER_EVENTS,
     PUBLISH_FUNCTION,
     EventKind,
     raw_event,
@@ -63,8 +63,8 @@ return {0}
 """
 )
 
-# KEYS: record, owner's index, the queue, queued runs, counters, then publish()'s stream, all
-# and channel. ARGV: the plan (JSON), then the record's fields and values. A job accepted for
+# KEYS: record, owner's index, the queue, queued runs, counters, then publish()'s stream and
+# channel. ARGV: the plan (JSON), then the record's fields and values. A job accepted for
 # reading has its first run queued; one answered from the result cache has ended already.
 _RECORD = (
     PUBLISH_FUNCTION
@@ -84,7 +84,7 @@ else
   redis.call('HINCRBY', KEYS[5], 'jobs:' .. plan.state, 1)
   ended(record, KEYS[3], job_id, plan)
 end
-publish(KEYS[6], KEYS[7], KEYS[8], record, plan.event, plan.retention, plan.per_job, plan.all_jobs)
+publish(KEYS[6], KEYS[7], record, plan.event, plan.retention, plan.per_job, plan.per_owner)
 return 1
 """
 )
@@ -131,7 +131,7 @@ class Admission:
             "job_id": job.id,
             "retention": str(keep),
             "per_job": str(PER_JOB_EVENTS),
-            "all_jobs": str(ALL_JOBS_EVENTS),
+            "per_owner": str(PER_OWNER_EVENTS),
         }
         if job.state is JobState.QUEUED:
             entry = queue.run_entry(job.id, run=job.run, priority=job.priority, keep=keep)
@@ -150,7 +150,6 @@ class Admission:
             redis_keys.QUEUED,
             redis_keys.STATS,
             redis_keys.events_key(job.id),
-            redis_keys.ALL_EVENTS,
             redis_keys.EVENTS_CHANNEL,
         ]
         args = [json.dumps(plan), *(item for pair in fields.items() for item in pair)]

@@ -4,7 +4,7 @@ pub/sub. The streams are the record a late or returning listener replays; pub/su
 import json
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -39,33 +39,36 @@ _ENDINGS = {
     JobState.CANCELLED: EventKind.CANCELLED,
 }
 PER_JOB_EVENTS = 2000  # a 500-page job sends ~2 events a page, plus its states
-ALL_JOBS_EVENTS = 10_000
+PER_OWNER_EVENTS = 10_000  # the feed of all of one caller's jobs
+REPLAY_PAGE = 500  # events read at a time; a fresh feed of all jobs starts this far back
 
-# XADD to the job's stream and to the all-jobs stream (tagged with the job's owner, read from
-# its record, so each caller's feed of all its jobs can pick its own), keep them short-lived and
+# XADD to the job's stream and to its owner's stream (the owner read from the job's record: the
+# feed of all a caller's jobs reads only that caller's events), keep them short-lived and
 # capped, and announce both ids in one message, atomically: no listener sees an event the
-# streams lack. The message is "<job stream id> <all stream id>\n<owner JSON>\n<event JSON>".
-# A Lua function, so the script that accepts a job can announce it in the same call.
-PUBLISH_FUNCTION = """
-local function publish(stream, all, channel, record, event, retention, per_job, all_jobs)
+# streams lack. The message is "<job stream id> <owner stream id>\n<owner JSON>\n<event JSON>".
+# A Lua function, so the scripts that accept a job or change its state announce it in the same
+# call. (The owner's stream key is made here, from the record: ocrflow runs on one Redis.)
+PUBLISH_FUNCTION = f"""
+local function publish(stream, channel, record, event, retention, per_job, per_owner)
   local owner = redis.call('HGET', record, 'owner') or '""'
+  local owners = '{redis_keys.OWNER_EVENTS_PREFIX}' .. cjson.decode(owner)
   local job_id = redis.call('XADD', stream, 'MAXLEN', '~', per_job, '*', 'event', event)
   redis.call('EXPIRE', stream, retention)
-  local all_id = redis.call(
-    'XADD', all, 'MAXLEN', '~', all_jobs, '*', 'event', event, 'owner', owner)
-  redis.call('PUBLISH', channel, job_id .. ' ' .. all_id .. '\\n' .. owner .. '\\n' .. event)
+  local owner_id = redis.call('XADD', owners, 'MAXLEN', '~', per_owner, '*', 'event', event)
+  redis.call('EXPIRE', owners, retention)
+  redis.call('PUBLISH', channel, job_id .. ' ' .. owner_id .. '\\n' .. owner .. '\\n' .. event)
   return job_id
 end
 """
 _PUBLISH = (
     PUBLISH_FUNCTION
-    + "return publish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+    + "return publish(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 )
 
 
 @dataclass(frozen=True)
 class Event:
-    id: str  # the job stream's id (or the all-jobs stream's, in that feed)
+    id: str  # the job stream's id (or the owner stream's, in the feed of all a caller's jobs)
     job_id: str
     kind: EventKind
     data: dict[str, Any]
@@ -141,28 +144,44 @@ class EventLog:
     def _keys(self, job_id: str) -> list[str]:
         return [
             redis_keys.events_key(job_id),
-            redis_keys.ALL_EVENTS,
             redis_keys.EVENTS_CHANNEL,
             redis_keys.job_key(job_id),
         ]
 
     def _args(self, raw: str) -> list[str | int]:
-        return [raw, self._retention, PER_JOB_EVENTS, ALL_JOBS_EVENTS]
+        return [raw, self._retention, PER_JOB_EVENTS, PER_OWNER_EVENTS]
 
     async def history(
         self, job_id: str | None, after: str | None, owner: str, *, since: str | None = None
-    ) -> list[Event]:
-        """Events after `after` (exclusive) or from `since` (inclusive), else all kept, of one
-        job or of all `owner`'s jobs."""
-        key = redis_keys.events_key(job_id) if job_id else redis_keys.ALL_EVENTS
+    ) -> AsyncIterator[list[Event]]:
+        """Events after `after` (exclusive) or from `since` (inclusive), of one job or of all
+        `owner`'s jobs, a page at a time; with neither, all a job's kept events, or the latest
+        page of the owner's."""
+        key = redis_keys.events_key(job_id) if job_id else redis_keys.owner_events_key(owner)
         if after and stream_id(after) > _LAST_READABLE:
-            return []  # nothing can come after it
-        start = f"({after}" if after and stream_id(after) != (0, 0) else since or "-"
-        rows = await cast(Awaitable[list[Any]], self._redis.xrange(key, min=start, max="+"))
-        if job_id is None:
-            tag = json.dumps(owner).encode()
-            rows = [(event_id, fields) for event_id, fields in rows if fields.get(b"owner") == tag]
-        return [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
+            return  # nothing can come after it
+        if after and stream_id(after) != (0, 0):
+            start = f"({after}"
+        elif since or job_id:
+            start = since or "-"
+        else:
+            start = await self._latest_page_start(key)
+        while True:
+            rows = await self._page(key, start)
+            if rows:
+                yield [decode_event(_text(event_id), fields[b"event"]) for event_id, fields in rows]
+            if len(rows) < REPLAY_PAGE:
+                return
+            start = f"({_text(rows[-1][0])}"
+
+    async def _page(self, key: str, start: str) -> list[Any]:
+        reply = self._redis.xrange(key, min=start, max="+", count=REPLAY_PAGE)
+        return await cast(Awaitable[list[Any]], reply)
+
+    async def _latest_page_start(self, key: str) -> str:
+        reply = self._redis.xrevrange(key, max="+", min="-", count=REPLAY_PAGE)
+        rows = await cast(Awaitable[list[Any]], reply)
+        return _text(rows[-1][0]) if rows else "-"
 
 
 def raw_event(job_id: str, kind: EventKind, data: dict[str, Any]) -> str:

@@ -13,10 +13,10 @@ ARQ_RESULT = "arq:result:"
 # Job records and their per-caller indexes.
 JOB_PREFIX = "ocrflow:job:"
 JOB_INDEX_PREFIX = "ocrflow:jobs:"  # one sorted index of job ids per caller
-# Events: a capped stream per job, one of every job's (for dashboards), and the pub/sub
+# Events: a capped stream per job and one per owner (the feed of all its jobs), and the pub/sub
 # channel that wakes listeners (the streams are the truth).
 EVENTS_PREFIX = "ocrflow:events:"
-ALL_EVENTS = "ocrflow:events"
+OWNER_EVENTS_PREFIX = "ocrflow:owner-events:"
 EVENTS_CHANNEL = "ocrflow:events:live"
 # Runs: every run waiting to start and under way (job id -> arq job id), and leases.
 QUEUED = "ocrflow:queued"
@@ -49,6 +49,10 @@ def job_index(owner: str) -> str:
 
 def events_key(job_id: str) -> str:
     return EVENTS_PREFIX + job_id
+
+
+def owner_events_key(owner: str) -> str:
+    return OWNER_EVENTS_PREFIX + owner
 
 
 def lease_key(job_id: str) -> str:

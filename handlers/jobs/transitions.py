@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.events import (
-    ALL_JOBS_EVENTS,
     PER_JOB_EVENTS,
+    PER_OWNER_EVENTS,
     PUBLISH_FUNCTION,
     EventKind,
     raw_event,
@@ -49,7 +49,7 @@ local function ended(record, queue, job_id, plan)
 end
 """
 
-# KEYS: record, queued runs, counters, the arq queue, then publish()'s stream, all and channel.
+# KEYS: record, queued runs, counters, the arq queue, then publish()'s stream and channel.
 # ARGV: the plan (JSON), then the record's new fields and values (the state among them).
 # Returns the announcing event's id, or nil when the job is gone or in another state.
 _TRANSITION = (
@@ -83,7 +83,7 @@ if plan.terminal then
   ended(record, KEYS[4], job_id, plan)
 end
 local event_id = publish(
-  KEYS[5], KEYS[6], KEYS[7], record, plan.event, plan.retention, plan.per_job, plan.all_jobs)
+  KEYS[5], KEYS[6], record, plan.event, plan.retention, plan.per_job, plan.per_owner)
 if plan.starts_run then
   redis.call('HSET', record, 'events_from', cjson.encode(event_id))
   redis.call('HINCRBY', KEYS[3], 'jobs:accepted', 1)
@@ -125,7 +125,6 @@ class Transitions:
             redis_keys.STATS,
             self._settings.queue_name,
             redis_keys.events_key(job_id),
-            redis_keys.ALL_EVENTS,
             redis_keys.EVENTS_CHANNEL,
         ]
         # Nothing null in the plan: Lua's JSON null is a value, and a true one.
@@ -155,7 +154,7 @@ class Transitions:
             "event": raw_event(job_id, kind, data),
             "retention": str(settings.job_retention),
             "per_job": str(PER_JOB_EVENTS),
-            "all_jobs": str(ALL_JOBS_EVENTS),
+            "per_owner": str(PER_OWNER_EVENTS),
         }
         if terminal:
             plan |= ending_plan(settings, job_id, state)
