@@ -1,17 +1,22 @@
 """Live progress: every event in order, resumable without gaps or duplicates, cheap to fan out."""
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
+from redis.asyncio import Redis
 
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.http.auth import new_api_key
 from ocrflow.handlers.http.hub import QUEUE_LIMIT, Subscription
 from ocrflow.handlers.http.state import HUB
 from ocrflow.handlers.jobs.events import Event
-from tests.support import Received, read_events, submit, write_image_pdf
+from ocrflow.handlers.settings import Settings
+from tests.support import Received, form, read_events, submit, write_image_pdf, write_png
 
 PAGES = [["First page of three"], ["Second page of three"], ["Third page of three"]]
 TERMINAL = {"done", "failed", "cancelled"}
@@ -150,3 +155,48 @@ async def test_a_client_that_falls_behind_is_told_to_replay_not_dropped_silently
     assert await subscription.next() == "resync"
     subscription.offer("closed")
     assert await subscription.next() == "closed"
+
+
+async def test_a_caller_holds_a_bounded_number_of_streams(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """2,000 streams of one caller were once all accepted by one ingress."""
+    client: TestClient[Any, Any] = await aiohttp_client(
+        create_app(settings.model_copy(update={"max_streams_per_caller": 2}))
+    )
+    job = await (await submit(client, write_png(tmp_path / "p.png", ["streams"]))).json()
+    first = await client.get("/v1/events")
+    second = await client.get(f"/v1/jobs/{job['id']}/events")
+    assert first.status == second.status == 200
+    refused = await client.get("/v1/events")
+    assert refused.status == 429 and refused.headers["Retry-After"]
+    assert (await refused.json())["error"]["code"] == "too_many_streams"
+    first.close()
+    async with asyncio.timeout(5):  # its place is freed as soon as the server sees it go
+        while (again := await client.get("/v1/events")).status == 429:
+            await asyncio.sleep(0.05)
+    assert again.status == 200
+    again.close()
+    second.close()
+
+
+async def test_the_feed_of_all_jobs_reads_only_the_callers_own_events(
+    aiohttp_client: Any, settings: Settings, redis: Redis, tmp_path: Path
+) -> None:
+    alice_key, alice = new_api_key("alice")
+    bob_key, bob = new_api_key("bob")
+    client: TestClient[Any, Any] = await aiohttp_client(
+        create_app(settings.model_copy(update={"api_keys": (alice, bob)}))
+    )
+    for n in range(3):
+        png = write_png(tmp_path / f"{n}.png", [f"alice {n}"])
+        headers = {"Authorization": f"Bearer {alice_key}"}
+        assert (await client.post("/v1/jobs", data=form(png), headers=headers)).status == 202
+    assert await redis.xlen("ocrflow:owner-events:key:alice") == 3
+    assert not await redis.exists("ocrflow:owner-events:key:bob", "ocrflow:events")
+    feed = await client.get("/v1/events", headers={"Authorization": f"Bearer {bob_key}"})
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.5):
+            async for event in read_events(feed):
+                raise AssertionError(f"bob saw {event}")
+    feed.close()

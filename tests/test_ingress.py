@@ -1,5 +1,6 @@
 """What the ingress refuses, and how: JSON errors with stable codes and the right statuses."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,24 @@ async def test_a_cursor_the_listing_never_gave_is_a_400(client: TestClient[Any, 
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "malformed_request"
     assert (await client.get("/v1/jobs", params={"cursor": "j_01m8zbq5p7bvm9an3vk3v7"})).ok
+
+
+async def test_metadata_is_capped_on_every_way_in(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    """The JSON path once took 900 KB of metadata a job (the form path capped it at 64 KiB):
+    a hundred such jobs grew Redis by 264 MiB."""
+    large = {"notes": "x" * 20_000}
+    by_url = await client.post(
+        "/v1/jobs", json={"url": "https://example.com/a.pdf", "metadata": large}
+    )
+    png = write_png(tmp_path / "p.png", ["metadata"])
+    by_form = await client.post("/v1/jobs", data=form(png, metadata=json.dumps(large)))
+    for response in (by_url, by_form):
+        assert response.status == 413
+        assert (await response.json())["error"]["code"] == "payload_too_large"
+    small = {"notes": "x" * 10_000}
+    fine = await client.post(
+        "/v1/jobs", json={"url": "https://example.com/a.pdf", "metadata": small}
+    )
+    assert fine.status == 202
