@@ -102,3 +102,32 @@ def test_signatures_expire() -> None:
     assert not verify(SECRET, old, body)
     assert verify(SECRET, signature_header(SECRET, body), body)
     assert not verify(SECRET, "garbage", body)
+
+
+async def test_every_job_that_asked_for_a_callback_gets_one_whatever_answered_it(
+    aiohttp_client: Any, settings: Settings, receiver: tuple[Receiver, TestServer], tmp_path: Path
+) -> None:
+    """The same document sent again with a callback was once answered by the job in flight (or
+    from the cache) and its callback never sent."""
+    hook, server = receiver
+    hook.failures = 0
+    own = settings.model_copy(update={"allow_private_urls": True, "callback_backoff": 0.05})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    png = write_png(tmp_path / "p.png", ["tell us all"])
+
+    async def post(tag: str) -> Any:
+        url = str(server.make_url(f"/hook?tag={tag}"))
+        return await (await client.post("/v1/jobs", data=form(png, callback_url=url))).json()
+
+    first, in_flight = await post("first"), await post("in-flight")
+    assert in_flight["id"] != first["id"]
+    async with running_worker(own):
+        for job in (first, in_flight):
+            assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
+        cached = await post("cached")
+        assert cached["cached"] is True
+        async with asyncio.timeout(30):
+            while len(hook.received) < 3:
+                await asyncio.sleep(0.05)
+    told = sorted(json.loads(body)["id"] for body, _ in hook.received)
+    assert told == sorted([first["id"], in_flight["id"], cached["id"]])

@@ -50,8 +50,11 @@ async def _reuse_or_accept(services: Services, job: Job, source: Incoming) -> tu
     """An earlier job's result, or the job already reading this content, or else `job` itself
     admitted and accepted. Each claim looks in one round trip; when what it finds cannot answer
     (a result since deleted, a job since ended, a caller's count holding ended jobs), the next
-    claim looks past it, so this ends within four."""
-    check_cache, check_claim, pruned = True, True, False
+    claim looks past it, so this ends within four. A job that asks to be told when it ends
+    (callback or e-mail) never shares another's run: that one's ending tells only its own
+    caller; a result from the cache is a job of its own, told as any ending is."""
+    check_claim = not (job.callback_url or job.notify_email)
+    check_cache, pruned = True, False
     while True:
         claim = await services.admission.claim(
             job, check_cache=check_cache, check_claim=check_claim
