@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     job_retention: int = Field(default=7 * 24 * 3600, gt=0)
     queue_name: str = "ocrflow:queue"
 
-    webhook_secret: str | None = None  # signs callbacks (and checks inbound webhooks)
+    webhook_secret: str | None = None  # signs callbacks: every receiver holds it
+    # What S3 event notifications must bring (POST /v1/webhooks/s3): never the callback
+    # secret, which every callback receiver knows.
+    s3_events_secret: str | None = None
     # Buckets whose S3 event notifications create jobs (default: the storage bucket).
     webhook_buckets: Annotated[tuple[str, ...], NoDecode] = ()
     callback_max_tries: int = Field(default=6, gt=0)
@@ -115,6 +118,7 @@ class Settings(BaseSettings):
         "s3_secret_access_key",
         "public_url",
         "webhook_secret",
+        "s3_events_secret",
         "smtp_host",
         "smtp_username",
         "smtp_password",
@@ -165,6 +169,15 @@ class Settings(BaseSettings):
     @property
     def authenticated(self) -> bool:
         return bool(self.api_keys or self.jwt_secret or self.jwt_public_key)
+
+    @model_validator(mode="after")
+    def _secrets_apart(self) -> "Settings":
+        if self.s3_events_secret and self.s3_events_secret == self.webhook_secret:
+            raise ValueError(
+                "OCRFLOW_S3_EVENTS_SECRET must differ from OCRFLOW_WEBHOOK_SECRET: every "
+                "callback receiver holds the latter"
+            )
+        return self
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":

@@ -169,7 +169,7 @@ def s3_event(
 async def test_s3_events_create_one_job_per_object_however_often_delivered(
     aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
 ) -> None:
-    own = s3_settings.model_copy(update={"webhook_secret": "hook-secret"})
+    own = s3_settings.model_copy(update={"s3_events_secret": "hook-secret"})
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
     s3 = s3_client(own.s3_endpoint_url)
     pdf = write_image_pdf(tmp_path / "scan.pdf", [["Arrived by event"]])
@@ -336,7 +336,7 @@ async def test_different_direct_uploads_are_different_jobs_and_the_same_one_is_c
 async def test_a_new_version_of_an_object_is_a_new_job_and_redelivery_finds_a_real_job(
     aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
 ) -> None:
-    own = s3_settings.model_copy(update={"webhook_secret": "hook-secret"})
+    own = s3_settings.model_copy(update={"s3_events_secret": "hook-secret"})
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
     s3, bucket = s3_client(own.s3_endpoint_url), str(own.s3_bucket)
     auth = {"X-Ocrflow-Webhook-Secret": "hook-secret"}
@@ -378,3 +378,47 @@ async def test_an_empty_endpoint_variable_means_aws(
     assert settings.s3_endpoint_url is None and settings.s3_region is None
     storage = await S3Storage.open(settings)  # "Invalid endpoint" before
     await storage.close()
+
+
+async def test_s3_events_cannot_cross_callers_feed_themselves_or_flood(
+    aiohttp_client: Any, s3_settings: Settings, tmp_path: Path
+) -> None:
+    """An event naming ocrflow's own objects (another caller's source) once made a job for the
+    webhook's caller that read it; a job's own source, a job for it again; 10,000 records in
+    one request took 33 s; and the inbound secret was the one every callback receiver holds."""
+    alice_key, alice = new_api_key("alice")
+    own = s3_settings.model_copy(
+        update={
+            "api_keys": (alice,),
+            "s3_events_secret": "inbound-only",
+            "webhook_secret": "signs-callbacks",
+            "webhook_caller": "key:ingest",
+        }
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    pdf = write_image_pdf(tmp_path / "private.pdf", [["Alice's private page"]])
+    data = aiohttp.FormData()
+    data.add_field("file", pdf.read_bytes(), filename="private.pdf")
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    job = await (await client.post("/v1/jobs", data=data, headers=headers)).json()
+    bucket = str(own.s3_bucket)
+    source = f"ocr/jobs/{job['id']}/source"
+    assert source in bucket_keys(own)
+
+    def post(body: Any, secret: str) -> Any:
+        return client.post(
+            "/v1/webhooks/s3", json=body, headers={"Authorization": f"Bearer {secret}"}
+        )
+
+    assert (await post(s3_event(bucket, source, "e1"), "signs-callbacks")).status == 401
+    answer = await (await post(s3_event(bucket, source, "e1"), "inbound-only")).json()
+    assert answer["records"][0]["outcome"] == "refused"
+    assert answer["records"][0]["error"] == "ocrflow_storage"
+    upload = s3_event(bucket, "ocr/uploads/u_0123", "e2")
+    assert (await (await post(upload, "inbound-only")).json())["records"][0]["outcome"] == "refused"
+    flood = {"Records": s3_event(bucket, "inbox/a.pdf", "e3")["Records"] * 101}
+    too_many = await post(flood, "inbound-only")
+    assert too_many.status == 413
+    assert (await too_many.json())["error"]["code"] == "payload_too_large"
+    with pytest.raises(ValueError, match="must differ"):
+        Settings(_env_file=None, s3_events_secret="same", webhook_secret="same")

@@ -17,6 +17,7 @@ from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import Job, Source, new_job_id, now
 from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import StorageError, StoredObject
 from ocrflow.handlers.storage.s3 import S3Storage
 from ocrflow.pipeline.errors import PipelineError
@@ -25,6 +26,8 @@ from ocrflow.pipeline.media import SNIFF_BYTES, sniff
 log = logging.getLogger(__name__)
 
 
+MAX_RECORDS = 100
+
 routes = web.RouteTableDef()
 
 
@@ -32,7 +35,7 @@ routes = web.RouteTableDef()
 @signed
 async def s3_events(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    _authenticate(request, services.settings.webhook_secret)
+    _authenticate(request, services.settings.s3_events_secret)
     storage = services.storage
     if not isinstance(storage, S3Storage):
         raise OcrflowError(
@@ -46,6 +49,10 @@ async def s3_events(request: web.Request) -> web.Response:
         raise OcrflowError(
             ErrorCode.MALFORMED_REQUEST, "expected an S3 event with `Records`"
         ) from exc
+    if len(records) > MAX_RECORDS:
+        # S3 sends one record an event; thousands in one request are someone else's doing.
+        message = f"{len(records)} records in one request; at most {MAX_RECORDS}"
+        raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
     buckets = set(services.settings.webhook_buckets) or {storage.bucket}
     results = [await _record(services, storage, record, buckets) for record in records]
     return web.json_response({"records": results}, status=202)
@@ -54,7 +61,7 @@ async def s3_events(request: web.Request) -> web.Response:
 def _authenticate(request: web.Request, secret: str | None) -> None:
     if not secret:
         raise OcrflowError(
-            ErrorCode.NOT_FOUND, "inbound webhooks are off (no OCRFLOW_WEBHOOK_SECRET)"
+            ErrorCode.NOT_FOUND, "S3 event webhooks are off (no OCRFLOW_S3_EVENTS_SECRET)"
         )
     given = request.headers.get("X-Ocrflow-Webhook-Secret") or request.headers.get(
         "Authorization", ""
@@ -75,6 +82,10 @@ async def _record(
         return {"outcome": "ignored", "reason": "not an S3 object event"}
     if "ObjectCreated" not in event or bucket not in buckets:
         return {"bucket": bucket, "key": key, "outcome": "ignored"}
+    if bucket == storage.bucket and layout.is_own(storage.own_key(""), key):
+        # Another caller's source, or ocrflow's own write of one: never a new job (a job made
+        # from it would read another caller's document, and its own copy would feed back).
+        return {"bucket": bucket, "key": key, "outcome": "refused", "error": "ocrflow_storage"}
     version = str(obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or "")
     return {"bucket": bucket, "key": key, **await _job_for(services, storage, bucket, key, version)}
 

@@ -19,3 +19,9 @@ def output_key(job_id: str, filename: str) -> str:
 def upload_key(upload_id: str) -> str:
     """A direct upload's object until it is completed into a job."""
     return UPLOADS + upload_id
+
+
+def is_own(prefix: str, key: str) -> bool:
+    """Whether a bucket `key` is one ocrflow writes (a job's files or a direct upload) under
+    its storage `prefix`."""
+    return key.startswith((prefix + JOBS, prefix + UPLOADS))
