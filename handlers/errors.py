@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     # Who is asking.
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
+    PRIORITY_NOT_ALLOWED = "priority_not_allowed"
     # What it asks about.
     NOT_FOUND = "not_found"
     JOB_NOT_FOUND = "job_not_found"

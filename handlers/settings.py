@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     monitoring_token: str | None = None  # bearer token for /v1/status and /metrics
     monitoring_networks: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.0/8", "::1/128")
     webhook_caller: str = "anonymous"  # the caller that owns jobs made from S3 events
+    # Who may ask for priority=high ("key:ops", "jwt:<sub>", or "*"): with authentication on,
+    # only these; without it, everyone (the one caller is `anonymous`).
+    high_priority_callers: Annotated[tuple[str, ...], NoDecode] = ()
 
     rate_limit: float = Field(default=50.0, ge=0)  # requests a second per caller; 0: no limit
     rate_burst: int = Field(default=200, gt=0)
@@ -134,7 +137,9 @@ class Settings(BaseSettings):
         """An empty variable (as a platform leaves one the user skipped) means unset."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("webhook_buckets", "api_keys", "monitoring_networks", mode="before")
+    @field_validator(
+        "webhook_buckets", "api_keys", "monitoring_networks", "high_priority_callers", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -165,6 +170,10 @@ class Settings(BaseSettings):
         for network in value:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
         return value
+
+    def may_use_high_priority(self, caller: str) -> bool:
+        allowed = self.high_priority_callers
+        return not self.authenticated or "*" in allowed or caller in allowed
 
     @property
     def authenticated(self) -> bool:

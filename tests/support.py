@@ -88,11 +88,16 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
         await stop_worker(arq_worker, task)
 
 
-async def wait_for_job(client: TestClient[Any, Any], job_id: str, timeout: float = 60) -> Any:
+async def wait_for_job(
+    client: TestClient[Any, Any],
+    job_id: str,
+    timeout: float = 60,
+    headers: dict[str, str] | None = None,
+) -> Any:
     """Poll the job document until it reaches a terminal state."""
     async with asyncio.timeout(timeout):
         while True:
-            response = await client.get(f"/v1/jobs/{job_id}")
+            response = await client.get(f"/v1/jobs/{job_id}", headers=headers)
             assert response.status == 200
             job = await response.json()
             if job["state"] in TERMINAL:

@@ -19,6 +19,7 @@ STATUS: dict[Code, int] = {
     ErrorCode.MALFORMED_REQUEST: 400,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.PRIORITY_NOT_ALLOWED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.JOB_NOT_FOUND: 404,
     ErrorCode.OUTPUT_NOT_FOUND: 404,

@@ -34,6 +34,7 @@ from ocrflow.handlers.jobs.records import (
     now,
 )
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url
+from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import check_languages
 from ocrflow.pipeline.outputs import FILENAMES, MEDIA_TYPES
@@ -87,7 +88,7 @@ def job_from_fields(request: web.Request, fields: dict[str, list[str]], source: 
         id=new_job_id(),
         owner=caller(request),
         created_at=now(),
-        priority=_priority(fields),
+        priority=_priority(fields, caller(request), settings),
         source=source,
         options=options,
         metadata=parse_metadata(fields),
@@ -146,11 +147,16 @@ def _checked_url(raw: str, name: str, allow_private: bool) -> str:
     return url
 
 
-def _priority(fields: dict[str, list[str]]) -> Priority:
+def _priority(fields: dict[str, list[str]], who: str, settings: Settings) -> Priority:
     value = fields.get("priority", [Priority.NORMAL])[-1]
     if value not in Priority.__members__.values():
         names = ", ".join(Priority)
         raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"priority must be one of {names}")
+    if value == Priority.HIGH and not settings.may_use_high_priority(who):
+        raise OcrflowError(
+            ErrorCode.PRIORITY_NOT_ALLOWED,
+            "high priority is for the callers in OCRFLOW_HIGH_PRIORITY_CALLERS",
+        )
     return Priority(value)
 
 

@@ -46,20 +46,22 @@ class Claim:
 # Looks before it writes: a refused job leaves nothing behind.
 _CLAIM = (
     REFUSED_FUNCTION
-    + """
+    + f"""
 if ARGV[5] == '1' then
   local cached = redis.call('GET', KEYS[1])
-  if cached then return {3, cached} end
+  if cached then return {{3, cached}} end
 end
 if ARGV[6] == '1' then
   local other = redis.call('GET', KEYS[2])
-  if other then return {4, other} end
+  if other then return {{4, other}} end
 end
 local verdict = refused(KEYS[3], KEYS[4], ARGV[3], ARGV[4])
-if verdict ~= 0 then return {verdict} end
+if verdict ~= 0 then return {{verdict}} end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
-return {0}
+local now = redis.call('TIME')
+redis.call('ZADD', '{redis_keys.ADMITTING}', tonumber(now[1]) * 1000, ARGV[1])
+return {{0}}
 """
 )
 
@@ -70,15 +72,19 @@ _RECORD = (
     PUBLISH_FUNCTION
     + queue.ENQUEUE_FUNCTION
     + ENDED_FUNCTION
-    + """
+    + queue.FAIR_FUNCTION
+    + f"""
 local plan = cjson.decode(ARGV[1])
 local record, job_id = KEYS[1], plan.job_id
 redis.call('HSET', record, unpack(ARGV, 2))
 redis.call('EXPIRE', record, plan.retention)
 redis.call('ZADD', KEYS[2], 0, job_id)
+redis.call('ZREM', '{redis_keys.ADMITTING}', job_id)
 redis.call('HINCRBY', KEYS[5], 'jobs:accepted', 1)
 if plan.run then
-  enqueue(KEYS[3], plan.run[1], plan.run[2], plan.run[3], plan.run[4])
+  local owner = cjson.decode(redis.call('HGET', record, 'owner'))
+  local score = fair_score(owner, plan.run[4], plan.head_start)
+  enqueue(KEYS[3], plan.run[1], plan.run[2], plan.run[3], score)
   redis.call('HSET', KEYS[4], job_id, plan.run[1])
 else
   redis.call('HINCRBY', KEYS[5], 'jobs:' .. plan.state, 1)
@@ -136,6 +142,7 @@ class Admission:
         if job.state is JobState.QUEUED:
             entry = queue.run_entry(job.id, run=job.run, priority=job.priority, keep=keep)
             plan["run"] = entry.plan()
+            plan["head_start"] = str(queue.PRIORITY_HEAD_START[job.priority])
             plan["event"] = raw_event(job.id, EventKind.STATE, {"state": job.state})
         elif job.state is JobState.SUCCEEDED:
             plan |= ending_plan(settings, job.id, job.state)

@@ -35,10 +35,21 @@ return 0
 
 # Whether one more active job for a caller is refused: 2 when the whole backlog is full, 1 when
 # the caller is at its limit, else 0. A limit of 0 is no limit.
-REFUSED_FUNCTION = """
+# Jobs admitted whose queue entry is not written yet (their source is being stored) count
+# against the backlog too: otherwise submissions arriving together all see room for themselves.
+# Admission lists them with the time; recording a job removes it; one that never recorded
+# (its caller was told 503) stops counting after ADMITTING_MS.
+ADMITTING_MS = 60_000
+REFUSED_FUNCTION = f"""
 local function refused(active, queue, most, backlog)
   most, backlog = tonumber(most), tonumber(backlog)
-  if backlog > 0 and redis.call('ZCARD', queue) >= backlog then return 2 end
+  if backlog > 0 then
+    local now = redis.call('TIME')
+    local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    redis.call('ZREMRANGEBYSCORE', '{redis_keys.ADMITTING}', '-inf', now_ms - {ADMITTING_MS})
+    local waiting = redis.call('ZCARD', queue) + redis.call('ZCARD', '{redis_keys.ADMITTING}')
+    if waiting >= backlog then return 2 end
+  end
   if most > 0 and redis.call('SCARD', active) >= most then return 1 end
   return 0
 end
@@ -126,4 +137,8 @@ class Limits:
         return bool(stale)
 
     async def release(self, caller: str, job_id: str) -> None:
-        await self._redis.srem(redis_keys.active_key(caller), job_id)  # type: ignore[misc]
+        """Give back an admitted job's place: it was not accepted after all."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.srem(redis_keys.active_key(caller), job_id)
+            pipe.zrem(redis_keys.ADMITTING, job_id)
+            await pipe.execute()

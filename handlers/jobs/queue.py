@@ -19,7 +19,13 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEK = 7 * 24 * 3600.0
 PATIENT_RETRIES = 6  # ~5 s of backoff; longer outages restart the worker
 _DECADE_MS = 10 * 365 * 24 * 3600 * 1000
-PRIORITY_HEAD_START = {Priority.HIGH: 2 * _DECADE_MS, Priority.NORMAL: _DECADE_MS, Priority.LOW: 0}
+# Every band starts in the past (arq takes only scores up to now), far enough that a caller's
+# place in fair sharing (`FAIR_FUNCTION`) never reaches the present.
+PRIORITY_HEAD_START = {
+    Priority.HIGH: 2 * _DECADE_MS,
+    Priority.NORMAL: _DECADE_MS,
+    Priority.LOW: _DECADE_MS // 10,
+}
 
 
 def redis_settings(settings: Settings, *, patient: bool = False) -> RedisSettings:
@@ -67,6 +73,22 @@ local function enqueue(queue, arq_id, payload, keep_ms, score)
 end
 """
 TASK_KEEP_MS = 24 * 3600 * 1000  # arq's own default for a job nobody has picked up
+
+# Fair sharing between callers (start-time fair queueing): each caller has a place in virtual
+# time that every job it queues moves FAIR_STEP_MS on, and a job is scored from its caller's
+# place, not from the clock. A caller who queues 400 jobs at once runs them one after another
+# as before, but a job from a caller with none waiting is scored now, ahead of the 399. The
+# bands of priority stay decades apart, so a score stays in the past: arq takes it at once.
+FAIR_STEP_MS = 1000
+FAIR_FUNCTION = f"""
+local function fair_score(owner, score, head_start)
+  local now = tonumber(score) + tonumber(head_start)
+  local place = tonumber(redis.call('HGET', '{redis_keys.FAIR}', owner) or '0')
+  if place < now then place = now end
+  redis.call('HSET', '{redis_keys.FAIR}', owner, string.format('%d', place + {FAIR_STEP_MS}))
+  return string.format('%d', place - tonumber(head_start))
+end
+"""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ RESULT_PREFIX = "ocrflow:result:"
 # Limits: per-caller request rate and active jobs.
 RATE_PREFIX = "ocrflow:rate:"
 ACTIVE_PREFIX = "ocrflow:active:"
+ADMITTING = "ocrflow:admitting"  # jobs admitted, their queue entry not written yet
+FAIR = "ocrflow:fair"  # each caller's place in the queue's virtual time (fair sharing)
 # Direct uploads under way, and S3 events already turned into jobs.
 UPLOAD_PREFIX = "ocrflow:upload:"
 S3_EVENT_PREFIX = "ocrflow:s3event:"
