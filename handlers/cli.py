@@ -209,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print=None,
             reuse_port=settings.web_processes > 1,
             access_log_class=AccessLogger,
+            keepalive_timeout=settings.idle_timeout,
         )
         return 0
     if args.command == "worker":

@@ -16,6 +16,7 @@ __all__ = ["ErrorCode", "OcrflowError"]
 class ErrorCode(StrEnum):
     # The request itself.
     MALFORMED_REQUEST = "malformed_request"
+    REQUEST_TIMEOUT = "request_timeout"
     INVALID_OPTIONS = "invalid_options"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"

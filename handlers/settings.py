@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias=_both("redis_url", "REDIS_URL"))
     host: str = "127.0.0.1"
     web_processes: int = Field(default=1, ge=1, le=64)  # ingress processes sharing the port
+    # Seconds a connection may go without a whole request (slow headers included) before the
+    # ingress closes it; also how long an idle keep-alive connection stays open.
+    idle_timeout: float = Field(default=30.0, gt=0)
     port: int = Field(default=8080, ge=0, le=65535, validation_alias=_both("port", "PORT"))
     data_dir: Path = Path("data")
     storage_backend: Literal["local", "s3"] = "local"
@@ -105,6 +108,9 @@ class Settings(BaseSettings):
 
     rate_limit: float = Field(default=50.0, ge=0)  # requests a second per caller; 0: no limit
     rate_burst: int = Field(default=200, gt=0)
+    # Requests refused for want of a valid key, a second per client address (bursts of twice
+    # that); 0: no limit.
+    refused_rate_limit: float = Field(default=5.0, ge=0)
     max_active_jobs_per_caller: int = Field(default=1000, ge=0)  # queued + running; 0: no limit
     max_backlog: int = Field(default=20_000, ge=0)  # queued jobs in all; 0: no limit
     max_streams_per_caller: int = Field(default=100, ge=0)  # open event streams, per ingress

@@ -45,7 +45,12 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 ) -> None:
     key, entry = new_api_key("fuzz")
     fuzzed = settings.model_copy(
-        update={"api_keys": (entry,), "rate_limit": 0, "s3_events_secret": "hook-secret"}
+        update={
+            "api_keys": (entry,),
+            "rate_limit": 0,
+            "s3_events_secret": "hook-secret",
+            "high_priority_callers": ("key:fuzz",),
+        }
     )
     server: TestServer = await aiohttp_server(create_app(fuzzed))
     base = [

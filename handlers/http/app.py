@@ -8,13 +8,12 @@ from aiohttp import web
 from ocrflow.handlers.http import feeds, jobs, monitoring, openapi, uploads, webhooks
 from ocrflow.handlers.http.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from ocrflow.handlers.http.errors import error_middleware
+from ocrflow.handlers.http.forms import JSON_BODY_LIMIT
 from ocrflow.handlers.http.hub import EventHub
 from ocrflow.handlers.http.state import HUB, SERVICES, SETTINGS
 from ocrflow.handlers.jobs.services import open_services
 from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline.options import installed_languages
-
-JSON_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -210,7 +210,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         )
     if access == "caller":
         route_name = request.match_info.route.name
-        identity = authenticator.identify(_token(request, query=route_name in QUERY_TOKEN_ROUTES))
+        token = _token(request, query=route_name in QUERY_TOKEN_ROUTES)
+        try:
+            identity = authenticator.identify(token)
+        except OcrflowError:
+            await request.app[SERVICES].limits.check_refused_rate(request.remote or "unknown")
+            raise
         request[CALLER] = identity.caller
         if identity.email:
             request[NOTIFY_EMAIL] = identity.email

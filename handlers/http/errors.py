@@ -17,6 +17,7 @@ Code = ErrorCode | PipelineCode
 # Every code has its status: a code missing here fails at import, not as a quiet 400.
 STATUS: dict[Code, int] = {
     ErrorCode.MALFORMED_REQUEST: 400,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.PRIORITY_NOT_ALLOWED: 403,
@@ -115,7 +116,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(exc, StorageError) and exc.retryable:
             log.warning("storage failed during %s %s: %s", request.method, request.path, exc)
             return _unavailable("storage")
-        return error_response(exc.code, exc.message, details=exc.details, headers=_headers(exc))
+        response = error_response(exc.code, exc.message, details=exc.details, headers=_headers(exc))
+        if exc.code is ErrorCode.REQUEST_TIMEOUT:
+            response.force_close()  # what is left of the body is not worth waiting for
+        return response
     except PipelineError as exc:
         return error_response(exc.code, exc.message)
     except web.HTTPException as exc:

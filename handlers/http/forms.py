@@ -1,8 +1,10 @@
 """Reading a multipart submission: the file streamed to disk under a size limit, and its fields."""
 
+import asyncio
 import json
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +27,7 @@ CHUNK = 256 * 1024
 # submission). Memory held is bounded by this times the uploads in flight.
 MEMORY_BYTES = 512 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+JSON_BODY_LIMIT = 1024 * 1024  # the most any JSON body may be (aiohttp's client_max_size)
 MAX_METADATA_BYTES = 16 * 1024
 MAX_FIELDS = 64
 MAX_DETAILS = 20
@@ -58,6 +61,7 @@ async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> U
         ) from exc
     fields: dict[str, list[str]] = {}
     upload: Upload | None = None
+    pace = Pace()
     try:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
@@ -66,13 +70,13 @@ async def receive_upload(request: web.Request, spool: Path, max_bytes: int) -> U
             if not name:
                 continue
             if name == "file" and upload is None:
-                upload = await _spool_file(part, filename, spool, max_bytes)
+                upload = await _spool_file(part, filename, spool, max_bytes, pace)
             else:
                 if sum(map(len, fields.values())) >= MAX_FIELDS:
                     raise OcrflowError(
                         ErrorCode.MALFORMED_REQUEST, f"more than {MAX_FIELDS} form fields"
                     )
-                fields.setdefault(name, []).append(await _read_field(part, name))
+                fields.setdefault(name, []).append(await _read_field(part, name, pace))
     except BaseException as exc:
         if upload:  # refused (or the client went away) after the file arrived
             discard(upload.content)
@@ -145,13 +149,39 @@ def discard(content: Path | bytes) -> None:
         content.unlink(missing_ok=True)
 
 
+class Pace:
+    """A body must keep coming: it may take GRACE seconds, and one more for each MIN_RATE
+    bytes it has brought. A client dripping a large body (50 MB at 100 B/s) is cut off in
+    about GRACE seconds; a phone on a poor link (10 KB/s) is not."""
+
+    GRACE = 30.0
+    MIN_RATE = 8 * 1024  # bytes a second
+
+    def __init__(self) -> None:
+        self._started, self._received = time.monotonic(), 0
+
+    async def read(self, part: BodyPartReader) -> bytes:
+        left = self._started + self.GRACE + self._received / self.MIN_RATE - time.monotonic()
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                chunk = await part.read_chunk(CHUNK)
+        except TimeoutError as exc:
+            raise OcrflowError(
+                ErrorCode.REQUEST_TIMEOUT,
+                f"the body came too slowly ({self._received} bytes in "
+                f"{time.monotonic() - self._started:.0f} s)",
+            ) from exc
+        self._received += len(chunk)
+        return chunk
+
+
 async def _spool_file(
-    part: BodyPartReader, filename: str | None, spool: Path, max_bytes: int
+    part: BodyPartReader, filename: str | None, spool: Path, max_bytes: int, pace: Pace
 ) -> Upload:
     into = Spool(spool)
     incoming = Incoming(into, max_bytes, lambda: _too_large(max_bytes))
     try:
-        while chunk := await part.read_chunk(CHUNK):
+        while chunk := await pace.read(part):
             incoming.add(chunk)
     except BaseException:
         discard(into.close())
@@ -165,9 +195,9 @@ async def _spool_file(
     )
 
 
-async def _read_field(part: BodyPartReader, name: str) -> str:
+async def _read_field(part: BodyPartReader, name: str, pace: Pace) -> str:
     raw = b""
-    while chunk := await part.read_chunk(CHUNK):
+    while chunk := await pace.read(part):
         raw += chunk
         if len(raw) > MAX_FIELD_BYTES:
             raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, f"form field `{name}` is too large")
@@ -260,9 +290,15 @@ async def json_fields(request: web.Request, shape: type[BaseModel]) -> dict[str,
 
 
 async def read_json(request: web.Request) -> Any:
-    """The JSON body; 400 for anything that is not JSON, nested past reason included."""
+    """The JSON body; 400 for anything that is not JSON, nested past reason included; 408 for
+    one that comes slower than an upload may."""
+    allowed = Pace.GRACE + JSON_BODY_LIMIT / Pace.MIN_RATE
     try:
-        return await request.json()
+        async with asyncio.timeout(allowed):
+            return await request.json()
+    except TimeoutError as exc:
+        message = f"the body came too slowly (more than {allowed:.0f} s)"
+        raise OcrflowError(ErrorCode.REQUEST_TIMEOUT, message) from exc
     except ValueError as exc:
         raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "the body is not valid JSON") from exc
     except RecursionError as exc:

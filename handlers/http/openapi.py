@@ -28,7 +28,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     described = {
         400: "malformed request",
         401: "no or unknown API key or token",
-        403: "not allowed from here",
+        403: "not allowed from here, or not for this caller (high priority)",
+        408: "the body came too slowly",
         404: "no such job, output or upload (or not the caller's)",
         409: "not possible in the job's current state",
         413: "larger than the configured limit",
@@ -144,7 +145,7 @@ def _operations() -> dict[str, Any]:
                         JSON: {"schema": by_url},
                     },
                 },
-                "responses": {**accepted, **_errors(400, 413, 415, 422, *CALLER_ERRORS)},
+                "responses": {**accepted, **_errors(400, 403, 408, 413, 415, 422, *CALLER_ERRORS)},
             },
             "get": {
                 "summary": "The caller's jobs, newest first",
@@ -265,7 +266,7 @@ def _operations() -> dict[str, Any]:
                 },
                 "responses": {
                     **accepted,
-                    **_errors(400, 404, 409, 413, 415, 422, *CALLER_ERRORS),
+                    **_errors(400, 403, 404, 408, 409, 413, 415, 422, *CALLER_ERRORS),
                 },
             }
         },

@@ -73,22 +73,29 @@ class Limits:
         self._admit = redis.register_script(_ADMIT)
 
     async def check_rate(self, caller: str) -> None:
-        rate = self._settings.rate_limit
+        """A known caller's request, under `OCRFLOW_RATE_LIMIT`."""
+        settings = self._settings
+        await self._check(redis_keys.RATE_PREFIX + caller, settings.rate_limit, settings.rate_burst)
+
+    async def check_refused_rate(self, address: str) -> None:
+        """A request refused for want of a valid key, under `OCRFLOW_REFUSED_RATE_LIMIT` per
+        address: guessing keys, or flooding the service with requests it must refuse, gets a
+        429 instead of more 401s."""
+        rate = self._settings.refused_rate_limit
+        await self._check(redis_keys.REFUSED_RATE_PREFIX + address, rate, max(1, int(rate * 2)))
+
+    async def _check(self, key: str, rate: float, burst: int) -> None:
         if rate <= 0:
             return
         interval = 1_000_000 / rate
-        tolerance = interval * (self._settings.rate_burst - 1)
-        wait = await cast(
-            Awaitable[int],
-            self._rate(
-                keys=[redis_keys.RATE_PREFIX + caller], args=[int(interval), int(tolerance)]
-            ),
-        )
+        tolerance = interval * (burst - 1)
+        reply = self._rate(keys=[key], args=[int(interval), int(tolerance)])
+        wait = await cast(Awaitable[int], reply)
         if wait:
             seconds = max(1, math.ceil(int(wait) / 1_000_000))
             raise OcrflowError(
                 ErrorCode.RATE_LIMITED,
-                f"more than {rate:g} requests a second (burst {self._settings.rate_burst})",
+                f"more than {rate:g} requests a second (burst {burst})",
                 retry_after=seconds,
             )
 

@@ -29,6 +29,7 @@ IN_FLIGHT_PREFIX = "ocrflow:inflight:"
 RESULT_PREFIX = "ocrflow:result:"
 # Limits: per-caller request rate and active jobs.
 RATE_PREFIX = "ocrflow:rate:"
+REFUSED_RATE_PREFIX = "ocrflow:refused:"  # requests refused a key, per client address
 ACTIVE_PREFIX = "ocrflow:active:"
 ADMITTING = "ocrflow:admitting"  # jobs admitted, their queue entry not written yet
 FAIR = "ocrflow:fair"  # each caller's place in the queue's virtual time (fair sharing)
