@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     BACKLOG_FULL = "backlog_full"
     SERVICE_UNAVAILABLE = "service_unavailable"
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    INSUFFICIENT_STORAGE = "insufficient_storage"
     OBJECT_NOT_FOUND = "object_not_found"
     INTERNAL_ERROR = "internal_error"
     # How a job's run can end besides the pipeline's own failures.

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ocrflow.pipeline.options import Engine, OcrOptions, Runtime
 
-__all__ = ["Settings"]
+__all__ = ["MIB", "Settings"]
 
 MIB = 1024 * 1024
 
@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     idle_timeout: float = Field(default=30.0, gt=0)
     port: int = Field(default=8080, ge=0, le=65535, validation_alias=_both("port", "PORT"))
     data_dir: Path = Path("data")
+    min_free_bytes: int = Field(default=256 * MIB, ge=0)  # less free under data_dir: not ready
     storage_backend: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None
     s3_prefix: str = ""

@@ -8,7 +8,6 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.storage.backend import StorageError
 from ocrflow.pipeline.errors import PipelineCode, PipelineError
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ STATUS: dict[Code, int] = {
     ErrorCode.TOO_MANY_STREAMS: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.INSUFFICIENT_STORAGE: 507,
     ErrorCode.BACKLOG_FULL: 503,
     ErrorCode.TIMEOUT: 503,
     ErrorCode.TOO_MANY_ATTEMPTS: 503,
@@ -94,6 +94,8 @@ def _headers(exc: OcrflowError) -> dict[str, str]:
     headers = dict(AUTHENTICATE) if exc.code is ErrorCode.UNAUTHORIZED else {}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
+    elif exc.code is ErrorCode.INSUFFICIENT_STORAGE:
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return headers
 
 
@@ -113,7 +115,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except OcrflowError as exc:
-        if isinstance(exc, StorageError) and exc.retryable:
+        if exc.code is ErrorCode.STORAGE_UNAVAILABLE:
             log.warning("storage failed during %s %s: %s", request.method, request.path, exc)
             return _unavailable("storage")
         response = error_response(exc.code, exc.message, details=exc.details, headers=_headers(exc))

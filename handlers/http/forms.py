@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs.sources import Incoming
+from ocrflow.handlers.storage.backend import disk_errors
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions
 
@@ -181,8 +182,9 @@ async def _spool_file(
     into = Spool(spool)
     incoming = Incoming(into, max_bytes, lambda: _too_large(max_bytes))
     try:
-        while chunk := await pace.read(part):
-            incoming.add(chunk)
+        with disk_errors("the ingress's upload spool"):
+            while chunk := await pace.read(part):
+                incoming.add(chunk)
     except BaseException:
         discard(into.close())
         raise

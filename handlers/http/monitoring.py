@@ -1,6 +1,8 @@
 """What operators and platforms look at: liveness, readiness, status, metrics; and the page."""
 
+import asyncio
 import os
+import shutil
 from pathlib import Path
 
 from aiohttp import web
@@ -8,6 +10,8 @@ from aiohttp import web
 from ocrflow.handlers.http.auth import monitoring, public
 from ocrflow.handlers.http.state import HUB, SERVICES
 from ocrflow.handlers.jobs import stats
+from ocrflow.handlers.settings import MIB
+from ocrflow.handlers.storage.backend import DiskFull
 
 STATIC = Path(__file__).parent / "static"
 
@@ -51,7 +55,12 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 @public
 async def readyz(request: web.Request) -> web.Response:
+    """Redis answers, storage answers, and the disk under the data directory has room."""
     services = request.app[SERVICES]
     await services.redis.ping()
     await services.storage.check()
-    return web.json_response({"status": "ready"})
+    data_dir = services.settings.data_dir
+    free = await asyncio.to_thread(lambda: shutil.disk_usage(data_dir).free)
+    if free < services.settings.min_free_bytes:
+        raise DiskFull(f"the data directory ({free // MIB} MiB free)")
+    return web.json_response({"status": "ready", "free_bytes": free})

@@ -1,5 +1,8 @@
 """What every storage backend offers, how its failures look, and opening the configured one."""
 
+import contextlib
+import errno
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +27,26 @@ class StorageError(OcrflowError):
 class ObjectNotFound(StorageError):
     def __init__(self, message: str) -> None:
         super().__init__(message, code=ErrorCode.OBJECT_NOT_FOUND, retryable=False)
+
+
+class DiskFull(StorageError):
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"no space left on the disk holding {where}",
+            code=ErrorCode.INSUFFICIENT_STORAGE,
+            retryable=True,
+        )
+
+
+@contextlib.contextmanager
+def disk_errors(where: str) -> Iterator[None]:
+    """A full disk (or quota) as `DiskFull`, so callers hear what happened, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(where) from exc
+        raise
 
 
 @dataclass(frozen=True)

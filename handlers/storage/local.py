@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.storage import layout
-from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
+from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError, disk_errors
 
 
 class LocalStorage:
@@ -29,6 +29,10 @@ class LocalStorage:
     async def put_file(
         self, key: str, path: Path, *, content_type: str, move: bool = False
     ) -> None:
+        with disk_errors("storage"):
+            await self._put_file(key, path, move=move)
+
+    async def _put_file(self, key: str, path: Path, *, move: bool) -> None:
         target = self._path(key)
         if move:
             try:
@@ -43,8 +47,9 @@ class LocalStorage:
         # Written in place, in the event loop: small, into the page cache, and named by nothing
         # until the caller records it (see Storage.put_bytes).
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        with disk_errors("storage"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
 
     async def fetch(self, key: str, dest: Path) -> None:
         try:

@@ -29,6 +29,7 @@ from ocrflow.handlers.runtime.logs import current_job
 from ocrflow.handlers.runtime.memory import release_freed
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.storage import layout
+from ocrflow.handlers.storage.backend import disk_errors
 from ocrflow.handlers.worker.fetch import fetch_url
 from ocrflow.handlers.worker.leases import Watch
 from ocrflow.handlers.worker.runner import run_document
@@ -128,7 +129,15 @@ def _uncancel() -> None:
 
 
 async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, str], int]:
-    """Fetch the source, read every page, store the outputs; returns output keys and pages."""
+    """Fetch the source, read every page, store the outputs; returns output keys and pages.
+    A full disk under the scratch space is `DiskFull` (retried later), not an internal error."""
+    with disk_errors("the worker's scratch space"):
+        return await _ocr_in_scratch(services, pool, job)
+
+
+async def _ocr_in_scratch(
+    services: Services, pool: OcrPool, job: Job
+) -> tuple[dict[str, str], int]:
     settings = services.settings
     workdir = settings.work_dir / job.id / uuid.uuid4().hex[:8]
     workdir.mkdir(parents=True)
