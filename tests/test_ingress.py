@@ -143,7 +143,8 @@ async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert await ready.json() == {"status": "ready"}
+    body = await ready.json()
+    assert body["status"] == "ready" and body["free_bytes"] > 0
 
 
 async def test_filename_is_only_a_display_name(
