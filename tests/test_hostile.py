@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
@@ -15,7 +17,7 @@ from ocrflow.handlers.worker.runner import run_document
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
-from tests.support import hostile, multipart, wait_for_job, write_png
+from tests.support import Service, hostile, multipart, wait_for_job, wait_healthy, write_png
 
 MIB = 1024 * 1024
 
@@ -149,3 +151,67 @@ async def test_a_glyph_bomb_fails_fast_naming_its_page_and_a_wordy_document_is_r
         await run(wordy, Runtime())  # within both limits
     finally:
         pool.close()
+
+
+@pytest.mark.slow
+async def test_the_ingress_stays_small_under_heavy_readers(redis_url: str, tmp_path: Path) -> None:
+    """20 slow readers of a large result once took the ingress to 3.58 GB (it read the whole
+    file into memory for each); 20 feeds of all jobs, to 1.59 GB."""
+    service = Service(tmp_path / "service", redis_url, OCRFLOW_MAX_ACTIVE_JOBS_PER_CALLER="0")
+    service.start("worker")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, service.base)
+            pdf = hostile.glyph_bomb_pdf(tmp_path, pages=30, words_per_page=9_000)
+            body, content_type = multipart({}, pdf.name, pdf.read_bytes())
+            headers = {"Content-Type": content_type}
+            async with session.post(f"{service.base}/v1/jobs", data=body, headers=headers) as r:
+                job = await r.json()
+            async with asyncio.timeout(120):
+                while job["state"] not in ("succeeded", "failed"):
+                    await asyncio.sleep(0.5)
+                    async with session.get(f"{service.base}/v1/jobs/{job['id']}") as r:
+                        job = await r.json()
+            assert job["state"] == "succeeded", job["error"]
+            ingress = psutil.Process(service.web.pid)
+            before = ingress.memory_info().rss
+            result = f"{service.base}/v1/jobs/{job['id']}/result"
+            peak = await _peak_while(ingress, _slow_readers(session, result, 20), before)
+            feeds = await _peak_while(
+                ingress, _feeds(session, f"{service.base}/v1/events", 20), before
+            )
+    finally:
+        service.close()
+    assert (peak - before) / MIB < 64, f"readers: {(peak - before) / MIB:.0f} MiB"
+    assert (feeds - before) / MIB < 64, f"feeds: {(feeds - before) / MIB:.0f} MiB"
+
+
+async def _slow_readers(session: aiohttp.ClientSession, url: str, count: int) -> None:
+    async def one() -> int:
+        size = 0
+        async with session.get(url) as response:
+            assert response.status == 200
+            while chunk := await response.content.read(64 * 1024):
+                size += len(chunk)
+                await asyncio.sleep(0.01)
+        return size
+
+    sizes = await asyncio.gather(*(one() for _ in range(count)))
+    assert min(sizes) > 10 * MIB
+
+
+async def _feeds(session: aiohttp.ClientSession, url: str, count: int) -> None:
+    responses = [await session.get(url) for _ in range(count)]
+    await asyncio.sleep(2)
+    for response in responses:
+        response.close()
+
+
+async def _peak_while(process: psutil.Process, work: Any, floor: int) -> int:
+    peak = floor
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        peak = max(peak, process.memory_info().rss)
+        await asyncio.sleep(0.05)
+    await task
+    return peak

@@ -222,11 +222,23 @@ def _not_retryable(job: Job) -> OcrflowError:
 
 
 @routes.get("/v1/jobs/{job_id}/result")
-async def get_result(request: web.Request) -> web.Response:
+async def get_result(request: web.Request) -> web.StreamResponse:
+    """Streamed from storage: a large result never sits whole in the ingress's memory."""
     job = await job_or_404(request)
     _require_success(job)
-    body = await request.app[SERVICES].storage.read_bytes(job.outputs["json"])
-    return web.Response(body=body, content_type="application/json")
+    storage = request.app[SERVICES].storage
+    path = storage.local_path(job.outputs["json"])
+    if path is not None:
+        return web.FileResponse(path, headers={"Content-Type": "application/json"})
+    chunks = storage.chunks(job.outputs["json"])
+    first = await anext(chunks, b"")  # a missing object is a JSON error, before any byte
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(first)
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 @routes.get("/v1/jobs/{job_id}/outputs/{name}", name="output")

@@ -2,7 +2,7 @@
 
 import contextlib
 import errno
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -80,6 +80,10 @@ class Storage(Protocol):
     async def fetch(self, key: str, dest: Path) -> None: ...
 
     async def read_bytes(self, key: str) -> bytes: ...
+
+    def chunks(self, key: str) -> AsyncIterator[bytes]:
+        """The object a piece at a time, never whole in memory."""
+        ...
 
     def local_path(self, key: str) -> Path | None: ...
 

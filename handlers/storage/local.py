@@ -4,11 +4,14 @@ import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError, disk_errors
+
+CHUNK = 256 * 1024
 
 
 class LocalStorage:
@@ -62,6 +65,17 @@ class LocalStorage:
             return await asyncio.to_thread(self._path(key).read_bytes)
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"no object at {key}") from exc
+
+    async def chunks(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            handle = await asyncio.to_thread(self._path(key).open, "rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object at {key}") from exc
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                yield chunk
+        finally:
+            handle.close()
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

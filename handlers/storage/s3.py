@@ -1,6 +1,7 @@
 """S3 storage through aioboto3: one session and one client per process, opened at startup."""
 
 import contextlib
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ocrflow.handlers.storage.backend import ObjectNotFound, Peeked, StorageErro
 
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 DELETE_BATCH = 1000  # the most DeleteObjects takes at once
+CHUNK = 256 * 1024
 
 
 class S3Storage:
@@ -83,6 +85,13 @@ class S3Storage:
             async with response["Body"] as body:
                 data: bytes = await body.read()
                 return data
+
+    async def chunks(self, key: str) -> AsyncIterator[bytes]:
+        with _translated(key):
+            response = await self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            async with response["Body"] as body:
+                async for chunk in body.content.iter_chunked(CHUNK):  # aiohttp's response
+                    yield chunk
 
     def local_path(self, key: str) -> Path | None:
         return None
