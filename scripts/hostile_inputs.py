@@ -1,6 +1,7 @@
 """Hostile inputs against a real ocrflow (redis-server, `ocrflow web`, one `ocrflow worker`):
-for each, the HTTP answer and error code, how its job ended, the worker's peak memory while it
-ran, and whether the same worker went on to read a good document afterwards.
+for each, the HTTP answer and error code, how its job ended, the worker's and the ingress's
+peak memory while it ran, and whether the same worker went on to read a good document
+afterwards.
 
 Run it through `scripts/hostile_inputs`; it prints a Markdown table.
 """
@@ -113,6 +114,41 @@ async def many_fields(session: aiohttp.ClientSession, base: str, path: None) -> 
         return await _outcome(response)
 
 
+async def bad_last_event_id(session: aiohttp.ClientSession, base: str, path: None) -> Outcome:
+    headers = {"Last-Event-ID": "not-an-id"}
+    async with session.get(f"{base}/v1/events", headers=headers) as response:
+        return await _outcome(response)
+
+
+async def many_streams(session: aiohttp.ClientSession, base: str, path: None) -> Outcome:
+    """150 feeds of all jobs held open at once by one caller (a connection each)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as own:
+        opened = [await own.get(f"{base}/v1/events") for _ in range(150)]
+        refused = [r for r in opened if r.status != 200]
+        outcome = await _outcome(refused[0]) if refused else Outcome(200, "all 150 accepted")
+        outcome.code += f" ({len(opened) - len(refused)} open, {len(refused)} refused)"
+        for response in opened:
+            response.close()
+    return outcome
+
+
+async def request_flood(session: aiohttp.ClientSession, base: str, path: None) -> Outcome:
+    """600 requests at once from one caller (the service here runs without keys, so this is
+    the per-caller rate limit; tests/test_slow_clients.py covers requests with wrong keys)."""
+
+    async def one() -> int:
+        async with session.get(f"{base}/v1/jobs?limit=1") as response:
+            await response.read()
+            return response.status
+
+    statuses = await asyncio.gather(*(one() for _ in range(600)))
+    return Outcome(429 if 429 in statuses else 200, f"{statuses.count(429)} of 600 got 429")
+
+
+def url_json(url: str) -> Callable[..., Any]:
+    return json_body(json.dumps({"url": url}))
+
+
 def _good_png(directory: Path) -> Path:
     return write_png(directory / "good.png", ["A perfectly ordinary page"])
 
@@ -157,6 +193,28 @@ CASES = [
     Case("dpi 10, psm 99", upload(dpi="10", psm="99"), _good_png),
     Case("languages ../../x", upload(languages="../../x"), _good_png),
     Case("JSON nested 100,000 deep", json_body('{"url":' + "[" * 100_000 + "]" * 100_000 + "}")),
+    Case(
+        "JSON metadata of 900 KB",
+        json_body(
+            json.dumps({"url": "https://example.com/a.pdf", "metadata": {"x": "y" * 900_000}})
+        ),
+    ),
+    Case(
+        "filename with U+2028, NEL and RTL override",
+        upload("in\u2028vo\u0085ice\u202egpj.exe.png"),
+        _good_png,
+    ),
+    Case("URL http://[::127.0.0.1]/", url_json("http://[::127.0.0.1]/a.pdf")),
+    Case(
+        "URL http://[64:ff9b::a9fe:a9fe]/ (NAT64 metadata)",
+        url_json("http://[64:ff9b::a9fe:a9fe]/"),
+    ),
+    Case("URL http://[2002:a9fe:a9fe::]/ (6to4 metadata)", url_json("http://[2002:a9fe:a9fe::]/")),
+    Case("URL http://0177.0.0.1/ (octal loopback)", url_json("http://0177.0.0.1/a.pdf")),
+    Case("URL http://2130706433/ (decimal loopback)", url_json("http://2130706433/a.pdf")),
+    Case("Last-Event-ID not-an-id", bad_last_event_id),
+    Case("150 event streams from one caller", many_streams),
+    Case("600 requests at once", request_flood),
 ]
 
 
@@ -202,7 +260,7 @@ async def wait_job(session: aiohttp.ClientSession, base: str, job_id: str) -> di
             await asyncio.sleep(0.1)
 
 
-async def run(directory: Path, service: Service, worker_pid: int) -> list[list[str]]:
+async def run(directory: Path, service: Service, worker_pid: int, web_pid: int) -> list[list[str]]:
     rows: list[list[str]] = []
     async with aiohttp.ClientSession() as session:
         await wait_healthy(session, service.base)
@@ -211,7 +269,7 @@ async def run(directory: Path, service: Service, worker_pid: int) -> list[list[s
             workdir.mkdir()
             path = case.make(workdir) if case.make else None
             started = time.perf_counter()
-            with MemoryWatch(worker_pid) as watch:
+            with MemoryWatch(worker_pid) as watch, MemoryWatch(web_pid) as ingress:
                 outcome = await case.send(session, service.base, path)
                 ended = ""
                 if outcome.job:
@@ -229,6 +287,7 @@ async def run(directory: Path, service: Service, worker_pid: int) -> list[list[s
                     f"{outcome.status} {code}".strip(),
                     ended or "(not accepted)",
                     f"{watch.peak / MIB:.0f}",
+                    f"{ingress.peak / MIB:.0f}",
                     f"{seconds:.1f}",
                     serving,
                 ]
@@ -241,10 +300,14 @@ async def _still_serving(
     session: aiohttp.ClientSession, base: str, directory: Path, worker_pid: int
 ) -> str:
     good = write_png(directory / "after.png", [f"Still serving {time.time()}"])
-    form = aiohttp.FormData()
-    form.add_field("file", io.BytesIO(good.read_bytes()), filename="after.png")
-    async with session.post(f"{base}/v1/jobs", data=form) as response:
-        job = await response.json()
+    while True:  # after a flood, the rate limit may ask us to wait first
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(good.read_bytes()), filename="after.png")
+        async with session.post(f"{base}/v1/jobs", data=form) as response:
+            job = await response.json()
+            if response.status != 429:
+                break
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
     done = await wait_job(session, base, job["id"])
     same = psutil.pid_exists(worker_pid)
     return "yes" if done["state"] == "succeeded" and same else f"NO ({done['state']})"
@@ -265,10 +328,11 @@ def main() -> None:
             OCRFLOW_POOL_MEMORY_LIMIT=str(MEMORY_LIMIT),
             OCRFLOW_PAGE_TIMEOUT="60",
             OCRFLOW_JOB_TIMEOUT="300",
+            OCRFLOW_RATE_LIMIT="50",
         )
         worker = service.start("worker")
         try:
-            rows = asyncio.run(run(directory, service, worker.pid))
+            rows = asyncio.run(run(directory, service, worker.pid, service.web.pid))
         finally:
             service.close()
             server.stop()
@@ -276,8 +340,11 @@ def main() -> None:
         f"Limits: upload {UPLOAD_LIMIT // MIB} MiB, pool process address space "
         f"{MEMORY_LIMIT // MIB} MiB, 500 pages, 80,000,000 pixels a page; 2 pool processes.\n"
     )
-    print("| input | HTTP answer | job ended | worker peak RSS (MiB) | s | serving after |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| input | HTTP answer | job ended | worker peak RSS (MiB) | ingress peak RSS (MiB) "
+        "| s | serving after |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     if args.json:
