@@ -5,7 +5,7 @@ from html import escape
 
 from ocrflow.pipeline.result import PageResult
 
-_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+HOCR_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
     "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
 <html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">
@@ -17,11 +17,11 @@ _HEAD = """<?xml version="1.0" encoding="UTF-8"?>
  </head>
  <body>
 """
-_TAIL = " </body>\n</html>\n"
+HOCR_TAIL = " </body>\n</html>\n"
 
 
 def hocr_document(pages: Sequence[PageResult]) -> str:
-    return _HEAD + "".join(hocr_page(page) + "\n" for page in pages) + _TAIL
+    return HOCR_HEAD + "".join(hocr_page(page) + "\n" for page in pages) + HOCR_TAIL
 
 
 def hocr_page(page: PageResult) -> str:

@@ -2,16 +2,17 @@
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ocrflow.pipeline.errors import AllPagesFailed, PipelineError
-from ocrflow.pipeline.hocr import hocr_document
+from ocrflow.pipeline.hocr import HOCR_HEAD, HOCR_TAIL, hocr_page
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import Output
 from ocrflow.pipeline.result import PageResult
-from ocrflow.pipeline.searchable import write_searchable_pdf
+from ocrflow.pipeline.searchable import SearchablePdf
 
 FILENAMES: dict[Output, str] = {
     "text": "text.txt",
@@ -42,41 +43,94 @@ def check_pages(pages: Sequence[PageResult]) -> None:
     raise AllPagesFailed(f"none of the {len(pages)} pages could be read")
 
 
+@dataclass(frozen=True)
+class Totals:
+    """What the JSON result says of the whole document, gathered before its pages are written
+    (a document read in ranges adds up its parts')."""
+
+    page_count: int = 0
+    words: int = 0
+    confidence_sum: float = 0.0
+    confident_pages: int = 0
+
+    @classmethod
+    def of(cls, pages: Sequence[PageResult]) -> "Totals":
+        scores = [page.confidence for page in pages if page.confidence is not None]
+        return cls(len(pages), sum(page.words for page in pages), sum(scores), len(scores))
+
+    def __add__(self, other: "Totals") -> "Totals":
+        return Totals(
+            self.page_count + other.page_count,
+            self.words + other.words,
+            self.confidence_sum + other.confidence_sum,
+            self.confident_pages + other.confident_pages,
+        )
+
+    def head(self) -> dict[str, Any]:
+        scored = self.confident_pages
+        confidence = round(self.confidence_sum / scored, 2) if scored else None
+        return {"page_count": self.page_count, "confidence": confidence, "words": self.words}
+
+
 def document_json(pages: Sequence[PageResult]) -> dict[str, Any]:
-    scores = [page.confidence for page in pages if page.confidence is not None]
-    return {
-        "page_count": len(pages),
-        "confidence": round(sum(scores) / len(scores), 2) if scores else None,
-        "words": sum(page.words for page in pages),
-        "pages": [page.to_json() for page in pages],
-    }
+    return Totals.of(pages).head() | {"pages": [page.to_json() for page in pages]}
 
 
-def write_text(pages: Sequence[PageResult], path: Path) -> None:
-    path.write_text(PAGE_BREAK.join(page.text for page in pages) + "\n", encoding="utf-8")
+class OutputWriter:
+    """Writes the named outputs a batch of pages at a time, in page order, each file once:
+    the merge of a document read in ranges never holds more than one range's pages. What it
+    writes is what it would for all the pages at once, byte for byte."""
 
+    def __init__(
+        self,
+        out_dir: Path,
+        names: Iterable[Output],
+        *,
+        source: Path,
+        media_type: MediaType,
+        totals: Totals,
+    ) -> None:
+        self.files = {name: out_dir / FILENAMES[name] for name in dict.fromkeys(names)}
+        self._handles = {
+            name: path.open("w", encoding="utf-8", newline="")
+            for name, path in self.files.items()
+            if name != "pdf"
+        }
+        pdf = self.files.get("pdf")
+        self._pdf = SearchablePdf(source, media_type, pdf) if pdf else None
+        table = self._handles.get("csv")
+        self._csv = csv.DictWriter(table, fieldnames=CSV_COLUMNS) if table else None
+        self._first = True
+        self._write("json", json.dumps(totals.head(), ensure_ascii=False)[:-1] + ', "pages": [')
+        self._write("hocr", HOCR_HEAD)
+        if self._csv:
+            self._csv.writeheader()
 
-def write_json(pages: Sequence[PageResult], path: Path) -> None:
-    path.write_text(json.dumps(document_json(pages), ensure_ascii=False), encoding="utf-8")
+    def add(self, pages: Sequence[PageResult]) -> None:
+        for page in pages:
+            self._write("text", ("" if self._first else PAGE_BREAK) + page.text)
+            gap = "" if self._first else ", "
+            self._write("json", gap + json.dumps(page.to_json(), ensure_ascii=False))
+            self._write("hocr", hocr_page(page) + "\n")
+            if self._csv:
+                self._csv.writerow(page.summary())
+            if self._pdf:
+                self._pdf.add(page)
+            self._first = False
 
+    def close(self) -> dict[Output, Path]:
+        self._write("text", "\n")
+        self._write("json", "]}")
+        self._write("hocr", HOCR_TAIL)
+        for handle in self._handles.values():
+            handle.close()
+        if self._pdf:
+            self._pdf.close()
+        return self.files
 
-def write_csv(pages: Sequence[PageResult], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(page.summary() for page in pages)
-
-
-def write_hocr(pages: Sequence[PageResult], path: Path) -> None:
-    path.write_text(hocr_document(pages), encoding="utf-8")
-
-
-WRITERS: dict[Output, Callable[[Sequence[PageResult], Path], None]] = {
-    "text": write_text,
-    "json": write_json,
-    "hocr": write_hocr,
-    "csv": write_csv,
-}
+    def _write(self, name: Output, text: str) -> None:
+        if name in self._handles:
+            self._handles[name].write(text)
 
 
 def write_outputs(
@@ -89,12 +143,7 @@ def write_outputs(
 ) -> dict[Output, Path]:
     """Write each named output for pages in page order; returns the files by output name."""
     ordered = sorted(pages, key=lambda page: page.number)
-    written: dict[Output, Path] = {}
-    for name in dict.fromkeys(names):
-        path = out_dir / FILENAMES[name]
-        if name == "pdf":
-            write_searchable_pdf(ordered, source, media_type, path)
-        else:
-            WRITERS[name](ordered, path)
-        written[name] = path
-    return written
+    totals = Totals.of(ordered)
+    writer = OutputWriter(out_dir, names, source=source, media_type=media_type, totals=totals)
+    writer.add(ordered)
+    return writer.close()

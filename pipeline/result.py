@@ -65,6 +65,31 @@ class PageResult:
         state["lines"] = tuple((line.bbox, tuple(map(tuple, line.words))) for line in self.lines)
         return (_unpickle_page, (state,))
 
+    def state(self) -> dict[str, Any]:
+        """Every field as JSON takes it: what a range's part in storage holds (nothing in it
+        runs as code, unlike a pickle), and what `from_state` rebuilds the page from."""
+        state: dict[str, Any] = self.__reduce__()[1][0]
+        state["error"] = asdict(self.error) if self.error else None
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "PageResult":
+        """The page `state()` gave, after a JSON round trip (lists where tuples were)."""
+        error = state["error"]
+        return cls(
+            **state
+            | {
+                "lines": tuple(
+                    Line(tuple(box), tuple([Word(t, c, tuple(b)) for t, c, b in words]))
+                    for box, words in state["lines"]
+                ),
+                "error": PageError(PipelineCode(error["code"]), error["message"])
+                if error
+                else None,
+                "source_size": tuple(state["source_size"]),
+            }
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "number": self.number,

@@ -50,24 +50,39 @@ def write_searchable_pdf(
     pages: Sequence[PageResult], source: Path, media_type: MediaType, path: Path
 ) -> None:
     """Lay each OCRed page's words, invisible, over the page they were read from."""
-    original = source if media_type is MediaType.PDF else _image_pdf(source, path)
-    reader = PdfReader(original)
-    if reader.is_encrypted:
-        reader.decrypt("")
-    writer = PdfWriter(clone_from=reader)
-    font = _font(writer)
-    by_number = {page.number: page for page in pages}
-    for number, pdf_page in enumerate(writer.pages, start=1):
-        result = by_number.get(number)
-        if result and result.method == "ocr" and result.lines:
-            pdf_page.merge_page(_overlay(pdf_page, result, font))
-            # Text placed word by word compresses about eightfold; stored plain, it made a
-            # searchable PDF four times its scan's size.
-            pdf_page.compress_content_streams()
-    with path.open("wb") as handle:
-        writer.write(handle)
-    if original != source:
-        original.unlink()
+    searchable = SearchablePdf(source, media_type, path)
+    for page in pages:
+        searchable.add(page)
+    searchable.close()
+
+
+class SearchablePdf:
+    """The searchable PDF built a page at a time (pages not added keep what they had: their
+    own text layer), then written once."""
+
+    def __init__(self, source: Path, media_type: MediaType, path: Path) -> None:
+        self._source, self._path = source, path
+        self._original = source if media_type is MediaType.PDF else _image_pdf(source, path)
+        reader = PdfReader(self._original)
+        if reader.is_encrypted:
+            reader.decrypt("")
+        self._writer = PdfWriter(clone_from=reader)
+        self._font = _font(self._writer)
+
+    def add(self, result: PageResult) -> None:
+        if result.method != "ocr" or not result.lines:
+            return
+        pdf_page = self._writer.pages[result.number - 1]
+        pdf_page.merge_page(_overlay(pdf_page, result, self._font))
+        # Text placed word by word compresses about eightfold; stored plain, it made a
+        # searchable PDF four times its scan's size.
+        pdf_page.compress_content_streams()
+
+    def close(self) -> None:
+        with self._path.open("wb") as handle:
+            self._writer.write(handle)
+        if self._original != self._source:
+            self._original.unlink()
 
 
 def _image_pdf(source: Path, target: Path) -> Path:

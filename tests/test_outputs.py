@@ -1,5 +1,6 @@
 """Turned and skewed scans read like upright ones, and every output format comes out right."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -11,10 +12,11 @@ from pypdf import PdfReader
 from ocrflow.pipeline.document import plan_document
 from ocrflow.pipeline.hocr import hocr_document
 from ocrflow.pipeline.media import MediaType
-from ocrflow.pipeline.options import OcrOptions, Runtime
-from ocrflow.pipeline.outputs import write_outputs
+from ocrflow.pipeline.options import OcrOptions, Output, Runtime
+from ocrflow.pipeline.outputs import OutputWriter, Totals, write_outputs
 from ocrflow.pipeline.page import MIN_SKEW, process_page
-from tests.support import page_image
+from ocrflow.pipeline.result import PageResult
+from tests.support import page_image, write_image_pdf
 
 LINES = [
     "Invoice number 4711 was paid in full",
@@ -145,3 +147,30 @@ def test_the_text_layer_is_stored_compressed(tmp_path: Path) -> None:
     added = files["pdf"].stat().st_size - source.stat().st_size
     assert added < 30 * word_count  # plain, a word takes about 100 bytes
     assert "Line 59" in pdf_text(files["pdf"])
+
+
+def test_outputs_written_a_range_at_a_time_are_those_written_at_once(tmp_path: Path) -> None:
+    """The merge of a document read in ranges writes its outputs part by part: they must be
+    what one pass over every page writes, byte for byte."""
+    source = tmp_path / "three.pdf"
+    write_image_pdf(source, [["Alpha page one"], ["Beta page two & <b>"], ["Gamma page three"]])
+    plan = plan_document(source, MediaType.PDF, tmp_path, OcrOptions(), Runtime())
+    pages = [process_page(task) for task in plan.tasks]
+    names: list[Output] = ["text", "json", "hocr", "csv", "pdf"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole.mkdir()
+    parts.mkdir()
+    at_once = write_outputs(pages, whole, names, source=source, media_type=MediaType.PDF)
+    ranges = [
+        pages[:1],
+        [PageResult.from_state(json.loads(json.dumps(p.state()))) for p in pages[1:]],
+    ]
+    totals = Totals.of(ranges[0]) + Totals.of(ranges[1])
+    writer = OutputWriter(parts, names, source=source, media_type=MediaType.PDF, totals=totals)
+    for batch in ranges:
+        writer.add(batch)
+    in_parts = writer.close()
+    for name in ("text", "json", "hocr", "csv"):
+        assert at_once[name].read_bytes() == in_parts[name].read_bytes(), name
+    assert pdf_text(at_once["pdf"]) == pdf_text(in_parts["pdf"])
+    assert at_once["pdf"].stat().st_size == in_parts["pdf"].stat().st_size
