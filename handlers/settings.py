@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Address space of each pool process and the poppler/tesseract it runs (0: no limit).
     pool_memory_limit: int = Field(default=4096 * MIB, ge=0)
     worker_max_jobs: int | None = Field(default=None, gt=0)  # None: see max_jobs
+    # A document with more pages to recognise than this is read in ranges of this many pages,
+    # spread over every worker; 0: never split.
+    fanout_pages: int = Field(default=8, ge=0)
     job_timeout: float = Field(default=1800.0, gt=0)
     page_timeout: float = Field(default=180.0, gt=0)
     job_max_tries: int = Field(default=3, gt=0)

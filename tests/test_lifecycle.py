@@ -16,7 +16,8 @@ from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.records import JobState
 from ocrflow.handlers.jobs.transitions import Transitions
 from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.app import POOL, worker_settings
+from ocrflow.handlers.worker.app import worker_settings
+from ocrflow.handlers.worker.context import POOL
 from tests.support import (
     form,
     long_pdf,

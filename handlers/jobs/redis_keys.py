@@ -3,6 +3,8 @@
 
 # arq function names.
 PROCESS_JOB = "process_job"
+PROCESS_RANGE = "process_range"  # one range of a document read across workers
+MERGE_JOB = "merge_job"  # its outputs, once every range has ended
 SEND_CALLBACK = "send_callback"
 SEND_EMAIL = "send_email"
 # arq's own keys, which ocrflow reads and writes around arq (arq.constants).
@@ -23,6 +25,8 @@ QUEUED = "ocrflow:queued"
 RUNNING = "ocrflow:running"
 LEASE_PREFIX = "ocrflow:lease:"
 REAP_PREFIX = "ocrflow:reap:"
+# A document read in ranges: each range's pages and state (queued, done), by range name.
+RANGES_PREFIX = "ocrflow:ranges:"
 # Answering a submission with another job (Idempotency-Key, in flight, result cache).
 IDEMPOTENCY_PREFIX = "ocrflow:idempotency:"
 IN_FLIGHT_PREFIX = "ocrflow:inflight:"
@@ -69,3 +73,17 @@ def active_key(caller: str) -> str:
 def arq_job_id(job_id: str, run: int) -> str:
     """arq refuses a job id it still holds, so each explicit run of a job gets its own."""
     return f"{job_id}:{run}"
+
+
+def ranges_key(job_id: str) -> str:
+    return RANGES_PREFIX + job_id
+
+
+def unit(job_id: str, part: str) -> str:
+    """A piece of a job's run that runs on its own, with its own lease: `j_…#5-12` (a range),
+    `j_…#merge`. What RUNNING lists, and what leases are kept under."""
+    return f"{job_id}#{part}"
+
+
+def range_arq_id(job_id: str, run: int, part: str) -> str:
+    return f"{job_id}:{run}:{part}"

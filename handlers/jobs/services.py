@@ -8,6 +8,7 @@ from ocrflow.handlers.jobs import queue
 from ocrflow.handlers.jobs.admission import Admission
 from ocrflow.handlers.jobs.events import EventLog
 from ocrflow.handlers.jobs.limits import Limits
+from ocrflow.handlers.jobs.ranges import Ranges
 from ocrflow.handlers.jobs.records import JobStore
 from ocrflow.handlers.jobs.reuse import Reuse
 from ocrflow.handlers.jobs.transitions import Transitions
@@ -26,6 +27,7 @@ class Services:
     limits: Limits
     admission: Admission
     transitions: Transitions
+    ranges: Ranges
     owns_redis: bool = True
 
     async def close(self) -> None:
@@ -51,5 +53,6 @@ async def open_services(settings: Settings, redis: ArqRedis | None = None) -> Se
         limits=Limits(connection, jobs, settings),
         admission=Admission(connection, settings),
         transitions=Transitions(connection, settings),
+        ranges=Ranges(connection, settings),
         owns_redis=owned,
     )

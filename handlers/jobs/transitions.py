@@ -38,6 +38,7 @@ local function ended(record, queue, job_id, plan)
     enqueue(queue, job_id .. ':email:' .. run, plan.email, {TASK_KEEP_MS}, plan.now)
   end
   if f[1] then redis.call('SREM', '{redis_keys.ACTIVE_PREFIX}' .. cjson.decode(f[1]), job_id) end
+  redis.call('DEL', '{redis_keys.RANGES_PREFIX}' .. job_id)
   if not f[5] then return end
   local reuse = cjson.decode(f[5])
   local claim = '{redis_keys.IN_FLIGHT_PREFIX}' .. reuse.fingerprint

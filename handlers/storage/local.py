@@ -107,7 +107,10 @@ class LocalStorage:
         return sorted(p.name for p in jobs.iterdir()) if jobs.is_dir() else []
 
     async def delete_job(self, job_id: str) -> None:
-        await asyncio.to_thread(shutil.rmtree, self._path(layout.job_prefix(job_id)), True)
+        await self.delete_prefix(layout.job_prefix(job_id))
+
+    async def delete_prefix(self, prefix: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._path(prefix), True)
 
     async def check(self) -> None:
         if not os.access(self.root, os.W_OK):

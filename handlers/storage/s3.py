@@ -138,11 +138,12 @@ class S3Storage:
         return sorted(found)
 
     async def delete_job(self, job_id: str) -> None:
+        await self.delete_prefix(layout.job_prefix(job_id))
+
+    async def delete_prefix(self, prefix: str) -> None:
         paginator = self._client.get_paginator("list_objects_v2")
-        with _translated(layout.job_prefix(job_id)):
-            async for page in paginator.paginate(
-                Bucket=self.bucket, Prefix=self._key(layout.job_prefix(job_id))
-            ):
+        with _translated(prefix):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
                 objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 for start in range(0, len(objects), DELETE_BATCH):
                     await self._client.delete_objects(

@@ -17,16 +17,17 @@ from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.runtime.tasks import Supervised, health_of
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.callbacks import send_callback
+from ocrflow.handlers.worker.context import POOL, SERVICES, SETTINGS, TASKS
+from ocrflow.handlers.worker.fanout import merge_job, process_range
 from ocrflow.handlers.worker.heartbeat import beat_forever
 from ocrflow.handlers.worker.leases import Watch, reap_forever
 from ocrflow.handlers.worker.mail import MAIL_TRIES, send_email
 from ocrflow.handlers.worker.retention import sweep_forever
-from ocrflow.handlers.worker.runs import POOL, SERVICES, process_job
+from ocrflow.handlers.worker.runs import process_job
 from ocrflow.pipeline.page import warm_up
 
 log = logging.getLogger(__name__)
 
-SETTINGS, TASKS = "settings", "tasks"
 # arq gives up on its own after this many extra tries; ocrflow's own limit ends the job first,
 # so a record is never left queued by arq dropping the run.
 ARQ_SPARE_TRIES = 5
@@ -80,18 +81,26 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """arq Worker keyword arguments (what arq calls WorkerSettings) built from ocrflow settings."""
-    process = func(
-        process_job,
-        name=redis_keys.PROCESS_JOB,
-        timeout=settings.job_timeout + ARQ_TIMEOUT_GRACE,
-        max_tries=settings.job_max_tries + ARQ_SPARE_TRIES,
-    )
+    # A run of a job, and the units of a run read in ranges: the same time and tries.
+    runs = [
+        func(
+            function,
+            name=name,
+            timeout=settings.job_timeout + ARQ_TIMEOUT_GRACE,
+            max_tries=settings.job_max_tries + ARQ_SPARE_TRIES,
+        )
+        for function, name in (
+            (process_job, redis_keys.PROCESS_JOB),
+            (process_range, redis_keys.PROCESS_RANGE),
+            (merge_job, redis_keys.MERGE_JOB),
+        )
+    ]
     callback = func(
         send_callback, name=redis_keys.SEND_CALLBACK, max_tries=settings.callback_max_tries
     )
     mail = func(send_email, name=redis_keys.SEND_EMAIL, max_tries=MAIL_TRIES)
     return {
-        "functions": [process, callback, mail],
+        "functions": [*runs, callback, mail],
         "queue_name": settings.queue_name,
         "redis_settings": queue.redis_settings(settings, patient=True),
         "on_startup": startup,

@@ -16,6 +16,7 @@ from ocrflow.handlers.jobs.records import Job, now
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url, connector_options
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.context import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ async def deliver(services: Services, job: Job, attempt: int) -> str | None:
 
 async def send_callback(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     """The arq function: one delivery attempt; Retry with backoff until it lands or tries end."""
-    services: Services = ctx["services"]
+    services: Services = ctx[SERVICES]
     settings, attempt = services.settings, ctx["job_try"]
     job = await services.jobs.get(job_id)
     if job is None or not job.callback_url:

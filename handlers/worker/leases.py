@@ -26,47 +26,58 @@ QUEUED_ONLY = frozenset({JobState.QUEUED})
 
 
 class Watch:
-    """For the length of one run: keep its lease, and stop its work if the job is cancelled."""
+    """For the length of one run (or one unit of it: a range, a merge): keep its lease, and
+    stop its work if the job is cancelled or (for a unit) a newer run has begun."""
 
-    active: ClassVar[set[str]] = set()  # job ids running in this process
+    active: ClassVar[set[str]] = set()  # units running in this process
 
-    def __init__(self, services: Services, job_id: str, arq_job_id: str, pool: OcrPool) -> None:
+    def __init__(
+        self,
+        services: Services,
+        job_id: str,
+        arq_job_id: str,
+        pool: OcrPool,
+        *,
+        unit: str | None = None,
+        run: int | None = None,
+    ) -> None:
         self.services, self.job_id, self.arq_job_id, self.pool = services, job_id, arq_job_id, pool
+        self.unit, self.run = unit or job_id, run
         self.stopped = False
         self._runner: asyncio.Task[object] | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     @staticmethod
-    async def claim(services: Services, job_id: str, arq_job_id: str) -> None:
-        """List a run with its lease. Done before the job is marked running: a worker killed
-        between the two would otherwise leave a running job that no reaper can see."""
+    async def claim(services: Services, unit: str, arq_job_id: str) -> None:
+        """List a run (or unit) with its lease. Done before the job is marked running: a worker
+        killed between the two would otherwise leave a running job that no reaper can see."""
         async with services.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(redis_keys.RUNNING, job_id, arq_job_id)
-            pipe.set(redis_keys.lease_key(job_id), arq_job_id, ex=LEASE_TTL)
+            pipe.hset(redis_keys.RUNNING, unit, arq_job_id)
+            pipe.set(redis_keys.lease_key(unit), arq_job_id, ex=LEASE_TTL)
             await pipe.execute()
 
     @staticmethod
-    async def release(services: Services, job_id: str) -> None:
+    async def release(services: Services, unit: str) -> None:
         async with services.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(redis_keys.RUNNING, job_id)
-            pipe.delete(redis_keys.lease_key(job_id))
+            pipe.hdel(redis_keys.RUNNING, unit)
+            pipe.delete(redis_keys.lease_key(unit))
             await asyncio.shield(pipe.execute())
 
     async def __aenter__(self) -> "Watch":
         # The run is already listed with its lease (`claim`, before the job was marked running).
         self._runner = asyncio.current_task()
-        Watch.active.add(self.job_id)
+        Watch.active.add(self.unit)
         self._watcher = asyncio.create_task(self._watch())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        Watch.active.discard(self.job_id)
+        Watch.active.discard(self.unit)
         if self._watcher:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-        await Watch.release(self.services, self.job_id)
+        await Watch.release(self.services, self.unit)
 
     async def _watch(self) -> None:
         redis = self.services.redis
@@ -74,12 +85,17 @@ class Watch:
             await asyncio.sleep(WATCH_INTERVAL)
             with contextlib.suppress(RedisError, OSError):
                 async with redis.pipeline(transaction=False) as pipe:
-                    pipe.set(redis_keys.lease_key(self.job_id), self.arq_job_id, ex=LEASE_TTL)
-                    pipe.hget(redis_keys.job_key(self.job_id), "state")
-                    _, state = await pipe.execute()
-                if state is not None and state.decode() != f'"{JobState.RUNNING}"':
+                    pipe.set(redis_keys.lease_key(self.unit), self.arq_job_id, ex=LEASE_TTL)
+                    pipe.hmget(redis_keys.job_key(self.job_id), ["state", "run"])
+                    _, (state, run) = await pipe.execute()
+                if state is not None and self._moved_on(state, run):
                     self.stop()
                     return
+
+    def _moved_on(self, state: bytes, run: bytes | None) -> bool:
+        if state.decode() != f'"{JobState.RUNNING}"':
+            return True
+        return self.run is not None and run is not None and int(run) != self.run
 
     def stop(self) -> None:
         """The job left the running state (cancelled): kill its work and end the run."""
@@ -95,14 +111,35 @@ async def reap(services: Services) -> list[str]:
     return await _recover(services, redis_keys.RUNNING, _reap_one)
 
 
-async def _reap_one(services: Services, job_id: str, arq_job_id: str) -> bool:
+async def _reap_one(services: Services, unit: str, arq_job_id: str) -> bool:
     redis = services.redis
-    if await redis.exists(redis_keys.lease_key(job_id)):
+    if await redis.exists(redis_keys.lease_key(unit)):
         return False
     # Several workers reap; one claim per run decides who hands it back.
-    if not await redis.set(redis_keys.REAP_PREFIX + job_id, 1, nx=True, ex=LEASE_TTL):
+    if not await redis.set(redis_keys.REAP_PREFIX + unit, 1, nx=True, ex=LEASE_TTL):
         return False
-    return await _hand_back(services, job_id, arq_job_id)
+    if "#" in unit:
+        return await _hand_back_unit(services, unit, arq_job_id)
+    return await _hand_back(services, unit, arq_job_id)
+
+
+async def _hand_back_unit(services: Services, unit: str, arq_job_id: str) -> bool:
+    """A range (or merge) whose worker died: only it runs again. arq still holds it (it
+    leaves the queue only when it ends), so freeing its in-progress key is enough; if arq lost
+    it, it is queued anew. The job stays running throughout."""
+    redis = services.redis
+    job_id, name = unit.split("#", 1)
+    log.warning("job %s: the worker of its %s stopped answering; handing it back", job_id, name)
+    await redis.delete(redis_keys.ARQ_IN_PROGRESS + arq_job_id)
+    await redis.hdel(redis_keys.RUNNING, unit)  # type: ignore[misc]
+    if await redis.exists(redis_keys.ARQ_JOB + arq_job_id):
+        return True
+    job = await services.jobs.get(job_id)
+    return (
+        job is not None
+        and job.state is JobState.RUNNING
+        and await services.ranges.requeue(job, name)
+    )
 
 
 async def _recover(

@@ -12,6 +12,7 @@ from arq import Retry
 from ocrflow.handlers.jobs.records import Job, now
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.context import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def message_for(job: Job, settings: Settings) -> EmailMessage:
 
 
 async def send_email(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
-    services: Services = ctx["services"]
+    services: Services = ctx[SERVICES]
     settings, attempt = services.settings, ctx["job_try"]
     job = await services.jobs.get(job_id)
     if job is None or not job.notify_email or not settings.smtp_host:

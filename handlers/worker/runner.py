@@ -19,6 +19,45 @@ from ocrflow.pipeline.result import PageResult
 PageCallback = Callable[[int, int, Sequence[PageResult]], Awaitable[None]]
 
 
+class Reading:
+    """The pages of one document (or one range of it) read so far, kept under the document's
+    word limit, each batch reported as it finishes."""
+
+    def __init__(self, page_count: int, runtime: Runtime, on_page: PageCallback) -> None:
+        self.page_count, self._runtime, self._on_page = page_count, runtime, on_page
+        self.pages: list[PageResult] = []
+        self._words = 0
+
+    async def finished(self, batch: Sequence[PageResult]) -> None:
+        self._words += sum(page.words for page in batch)
+        most = self._runtime.max_document_words
+        if self._words > most:
+            raise ResultTooLarge(f"the document holds more than {most} words")
+        self.pages.extend(batch)
+        await self._on_page(len(self.pages), self.page_count, batch)
+
+    def in_order(self) -> list[PageResult]:
+        return sorted(self.pages, key=lambda page: page.number)
+
+
+async def triage(
+    pool: OcrPool,
+    source: Path,
+    media_type: MediaType,
+    workdir: Path,
+    options: OcrOptions,
+    runtime: Runtime,
+    on_page: PageCallback,
+) -> tuple[Plan, Reading]:
+    """Count the pages and read the text layers: the plan of what is left to recognise, and
+    the reading with the pages answered so far."""
+    plan: Plan = await pool.run(inspect_document, source, media_type, workdir, options, runtime)
+    reading = Reading(plan.page_count, runtime, on_page)
+    await on_page(0, plan.page_count, ())
+    read = await _read_text_layers(pool, source, plan, runtime, reading.finished)
+    return plan.answered(read), reading
+
+
 async def run_document(
     pool: OcrPool,
     source: Path,
@@ -29,23 +68,10 @@ async def run_document(
     on_page: PageCallback,
 ) -> list[PageResult]:
     """Recognise every page; pages come back in page order."""
-    plan: Plan = await pool.run(inspect_document, source, media_type, workdir, options, runtime)
-    pages: list[PageResult] = []
-    words = 0
-
-    async def finished(batch: Sequence[PageResult]) -> None:
-        nonlocal words
-        words += sum(page.words for page in batch)
-        if words > runtime.max_document_words:
-            raise ResultTooLarge(f"the document holds more than {runtime.max_document_words} words")
-        pages.extend(batch)
-        await on_page(len(pages), plan.page_count, batch)
-
-    await on_page(0, plan.page_count, ())
-    read = await _read_text_layers(pool, source, plan, runtime, finished)
-    await _recognize(pool, plan.answered(read).tasks, finished)
-    check_pages(pages)
-    return sorted(pages, key=lambda page: page.number)
+    plan, reading = await triage(pool, source, media_type, workdir, options, runtime, on_page)
+    await recognize(pool, plan.tasks, reading.finished)
+    check_pages(reading.pages)
+    return reading.in_order()
 
 
 Finished = Callable[[Sequence[PageResult]], Awaitable[None]]
@@ -67,7 +93,7 @@ async def _read_text_layers(
     return [page for chunk in chunks for page in chunk]
 
 
-async def _recognize(pool: OcrPool, tasks: tuple[PageTask, ...], finished: Finished) -> None:
+async def recognize(pool: OcrPool, tasks: Sequence[PageTask], finished: Finished) -> None:
     # A bounded window per document lets documents running side by side share the pool.
     window = asyncio.Semaphore(pool.processes * 2)
 

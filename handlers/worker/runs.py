@@ -30,24 +30,27 @@ from ocrflow.handlers.runtime.memory import release_freed
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.storage import layout
 from ocrflow.handlers.storage.backend import disk_errors
+from ocrflow.handlers.worker import fanout
+from ocrflow.handlers.worker.context import POOL, SERVICES
 from ocrflow.handlers.worker.fetch import fetch_url
 from ocrflow.handlers.worker.leases import Watch
-from ocrflow.handlers.worker.runner import run_document
+from ocrflow.handlers.worker.outcomes import (
+    RUNNING_ONLY,
+    JobStopped,
+    fail,
+    store_outputs,
+    succeed,
+)
+from ocrflow.handlers.worker.runner import recognize, triage
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
-from ocrflow.pipeline.outputs import MEDIA_TYPES, write_outputs
+from ocrflow.pipeline.outputs import check_pages, write_outputs
 from ocrflow.pipeline.result import PageResult
 
 log = logging.getLogger(__name__)
 
-SERVICES, POOL = "services", "pool"  # what the worker's startup puts in arq's ctx
-RUNNING_ONLY = frozenset({JobState.RUNNING})
 MAX_BACKOFF = 60
 HANDED_BACK = "the worker stopped; the job will rerun"
-
-
-class JobStopped(Exception):
-    """The job left the running state (cancelled) while its pages were being read."""
 
 
 async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
@@ -63,7 +66,7 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         error = JobError(
             code=ErrorCode.TOO_MANY_ATTEMPTS, message=f"gave up after {attempt - 1} tries"
         )
-        await _fail(services, job_id, error, only_from=ACTIVE)
+        await fail(services, job_id, error, only_from=ACTIVE)
         return {"job_id": job_id, "outcome": "failed"}
     await Watch.claim(services, job_id, ctx["job_id"])
     started = await services.transitions.apply(
@@ -97,10 +100,12 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
         except TimeoutError:
             pool.kill()  # the pages still running belong to this job: stop them
             message = f"the job took longer than {settings.job_timeout:g} s"
-            await _fail(services, job.id, JobError(code=ErrorCode.TIMEOUT, message=message))
+            await fail(services, job.id, JobError(code=ErrorCode.TIMEOUT, message=message))
         except JobStopped:  # a page finished after a cancel, before the watch saw it
             pool.kill()
             return {"job_id": job.id, "outcome": "cancelled"}
+        except fanout.FannedOut:  # its ranges run on, on any worker; the last queues the merge
+            return {"job_id": job.id, "outcome": "fanned out"}
         except (PipelineError, OcrflowError) as exc:
             error = JobError(code=exc.code, message=exc.message, retryable=exc.retryable)
             await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
@@ -117,7 +122,7 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
             error = JobError(code=ErrorCode.INTERNAL_ERROR, message=message, retryable=True)
             await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
         else:
-            await _succeed(services, job.id, outputs, page_count)
+            await succeed(services, job.id, outputs, page_count)
             return {"job_id": job.id, "outcome": "succeeded"}
     return {"job_id": job.id, "outcome": "failed"}
 
@@ -145,15 +150,15 @@ async def _ocr_in_scratch(
         source = workdir / "source"
         job = await _get_source(services, job, source)
         media_type = MediaType(str(job.source.media_type))
-        pages = await run_document(
-            pool,
-            source,
-            media_type,
-            workdir,
-            job.options,
-            settings.runtime,
-            _reporter(services, job.id),
-        )
+        report = _reporter(services, job.id)
+        options, runtime = job.options, settings.runtime
+        plan, reading = await triage(pool, source, media_type, workdir, options, runtime, report)
+        if fanout.worth_it(plan, settings):
+            await fanout.start(services, pool, job, plan, reading, workdir)
+            raise fanout.FannedOut(job.id)
+        await recognize(pool, plan.tasks, reading.finished)
+        check_pages(reading.pages)
+        pages = reading.in_order()
         return await _store_outputs(services, pool, job, pages, source), len(pages)
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
@@ -213,31 +218,14 @@ async def _store_outputs(
     # Rendering outputs (a searchable PDF above all) is CPU work: keep it off the event loop.
     write = partial(write_outputs, source=source, media_type=MediaType(str(job.source.media_type)))
     files = await pool.run(write, pages, out_dir, names)
-    stored: dict[str, str] = {}
-    for name, path in files.items():
-        key = layout.output_key(job.id, path.name)
-        await services.storage.put_file(key, path, content_type=MEDIA_TYPES[name])
-        stored[name] = key
-    return stored
-
-
-async def _succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
-    done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
-    await services.transitions.apply(
-        job_id,
-        JobState.SUCCEEDED,
-        only_from=RUNNING_ONLY,
-        outputs=outputs,
-        finished_at=now(),
-        progress=done,
-    )
+    return await store_outputs(services, job.id, files)
 
 
 async def _retry_or_fail(
     services: Services, job_id: str, arq_job_id: str, error: JobError, attempt: int
 ) -> None:
     if not error.retryable or attempt >= services.settings.job_max_tries:
-        await _fail(services, job_id, error)
+        await fail(services, job_id, error)
         return
     delay = min(2**attempt, MAX_BACKOFF)
     log.warning("job %s: run %d failed (%s); retrying in %d s", job_id, attempt, error.code, delay)
@@ -254,13 +242,4 @@ async def _requeue(services: Services, job_id: str, arq_job_id: str, message: st
         note={"message": message},
         queued_as=arq_job_id,
         progress=Progress(stage="queued", message=message),
-    )
-
-
-async def _fail(
-    services: Services, job_id: str, error: JobError, only_from: frozenset[JobState] = RUNNING_ONLY
-) -> None:
-    log.info("job %s failed: %s: %s", job_id, error.code, error.message)
-    await services.transitions.apply(
-        job_id, JobState.FAILED, only_from=only_from, error=error, finished_at=now()
     )
