@@ -55,7 +55,7 @@ async def test_a_document_read_in_three_ranges_is_one_job_with_the_unsplit_outpu
     aiohttp_client: Any, settings: Settings, redis: Redis, tmp_path: Path
 ) -> None:
     pdf = write_image_pdf(tmp_path / "bundle.pdf", PAGES)
-    found = {}
+    found: dict[str, Any] = {}
     for tag, pages in (("split", 2), ("whole", 0)):
         own = split_settings(settings, pages)
         client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
@@ -66,14 +66,14 @@ async def test_a_document_read_in_three_ranges_is_one_job_with_the_unsplit_outpu
             seen = [event async for event in read_events(await events)]
         assert final["state"] == "succeeded", final["error"]
         assert final["progress"]["pages_done"] == 6 and final["attempt"] == 1
-        found[tag] = await outputs_of(client, final, tmp_path, tag), seen, final
+        found[tag] = await outputs_of(client, final, tmp_path, tag), seen
         if tag == "split":  # three ranges and a merge ran, each its own arq job
             units = ["1-2", "3-4", "5-6", "merge"]
             results = [f"arq:result:{redis_keys.range_arq_id(job['id'], 1, u)}" for u in units]
             assert await redis.exists(*results) == 4
             assert await redis.hgetall(redis_keys.ranges_key(job["id"])) == {}
             assert not list((own.storage_dir / "jobs" / job["id"]).glob("parts/**/*.json"))
-    (split, split_events, split_job), (whole, _, _) = found["split"], found["whole"]
+    (split, split_events), (whole, _) = found["split"], found["whole"]
     assert split["text"] == whole["text"]
     assert split["pdf"] == whole["pdf"] and len(split["pdf"]) == 6
     pages = lambda result: [(p["number"], p["text"], p["words"]) for p in result["pages"]]  # noqa: E731
