@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="documents run side by side (default: pool processes + 1, or OCRFLOW_WORKER_MAX_JOBS)",
     )
+    worker_cmd.add_argument(
+        "--burst",
+        action="store_true",
+        help="run until the queue is empty, then exit 0 (for workers started per backlog: "
+        "Render jobs, Kubernetes Jobs through KEDA)",
+    )
     keys_cmd = commands.add_parser("keys", help="make API keys")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new_key = keys_sub.add_parser(
@@ -213,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "worker":
-        return run_until_stopped(settings)
+        return run_until_stopped(settings, burst=args.burst)
     if args.command == "submit":
         return asyncio.run(_submit(args, settings))
     try:

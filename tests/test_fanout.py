@@ -1,17 +1,35 @@
 """One document across many workers: its pages in ranges, any worker running any range, the
 outputs merged into one job's, as if read in one go."""
 
+import asyncio
+import io
+import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.settings import Settings
-from tests.support import read_events, running_worker, submit, wait_for_job, write_image_pdf
+from tests.support import (
+    Service,
+    long_pdf,
+    multipart,
+    read_events,
+    running_worker,
+    submit,
+    wait_for_job,
+    wait_healthy,
+    wait_until,
+    write_image_pdf,
+    write_png,
+)
 
 PAGES = [[f"Page {n} of the bundle", f"Exhibit {n * 7} filed"] for n in range(1, 7)]
 
@@ -84,3 +102,120 @@ async def test_a_document_read_in_three_ranges_is_one_job_with_the_unsplit_outpu
     assert split_events[-1].kind == "done"
     progress = [event.data["pages_done"] for event in split_events if event.kind == "progress"]
     assert progress[-1] == 6 and progress == sorted(progress)
+
+
+async def test_a_burst_worker_drains_the_queue_and_exits(
+    client: TestClient[Any, Any], settings: Settings, tmp_path: Path
+) -> None:
+    """`ocrflow worker --burst`: for platforms that start workers per backlog."""
+    split = split_settings(settings, 2)
+    pdf = write_image_pdf(tmp_path / "bundle.pdf", PAGES[:4])
+    jobs = [
+        await (await submit(client, path)).json()
+        for path in (pdf, write_png(tmp_path / "one.png", ["one page"]))
+    ]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OCRFLOW_REDIS_URL": str(split.redis_url),
+        "OCRFLOW_QUEUE_NAME": split.queue_name,
+        "OCRFLOW_DATA_DIR": str(split.data_dir),
+        "OCRFLOW_FANOUT_PAGES": "2",
+        "OCRFLOW_POOL_PROCESSES": "1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ocrflow",
+        "worker",
+        "--burst",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()[-2000:]
+    for job in jobs:
+        assert (await wait_for_job(client, job["id"], timeout=5))["state"] == "succeeded"
+
+
+async def test_cancel_stops_every_range_within_two_seconds(
+    aiohttp_client: Any, settings: Settings, redis: Redis, tmp_path: Path
+) -> None:
+    split = split_settings(settings, 2)
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(split))
+    job = await (await submit(client, long_pdf(tmp_path / "long.pdf", pages=8))).json()
+    async with running_worker(split):
+        await wait_until(client, job["id"], lambda j: j["progress"]["pages_done"] >= 1)
+        assert [u for u in await redis.hkeys(redis_keys.RUNNING) if b"#" in u]  # type: ignore[misc]
+        started = asyncio.get_running_loop().time()
+        assert (await client.post(f"/v1/jobs/{job['id']}/cancel")).status == 200
+        async with asyncio.timeout(2):
+            while await redis.hlen(redis_keys.RUNNING):  # type: ignore[misc]
+                await asyncio.sleep(0.05)
+        stopped = asyncio.get_running_loop().time() - started
+        done_then = (await (await client.get(f"/v1/jobs/{job['id']}")).json())["progress"]
+        await asyncio.sleep(1)
+        final = await (await client.get(f"/v1/jobs/{job['id']}")).json()
+    assert stopped < 2
+    assert final["state"] == "cancelled" and final["progress"] == done_then
+    assert final["progress"]["pages_done"] < 8
+
+
+async def test_bad_input_in_a_range_fails_the_job_naming_its_pages(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """A range that cannot be read (here: past the document's word limit) ends the job, its
+    error naming the range's pages; it is not tried again."""
+    split = split_settings(settings, 2).model_copy(update={"max_document_words": 5})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(split))
+    job = await (await submit(client, write_image_pdf(tmp_path / "b.pdf", PAGES[:4]))).json()
+    async with running_worker(split):
+        final = await wait_for_job(client, job["id"])
+    assert final["state"] == "failed"
+    error = final["error"]
+    assert error["code"] == "result_too_large" and not error["retryable"]
+    assert error["message"].startswith(("pages 1-2: ", "pages 3-4: "))
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_range_costs_only_that_range(
+    redis_url: str, redis: Redis, tmp_path: Path
+) -> None:
+    """Two workers, one document in four ranges; one worker is SIGKILLed while it reads a
+    range: the job still succeeds, and that range alone ran twice."""
+    service = Service(
+        tmp_path / "service",
+        redis_url,
+        OCRFLOW_FANOUT_PAGES="2",
+        OCRFLOW_WORKER_MAX_JOBS="1",
+        OCRFLOW_QUEUE_NAME="ocrflow:test:kill",
+    )
+    workers = [service.start("worker"), service.start("worker")]
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, service.base)
+            pdf = long_pdf(tmp_path / "long.pdf", pages=8)
+            body, content_type = multipart({}, pdf.name, pdf.read_bytes())
+            headers = {"Content-Type": content_type}
+            url, data = f"{service.base}/v1/jobs", io.BytesIO(body)
+            async with session.post(url, data=data, headers=headers) as r:
+                job = await r.json()
+            async with asyncio.timeout(60):
+                while not [u for u in await redis.hkeys(redis_keys.RUNNING) if b"#" in u]:  # type: ignore[misc]
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(1)  # a page or so into it
+            workers[0].kill()
+            workers[0].wait()
+            async with asyncio.timeout(120):
+                while job["state"] not in ("succeeded", "failed", "cancelled"):
+                    await asyncio.sleep(0.5)
+                    async with session.get(f"{service.base}/v1/jobs/{job['id']}") as r:
+                        job = await r.json()
+    finally:
+        service.close()
+    assert job["state"] == "succeeded", job["error"]
+    tries = {}
+    for unit in ("1-2", "3-4", "5-6", "7-8", "merge"):
+        raw = await redis.get("arq:result:" + redis_keys.range_arq_id(job["id"], 1, unit))
+        tries[unit] = json.loads(raw)["t"] if raw else None
+    assert sorted(tries.values(), key=str) == [1, 1, 1, 1, 2], tries
+    assert tries["merge"] == 1

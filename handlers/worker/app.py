@@ -118,18 +118,19 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def run_until_stopped(settings: Settings) -> int:
-    """Run the arq worker; when Redis goes away under it, wait and start again."""
+def run_until_stopped(settings: Settings, *, burst: bool = False) -> int:
+    """Run the arq worker (in `burst`, until the queue is empty); when Redis goes away under
+    it, wait and start again."""
     delay = 1.0
     while True:
         asyncio.set_event_loop(asyncio.new_event_loop())
-        worker = Worker(**worker_settings(settings))
+        worker = Worker(**worker_settings(settings, burst=burst))
         signalled: list[object] = []
         worker.on_stop = signalled.append  # arq calls it on SIGINT/SIGTERM
         started = time.monotonic()
         try:
             worker.run()
-            return 0  # stopped by a signal
+            return 0  # stopped by a signal, or (burst) the queue is empty
         except (RedisError, OSError) as exc:
             # arq's own close gave up at its first Redis call: stop the pool and the loops here.
             with contextlib.suppress(Exception):
