@@ -19,7 +19,13 @@ from ocrflow.pipeline.page import process_page, render_dpi
 from ocrflow.pipeline.poppler import text_layer
 from ocrflow.pipeline.result import Line, PageError, PageResult, Word
 from ocrflow.pipeline.tsv import parse_tsv
-from tests.support import hostile, page_image, write_image_pdf, write_png, write_searchable_pdf
+from tests.support import (
+    page_image,
+    pdf_of,
+    write_image_pdf,
+    write_png,
+    write_searchable_pdf,
+)
 
 PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
 
@@ -182,7 +188,7 @@ def test_text_layer_words_come_back_as_written_with_their_boxes(tmp_path: Path) 
     font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
     pdf = tmp_path / "plain-text.pdf"
     pdf.write_bytes(
-        hostile.pdf_of(
+        pdf_of(
             [
                 b"<< /Type /Catalog /Pages 2 0 R >>",
                 b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>",

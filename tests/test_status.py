@@ -28,7 +28,7 @@ async def test_status_and_metrics_count_real_work(
     assert status["jobs"] == {"accepted": 3, "succeeded": 2, "failed": 1}
     assert status["pages"] == {"ocr": 2}
     assert status["queue"] == {"high": 0, "normal": 0, "low": 0}
-    assert status["running"] == 0
+    assert status["running"] == 0 and status["units"] == {"queued": 0, "running": 0}
     assert len(status["workers"]) == 1 and status["workers"][0]["pool_processes"] == 2
     loops = status["workers"][0]["tasks"]
     assert set(loops) == {"reaper", "sweeper", "heartbeat"}
@@ -50,7 +50,8 @@ async def test_status_and_metrics_count_real_work(
     # Every metric says what it is.
     kinds = {line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE")}
     helped = {line.split()[2] for line in metrics.splitlines() if line.startswith("# HELP")}
-    assert kinds == helped and len(kinds) == 7
+    assert kinds == helped and len(kinds) == 9
+    assert "ocrflow_units_queued 0" in metrics and "ocrflow_units_running 0" in metrics
 
 
 async def test_queue_depth_by_priority(client: TestClient[Any, Any], tmp_path: Path) -> None:

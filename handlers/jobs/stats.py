@@ -59,10 +59,14 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
     raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(redis_keys.STATS))
     counters = {k.decode(): float(v) for k, v in raw.items()}
     running = await cast(Awaitable[int], redis.hlen(redis_keys.RUNNING))
+    queue = await queue_depth(redis, queue_name)
     return {
         "workers": await workers(redis),
-        "queue": await queue_depth(redis, queue_name),
+        "queue": queue,
         "running": running,
+        # What an autoscaler scales workers on: units of work (a job's run, a range of a large
+        # document's pages, a merge) waiting and under way.
+        "units": {"queued": sum(queue.values()), "running": running},
         "jobs": _group(counters, "jobs:"),
         "pages": _group(counters, "pages:"),
         "page_seconds": page_seconds(counters),
@@ -117,8 +121,20 @@ def prometheus(status: dict[str, Any], sse_clients: int) -> str:
         *metric(
             "ocrflow_jobs_running",
             "gauge",
-            "Runs under way on all workers.",
+            "Units of work under way on all workers (the same as ocrflow_units_running).",
             [f"ocrflow_jobs_running {status['running']}"],
+        ),
+        *metric(
+            "ocrflow_units_queued",
+            "gauge",
+            "Units of work waiting (runs, ranges of large documents, merges): scale on this.",
+            [f"ocrflow_units_queued {status['units']['queued']}"],
+        ),
+        *metric(
+            "ocrflow_units_running",
+            "gauge",
+            "Units of work under way on all workers.",
+            [f"ocrflow_units_running {status['units']['running']}"],
         ),
         *metric(
             "ocrflow_workers",
