@@ -99,9 +99,8 @@ async def bench(args: argparse.Namespace, directory: Path, redis_url: str) -> No
             )
         times[name] = min(runs)
         rate = args.pages / times[name]
-        print(
-            f"  {name}: {times[name]:.1f} s ({rate:.2f} pages/s); runs {', '.join(f'{r:.1f}' for r in runs)}"
-        )
+        each = ", ".join(f"{run:.1f}" for run in runs)
+        print(f"  {name}: {times[name]:.1f} s ({rate:.2f} pages/s); runs {each}")
     one, split_on = times["1 worker, split off"], times["1 worker, split on"]
     two = times["2 workers, split on"]
     print(f"two workers against one (split on): {split_on / two:.2f}x   (target >= 1.8)")
