@@ -37,7 +37,8 @@ _START = (
     + """
 local plan = cjson.decode(ARGV[1])
 if not current(KEYS[1], plan.run) then return 0 end
-redis.call('DEL', KEYS[2])
+-- This run queued its ranges already (it ran again after its worker died): they stand.
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 for _, r in ipairs(plan.ranges) do
   redis.call('HSET', KEYS[2], r.name, cjson.encode({state = 'queued', pages = r.pages}))
   enqueue(KEYS[3], r.entry[1], r.entry[2], r.entry[3], r.entry[4])
@@ -115,7 +116,8 @@ class Ranges:
         self._finish = redis.register_script(_FINISH)
 
     async def start(self, job: Job, ranges: Sequence[Range], *, read: int) -> bool:
-        """Queue every range of `job`'s current run; False when the run has moved on."""
+        """Queue every range of `job`'s current run (once: a run that runs again finds them
+        queued); False when the run has moved on."""
         keep = self._settings.job_retention
         plan = {
             "run": job.run,
@@ -131,7 +133,8 @@ class Ranges:
             ],
         }
         keys = [redis_keys.job_key(job.id), redis_keys.ranges_key(job.id), self._queue]
-        return bool(await cast(Awaitable[int], self._start(keys=keys, args=[json.dumps(plan)])))
+        started = await cast(Awaitable[int], self._start(keys=keys, args=[json.dumps(plan)]))
+        return int(started) != 0
 
     async def progress(self, job_id: str, run: int, read: int, total: int) -> bool:
         """Count `read` more pages of the run and announce it; False when it has stopped."""
