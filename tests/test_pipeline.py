@@ -22,6 +22,7 @@ from ocrflow.pipeline.tsv import parse_tsv
 from tests.support import (
     page_image,
     pdf_of,
+    stream_of,
     write_image_pdf,
     write_png,
     write_searchable_pdf,
@@ -194,7 +195,7 @@ def test_text_layer_words_come_back_as_written_with_their_boxes(tmp_path: Path) 
                 b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>",
                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
                 b" /Resources << /Font << /F1 6 0 R >> >> >>",
-                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+                stream_of(content),
                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 400] >>",
                 font,
             ]
