@@ -22,9 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures.corpus import bundle_pages, write_scan_pdf
-from scripts.fixtures.service import Service, multipart, wait_healthy
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
+from scripts.fixtures.service import Service, multipart, wait_ended, wait_healthy
 
 
 async def read_once(directory: Path, redis_url: str, pdf: Path, workers: int, split: int) -> float:
@@ -49,7 +47,7 @@ async def read_once(directory: Path, redis_url: str, pdf: Path, workers: int, sp
                 headers={"Content-Type": content_type},
             ) as response:
                 job = await response.json()
-            job = await _wait(session, service.base, job["id"])
+            job = await wait_ended(session, service.base, job["id"], timeout=1800)
             seconds = time.perf_counter() - started
     finally:
         service.close()
@@ -65,16 +63,6 @@ async def _wait_workers(session: aiohttp.ClientSession, base: str, count: int) -
             async with session.get(f"{base}/v1/status") as response:
                 if len((await response.json())["workers"]) >= count:
                     return
-            await asyncio.sleep(0.2)
-
-
-async def _wait(session: aiohttp.ClientSession, base: str, job_id: str) -> dict[str, object]:
-    async with asyncio.timeout(1800):
-        while True:
-            async with session.get(f"{base}/v1/jobs/{job_id}") as response:
-                job: dict[str, object] = await response.json()
-            if job["state"] in TERMINAL:
-                return job
             await asyncio.sleep(0.2)
 
 

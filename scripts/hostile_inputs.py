@@ -28,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures import hostile
 from scripts.fixtures.corpus import write_png
-from scripts.fixtures.service import Service, multipart, wait_healthy
+from scripts.fixtures.service import Service, multipart, wait_ended, wait_healthy
 
 MIB = 1024 * 1024
-TERMINAL = {"succeeded", "failed", "cancelled"}
 UPLOAD_LIMIT = 16 * MIB
 MEMORY_LIMIT = 2048 * MIB
 
@@ -250,16 +249,6 @@ class MemoryWatch:
             self.peak = max(self.peak, total)
 
 
-async def wait_job(session: aiohttp.ClientSession, base: str, job_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(600):
-        while True:
-            async with session.get(f"{base}/v1/jobs/{job_id}") as response:
-                job: dict[str, Any] = await response.json()
-            if job["state"] in TERMINAL:
-                return job
-            await asyncio.sleep(0.1)
-
-
 async def run(directory: Path, service: Service, worker_pid: int, web_pid: int) -> list[list[str]]:
     rows: list[list[str]] = []
     async with aiohttp.ClientSession() as session:
@@ -273,7 +262,7 @@ async def run(directory: Path, service: Service, worker_pid: int, web_pid: int) 
                 outcome = await case.send(session, service.base, path)
                 ended = ""
                 if outcome.job:
-                    job = await wait_job(session, service.base, outcome.job["id"])
+                    job = await wait_ended(session, service.base, outcome.job["id"])
                     error = job.get("error") or {}
                     ended = job["state"] + (f" `{error['code']}`" if error else "")
                     if job["state"] == "succeeded":
@@ -308,7 +297,7 @@ async def _still_serving(
             if response.status != 429:
                 break
             await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-    done = await wait_job(session, base, job["id"])
+    done = await wait_ended(session, base, job["id"])
     same = psutil.pid_exists(worker_pid)
     return "yes" if done["state"] == "succeeded" and same else f"NO ({done['state']})"
 

@@ -21,9 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures.corpus import write_png
-from scripts.fixtures.service import Service, wait_healthy
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
+from scripts.fixtures.service import TERMINAL, Service, wait_healthy
 
 
 class Cluster(Service):

@@ -27,7 +27,7 @@ from scripts.fixtures.corpus import (
     write_png,
     write_searchable_pdf,
 )
-from scripts.fixtures.service import Service, multipart, wait_healthy
+from scripts.fixtures.service import TERMINAL, Service, multipart, wait_healthy
 from scripts.fixtures.sse import Received, read_events
 
 __all__ = [
@@ -58,7 +58,6 @@ __all__ = [
     "write_searchable_pdf",
 ]
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
 LINES = [f"Line {n} of a page that takes Tesseract a little while" for n in range(40)]
 
 
