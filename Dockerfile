@@ -7,9 +7,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     OMP_THREAD_LIMIT=1
 
-RUN apt-get update \
+# The languages jobs may ask for: Tesseract language names, comma-separated
+# (docker build --build-arg OCRFLOW_LANGUAGES=eng,deu,chi_sim .). A job that names none is
+# read in OCRFLOW_OCR_LANGUAGES (default eng).
+ARG OCRFLOW_LANGUAGES=eng
+
+RUN packages=$(echo "$OCRFLOW_LANGUAGES" | tr ',+' '  ' | tr '[:upper:]_' '[:lower:]-' \
+        | xargs -n1 | sed 's/^/tesseract-ocr-/' | sort -u) \
+    && apt-get update \
     && apt-get install -y --no-install-recommends \
-        tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils \
+        tesseract-ocr tesseract-ocr-osd $packages poppler-utils \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -1,6 +1,7 @@
 """A document's plan: which pages are read from their text layer and which go to recognition."""
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,9 +25,26 @@ class Plan:
     tasks: tuple[PageTask, ...]  # one per page still to recognise
     text_pages: tuple[PageResult, ...] = ()  # pages already answered from their text layer
     text_layer: bool = False  # whether pages may still be answered from a text layer
+    selected: frozenset[int] | None = None  # the only pages to read; None: every page
+
+    def only(self, numbers: Collection[int]) -> "Plan":
+        """This plan reading only the pages numbered `numbers` (those the document has)."""
+        wanted = frozenset(n for n in numbers if 1 <= n <= self.page_count)
+        return replace(
+            self,
+            tasks=tuple(task for task in self.tasks if task.number in wanted),
+            text_pages=tuple(page for page in self.text_pages if page.number in wanted),
+            selected=wanted,
+        )
+
+    @property
+    def pages_to_read(self) -> int:
+        return self.page_count if self.selected is None else len(self.selected)
 
     def answered(self, pages: list[PageResult]) -> "Plan":
         """This plan with `pages` answered from the text layer instead of recognised."""
+        if self.selected is not None:
+            pages = [page for page in pages if page.number in self.selected]
         done = {page.number for page in pages}
         return replace(
             self,
@@ -36,13 +54,18 @@ class Plan:
         )
 
     def text_chunks(self) -> list[tuple[int, int]]:
-        """Page ranges whose text layer is still to be read."""
+        """Page ranges whose text layer is still to be read: runs of the pages to read, at
+        most TEXT_CHUNK pages each."""
         if not self.text_layer:
             return []
-        return [
-            (first, min(first + TEXT_CHUNK - 1, self.page_count))
-            for first in range(1, self.page_count + 1, TEXT_CHUNK)
-        ]
+        numbers = range(1, self.page_count + 1) if self.selected is None else sorted(self.selected)
+        chunks: list[tuple[int, int]] = []
+        for number in numbers:
+            if chunks and chunks[-1][1] == number - 1 and number - chunks[-1][0] < TEXT_CHUNK:
+                chunks[-1] = (chunks[-1][0], number)
+            else:
+                chunks.append((number, number))
+        return chunks
 
 
 def plan_document(

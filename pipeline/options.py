@@ -30,6 +30,7 @@ class OcrOptions(BaseModel):
     force_ocr: bool = False
     rotate: bool = True
     deskew: bool = True
+    rescale: bool = True  # scale large text down to the size Tesseract reads it at
     outputs: Annotated[tuple[Output, ...], Field(min_length=1)] = ("text", "json")
 
     @field_validator("languages")
@@ -97,10 +98,19 @@ def installed_languages() -> frozenset[str]:
     return tessdata().languages - {"osd"}  # osd detects orientation; it reads no text
 
 
+def debian_package(language: str) -> str:
+    """The Debian/Ubuntu package that brings a language's traineddata (chi_sim:
+    tesseract-ocr-chi-sim)."""
+    return "tesseract-ocr-" + language.lower().replace("_", "-")
+
+
 def check_languages(options: OcrOptions) -> None:
     missing = [name for name in options.languages if name not in installed_languages()]
     if missing:
+        packages = " ".join(debian_package(name) for name in missing)
         raise UnsupportedLanguage(
             f"language data not installed: {', '.join(missing)} "
-            f"(installed: {', '.join(sorted(installed_languages()))})"
+            f"(installed: {', '.join(sorted(installed_languages()))}; on Debian or Ubuntu "
+            f"`apt-get install {packages}`, or set OCRFLOW_LANGUAGES before scripts/setup "
+            "or the image build)"
         )

@@ -2,7 +2,7 @@
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,11 @@ class Totals:
         return {"page_count": self.page_count, "confidence": confidence, "words": self.words}
 
 
+def output_files(out_dir: Path, names: Iterable[Output]) -> dict[Output, Path]:
+    """Where each named output goes in a directory of one document's outputs."""
+    return {name: out_dir / FILENAMES[name] for name in dict.fromkeys(names)}
+
+
 def document_json(pages: Sequence[PageResult]) -> dict[str, Any]:
     return Totals.of(pages).head() | {"pages": [page.to_json() for page in pages]}
 
@@ -83,14 +88,13 @@ class OutputWriter:
 
     def __init__(
         self,
-        out_dir: Path,
-        names: Iterable[Output],
+        files: Mapping[Output, Path],
         *,
         source: Path,
         media_type: MediaType,
         totals: Totals,
     ) -> None:
-        self.files = {name: out_dir / FILENAMES[name] for name in dict.fromkeys(names)}
+        self.files = dict(files)
         self._handles = {
             name: path.open("w", encoding="utf-8", newline="")
             for name, path in self.files.items()
@@ -141,9 +145,20 @@ def write_outputs(
     source: Path,
     media_type: MediaType,
 ) -> dict[Output, Path]:
-    """Write each named output for pages in page order; returns the files by output name."""
+    """Write each named output into `out_dir`; returns the files by output name."""
+    files = output_files(out_dir, names)
+    return write_files(pages, files, source=source, media_type=media_type)
+
+
+def write_files(
+    pages: Sequence[PageResult],
+    files: Mapping[Output, Path],
+    *,
+    source: Path,
+    media_type: MediaType,
+) -> dict[Output, Path]:
+    """Write each output to its file, pages in page order; returns the files by output name."""
     ordered = sorted(pages, key=lambda page: page.number)
-    totals = Totals.of(ordered)
-    writer = OutputWriter(out_dir, names, source=source, media_type=media_type, totals=totals)
+    writer = OutputWriter(files, source=source, media_type=media_type, totals=Totals.of(ordered))
     writer.add(ordered)
     return writer.close()

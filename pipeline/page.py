@@ -127,7 +127,7 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
     skew = rows.skew if task.options.deskew and abs(rows.skew) >= MIN_SKEW else 0.0
     if skew:
         image = image.rotate(skew, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255)
-    scale = text_scale(rows.pitch)
+    scale = text_scale(rows.pitch) if task.options.rescale else 1.0
     read = image
     if scale < 1:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

@@ -10,7 +10,7 @@ from typing import Any
 from ocrflow.pipeline.errors import AllPagesFailed, PipelineCode, PipelineError, ResultTooLarge
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import Output
-from ocrflow.pipeline.outputs import OutputWriter, Totals
+from ocrflow.pipeline.outputs import OutputWriter, Totals, output_files
 from ocrflow.pipeline.result import PageResult
 
 
@@ -55,7 +55,9 @@ def merge_parts(
     heads = [_head(path) for path in (text, *ranges)]
     totals = sum((Totals(**head["totals"]) for head in heads), Totals())
     _check(totals, [failure for head in heads for failure in head["failed"]], max_words)
-    writer = OutputWriter(out_dir, names, source=source, media_type=media_type, totals=totals)
+    writer = OutputWriter(
+        output_files(out_dir, names), source=source, media_type=media_type, totals=totals
+    )
     answered = _pages(_load(text))
     for batch in _in_page_order(answered, ranges):
         writer.add(batch)

@@ -137,6 +137,7 @@ async def test_language_not_installed_is_422(client: TestClient[Any, Any], tmp_p
     error = await error_of(response, 422)
     assert error["code"] == "unsupported_language"
     assert "klingon" in error["message"]
+    assert "apt-get install tesseract-ocr-klingon" in error["message"]
 
 
 async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:

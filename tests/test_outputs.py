@@ -13,7 +13,7 @@ from ocrflow.pipeline.document import plan_document
 from ocrflow.pipeline.hocr import hocr_document
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Output, Runtime
-from ocrflow.pipeline.outputs import OutputWriter, Totals, write_outputs
+from ocrflow.pipeline.outputs import OutputWriter, Totals, output_files, write_outputs
 from ocrflow.pipeline.page import MIN_SKEW, process_page
 from ocrflow.pipeline.result import PageResult
 from tests.support import page_image, write_image_pdf
@@ -166,7 +166,8 @@ def test_outputs_written_a_range_at_a_time_are_those_written_at_once(tmp_path: P
         [PageResult.from_state(json.loads(json.dumps(p.state()))) for p in pages[1:]],
     ]
     totals = Totals.of(ranges[0]) + Totals.of(ranges[1])
-    writer = OutputWriter(parts, names, source=source, media_type=MediaType.PDF, totals=totals)
+    files = output_files(parts, names)
+    writer = OutputWriter(files, source=source, media_type=MediaType.PDF, totals=totals)
     for batch in ranges:
         writer.add(batch)
     in_parts = writer.close()

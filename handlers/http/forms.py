@@ -261,6 +261,7 @@ class JsonOptions(BaseModel):
     force_ocr: bool | None = None
     rotate: bool | None = None
     deskew: bool | None = None
+    rescale: bool | None = None
     priority: str | None = None
     metadata: dict[str, Any] | None = None
     callback_url: str | None = None

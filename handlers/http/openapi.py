@@ -102,6 +102,7 @@ def _option_properties(*, json_body: bool) -> dict[str, Any]:
         "force_ocr": {"type": "boolean"},
         "rotate": {"type": "boolean"},
         "deskew": {"type": "boolean"},
+        "rescale": {"type": "boolean"},
         "priority": {"type": "string", "enum": [p.value for p in Priority]},
         "metadata": metadata,
         "callback_url": {"type": "string", "format": "uri"},
