@@ -329,7 +329,7 @@ def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None
         env={"PATH": "/usr/bin:/bin", "OCRFLOW_API_KEYS": "alice:" + ALICE_KEY},
     )
     assert done.returncode == 2
-    assert done.stderr.startswith("ocrflow: OCRFLOW_API_KEYS: ")
+    assert done.stderr.startswith("ocrflow web: OCRFLOW_API_KEYS: ")
     assert "Traceback" not in done.stderr and ALICE_KEY not in done.stderr
 
 

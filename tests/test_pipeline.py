@@ -2,8 +2,6 @@
 
 import itertools
 import pickle
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -257,36 +255,3 @@ def test_a_page_over_its_time_fails_alone_with_page_timeout(tmp_path: Path) -> N
     page = process_page(plan.tasks[0])
     assert page.error is not None
     assert page.error.code == "page_timeout"
-
-
-def test_ocr_command_reads_a_file_without_a_server(tmp_path: Path) -> None:
-    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES[:2])
-    out = tmp_path / "out"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocrflow",
-            "ocr",
-            str(pdf),
-            "-o",
-            str(out),
-            "--outputs",
-            "text,csv",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "2 pages" in run.stdout
-    assert (out / "text.txt").read_text().split() == ["Alpha", "page", "one", "Beta", "page", "two"]
-    assert (out / "pages.csv").exists()
-    refused = subprocess.run(
-        [sys.executable, "-m", "ocrflow", "ocr", str(out / "pages.csv")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert refused.returncode == 2
-    assert "unsupported_media_type" in refused.stderr

@@ -1,7 +1,7 @@
 """Running one document through the pipeline on the pool, reporting each page as it finishes."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -48,12 +48,15 @@ async def triage(
     options: OcrOptions,
     runtime: Runtime,
     on_page: PageCallback,
+    pages: Collection[int] | None = None,
 ) -> tuple[Plan, Reading]:
-    """Count the pages and read the text layers: the plan of what is left to recognise, and
-    the reading with the pages answered so far."""
+    """Count the pages and read the text layers (of `pages` only, when given): the plan of
+    what is left to recognise, and the reading with the pages answered so far."""
     plan: Plan = await pool.run(inspect_document, source, media_type, workdir, options, runtime)
-    reading = Reading(plan.page_count, runtime, on_page)
-    await on_page(0, plan.page_count, ())
+    if pages is not None:
+        plan = plan.only(pages)
+    reading = Reading(plan.pages_to_read, runtime, on_page)
+    await on_page(0, plan.pages_to_read, ())
     read = await _read_text_layers(pool, source, plan, runtime, reading.finished)
     return plan.answered(read), reading
 
@@ -66,9 +69,12 @@ async def run_document(
     options: OcrOptions,
     runtime: Runtime,
     on_page: PageCallback,
+    pages: Collection[int] | None = None,
 ) -> list[PageResult]:
-    """Recognise every page; pages come back in page order."""
-    plan, reading = await triage(pool, source, media_type, workdir, options, runtime, on_page)
+    """Read every page (or `pages` only); pages come back in page order."""
+    plan, reading = await triage(
+        pool, source, media_type, workdir, options, runtime, on_page, pages
+    )
     await recognize(pool, plan.tasks, reading.finished)
     check_pages(reading.pages)
     return reading.in_order()

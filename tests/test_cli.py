@@ -1,0 +1,134 @@
+"""`ocrflow ocr` as a shell user meets it: its shapes, its exit codes, and a quick start."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pypdf import PdfReader
+
+from ocrflow.handlers.cli import OUTPUTS, PRIORITIES
+from ocrflow.handlers.jobs.records import Priority
+from ocrflow.pipeline import options
+from tests.support import words, write_image_pdf, write_png
+
+PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
+
+
+def ocr(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ocrflow", "ocr", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_the_parser_loads_nothing_heavy_and_its_choices_are_the_pipelines() -> None:
+    """`ocrflow --help` answers at once because building the parser imports no server stack."""
+    probe = (
+        "import sys; from ocrflow.handlers.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('aiohttp', 'pydantic', 'redis', 'arq', 'PIL', 'aioboto3') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
+    assert OUTPUTS == options.OUTPUTS
+    assert tuple(p.value for p in Priority) == PRIORITIES
+
+
+def test_a_pdf_into_a_directory_then_only_some_pages(tmp_path: Path) -> None:
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES)
+    run = ocr(pdf, tmp_path / "out", "--outputs", "text,json,csv")
+    assert run.returncode == 0, run.stderr
+    assert "1 of 1 document read (3 pages)" in run.stderr
+    assert words((tmp_path / "out" / "scan.txt").read_text()) == words(
+        "Alpha page one Beta page two Gamma page three"
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "scan.csv",
+        "scan.json",
+        "scan.txt",
+    ]
+    some = ocr(pdf, "-o", tmp_path / "some", "--outputs", "json", "--pages", "1,3-")
+    assert some.returncode == 0, some.stderr
+    result = json.loads((tmp_path / "some" / "scan.json").read_text())
+    assert [page["number"] for page in result["pages"]] == [1, 3]
+    assert words(" ".join(page["text"] for page in result["pages"])) == words(
+        "Alpha page one Gamma page three"
+    )
+
+
+def test_a_directory_in_keeps_its_layout_and_a_searchable_pdf_with_its_text_out(
+    tmp_path: Path,
+) -> None:
+    scans = tmp_path / "scans"
+    (scans / "sub").mkdir(parents=True)
+    write_png(scans / "a.png", ["First letter"])
+    write_png(scans / "sub" / "b.png", ["Second letter"])
+    (scans / "notes.txt").write_text("not a document")
+    run = ocr(scans, tmp_path / "out", "--outputs", "text", "-q")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # -q: nothing but errors
+    assert words((tmp_path / "out" / "a.txt").read_text()) == words("First letter")
+    assert words((tmp_path / "out" / "sub" / "b.txt").read_text()) == words("Second letter")
+    assert not (tmp_path / "out" / "notes.txt").exists()
+
+    single = ocr(scans / "a.png", tmp_path / "a.pdf", "--sidecar", "-")
+    assert single.returncode == 0, single.stderr
+    assert words(single.stdout) == words("First letter")
+    assert "First letter" in PdfReader(tmp_path / "a.pdf").pages[0].extract_text()
+    to_stdout = ocr(scans / "sub" / "b.png", "-", "-q")
+    assert (to_stdout.returncode, words(to_stdout.stdout)) == (0, words("Second letter"))
+
+
+def test_usage_mistakes_exit_2_and_leave_nothing_behind(tmp_path: Path) -> None:
+    png = write_png(tmp_path / "page.png", ["Kept as it was"])
+    pdf = write_image_pdf(tmp_path / "scan.pdf", PAGES[:1])
+    taken = tmp_path / "taken.pdf"
+    taken.write_bytes(b"someone's file")
+    cases = {
+        "no such file": ocr(tmp_path / "missing.pdf", tmp_path / "out"),
+        "--pages 0": ocr(png, tmp_path / "out", "--pages", "0"),
+        "--pages x": ocr(png, tmp_path / "out", "--pages", "2-x"),
+        "exists": ocr(png, taken),
+        "over the input": ocr(pdf, tmp_path, "--outputs", "text,pdf", "--force"),
+        "two into a pdf": ocr(png, png, tmp_path / "both.pdf"),
+        "--dpi 10": ocr(png, tmp_path / "out", "--dpi", "10"),
+        "--outputs": ocr(png, tmp_path / "out", "--outputs", "text,docx"),
+    }
+    for case, run in cases.items():
+        assert run.returncode == 2, (case, run.stderr)
+        assert run.stderr.startswith("ocrflow ocr: "), (case, run.stderr)
+        assert "Traceback" not in run.stderr, case
+    assert "missing.pdf: no such file or directory" in cases["no such file"].stderr
+    assert "give --force" in cases["exists"].stderr
+    assert "would replace it" in cases["over the input"].stderr
+    assert taken.read_bytes() == b"someone's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.png", "scan.pdf", "taken.pdf"]
+
+
+def test_exit_codes_for_unreadable_documents_partial_runs_and_missing_languages(
+    tmp_path: Path,
+) -> None:
+    good = write_png(tmp_path / "good.png", ["Readable page"])
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.7\nnothing else")
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n1,2\n")
+
+    unreadable = ocr(table, tmp_path / "none")
+    assert unreadable.returncode == 3, unreadable.stderr
+    assert "table.csv: unsupported_media_type" in unreadable.stderr
+
+    partial = ocr(good, bad, "-o", tmp_path / "out", "--outputs", "text")
+    assert partial.returncode == 1, partial.stderr
+    assert "bad.pdf: invalid_pdf" in partial.stderr
+    assert words((tmp_path / "out" / "good.txt").read_text()) == words("Readable page")
+    assert not (tmp_path / "out" / "bad.txt").exists()
+
+    language = ocr(good, tmp_path / "lang", "-l", "eng+klingon")
+    assert language.returncode == 4, language.stderr
+    assert "apt-get install tesseract-ocr-klingon" in language.stderr
+    assert not (tmp_path / "lang").exists()
