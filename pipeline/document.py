@@ -79,6 +79,16 @@ def plan_document(
     return plan.answered(read) if plan.text_layer else plan
 
 
+def count_pages(source: Path, media_type: MediaType, *, timeout: float) -> int:
+    """How many pages a document has, found cheaply (no page decoded, no limit checked)."""
+    if media_type is MediaType.PDF:
+        return poppler.pdf_info(source, timeout=timeout, max_pages=1).pages
+    if media_type is MediaType.TIFF:
+        with open_image(source) as image:
+            return int(getattr(image, "n_frames", 1))
+    return 1
+
+
 def inspect_document(
     source: Path, media_type: MediaType, workdir: Path, options: OcrOptions, runtime: Runtime
 ) -> Plan:

@@ -12,7 +12,6 @@ from ocrflow.pipeline.hocr import HOCR_HEAD, HOCR_TAIL, hocr_page
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import Output
 from ocrflow.pipeline.result import PageResult
-from ocrflow.pipeline.searchable import SearchablePdf
 
 FILENAMES: dict[Output, str] = {
     "text": "text.txt",
@@ -101,7 +100,12 @@ class OutputWriter:
             if name != "pdf"
         }
         pdf = self.files.get("pdf")
-        self._pdf = SearchablePdf(source, media_type, pdf) if pdf else None
+        self._pdf = None
+        if pdf:
+            # pypdf is imported where a PDF is written (a pool process), not by every command.
+            from ocrflow.pipeline.searchable import SearchablePdf
+
+            self._pdf = SearchablePdf(source, media_type, pdf)
         table = self._handles.get("csv")
         self._csv = csv.DictWriter(table, fieldnames=CSV_COLUMNS) if table else None
         self._first = True

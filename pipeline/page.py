@@ -25,7 +25,6 @@ from ocrflow.pipeline.options import Engine as EngineName
 from ocrflow.pipeline.options import OcrOptions
 from ocrflow.pipeline.resolution import capped_dpi, scan_dpi
 from ocrflow.pipeline.result import Line, PageError, PageResult, Word
-from ocrflow.pipeline.skew import measure_rows
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +83,17 @@ def process_page(task: PageTask) -> PageResult:
         return failed_page(task, failure, time.perf_counter() - started)
 
 
-def warm_up(engine: EngineName, lang: str) -> None:
+def warm_up(engine: EngineName, lang: str, hold: float = 0.2) -> None:
     """Load the engine and its models in this process (a blank page read and turned), so the
-    first real page does not pay for it."""
+    first real page does not pay for it; then hold the process for `hold` seconds, so that
+    warm-ups sent together land on different processes."""
     blank = Image.new("L", (200, 200), 255)
     found = get_engine(engine)
     with tempfile.TemporaryDirectory(prefix="ocrflow-warm-") as directory:
         scratch = Path(directory) / "blank"
         found.orientation(blank, timeout=30, scratch=scratch)
         found.recognize(blank, lang=lang, psm=3, dpi=300, timeout=30, scratch=scratch)
-    time.sleep(0.2)  # hold this process, so the other warm-ups land on the other processes
+    time.sleep(hold)
 
 
 def failed_page(task: PageTask, exc: PipelineError, seconds: float = 0.0) -> PageResult:
@@ -123,6 +123,9 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
         rotation = engine.orientation(image, timeout=task.timeout, scratch=scratch)
     if rotation:
         image = image.rotate(rotation, expand=True)
+    # numpy is imported where pages are read (a pool process), not by every command.
+    from ocrflow.pipeline.skew import measure_rows
+
     rows = measure_rows(image)
     skew = rows.skew if task.options.deskew and abs(rows.skew) >= MIN_SKEW else 0.0
     if skew:

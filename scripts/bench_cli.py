@@ -50,7 +50,7 @@ class Document:
 
 
 def build_corpus(directory: Path) -> list[Document]:
-    """Seven documents, 17 pages: four one-page files (a CCITT letter, a colour JPEG page, a
+    """Seven documents, 18 pages: four one-page files (a CCITT letter, a colour JPEG page, a
     skewed legal page, a phone photo as a JPEG file) and bundles of 2, 4 and 8 pages."""
     pages = bundle_pages(18, seed=7)
     documents = []

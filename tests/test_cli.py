@@ -8,7 +8,10 @@ from pathlib import Path
 from pypdf import PdfReader
 
 from ocrflow.handlers.cli import OUTPUTS, PRIORITIES
+from ocrflow.handlers.cli.ocr import pool_size
+from ocrflow.handlers.cli.targets import Target
 from ocrflow.handlers.jobs.records import Priority
+from ocrflow.handlers.settings import Settings
 from ocrflow.pipeline import options
 from tests.support import words, write_image_pdf, write_png
 
@@ -68,7 +71,7 @@ def test_a_directory_in_keeps_its_layout_and_a_searchable_pdf_with_its_text_out(
     write_png(scans / "a.png", ["First letter"])
     write_png(scans / "sub" / "b.png", ["Second letter"])
     (scans / "notes.txt").write_text("not a document")
-    run = ocr(scans, tmp_path / "out", "--outputs", "text", "-q")
+    run = ocr(scans, "-q", tmp_path / "out", "--outputs", "text")  # options between paths
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""  # -q: nothing but errors
     assert words((tmp_path / "out" / "a.txt").read_text()) == words("First letter")
@@ -132,3 +135,18 @@ def test_exit_codes_for_unreadable_documents_partial_runs_and_missing_languages(
     assert language.returncode == 4, language.stderr
     assert "apt-get install tesseract-ocr-klingon" in language.stderr
     assert not (tmp_path / "lang").exists()
+
+
+def test_the_pool_starts_no_more_processes_than_there_are_pages(tmp_path: Path) -> None:
+    one = write_png(tmp_path / "one.png", ["One page"])
+    three = write_image_pdf(tmp_path / "three.pdf", PAGES)
+    settings = Settings(pool_processes=4)
+
+    def target(path: Path) -> Target:
+        return Target(path, path.name, {"text": tmp_path / f"{path.stem}.txt"})
+
+    assert pool_size([target(one)], None, settings) == 1
+    assert pool_size([target(three)], None, settings) == 3
+    assert pool_size([target(three)], frozenset({2}), settings) == 1
+    assert pool_size([target(one), target(three)], None, settings) == 4
+    assert pool_size([target(one)] * 4, None, settings) == 4  # not counted: each takes one

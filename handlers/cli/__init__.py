@@ -4,6 +4,7 @@ Building the parser imports nothing but argparse: `ocrflow --help` and a command
 answer at once, and each command imports only what it runs (`serve`, `submit`, `ocr`)."""
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -163,15 +164,28 @@ def _add_submit_parser(commands: Any) -> None:
     )
 
 
+OCR_USAGE = "ocrflow ocr [options] IN [IN ...] [OUT]"
+
+
 def _add_ocr_parser(commands: Any) -> None:
-    ocr = commands.add_parser(
-        "ocr",
-        help="OCR files or directories on this machine, with no server",
-        usage="ocrflow ocr [options] IN [IN ...] [OUT]",
+    # Listed here; `main` parses the command with ocr_parser, which takes options between
+    # paths (`ocrflow ocr IN -q OUT`).
+    commands.add_parser("ocr", help="OCR files or directories on this machine, with no server")
+
+
+def ocr_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocrflow ocr",
+        usage=OCR_USAGE,
         description=OCR_DESCRIPTION,
         epilog=OCR_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _ocr_arguments(parser)
+    return parser
+
+
+def _ocr_arguments(ocr: argparse.ArgumentParser) -> None:
     ocr.add_argument("paths", nargs="+", metavar="IN [OUT]", help=argparse.SUPPRESS)
     ocr.add_argument(
         "-o", "--out", metavar="OUT", help="where the results go; every path given is then an IN"
@@ -242,11 +256,13 @@ def _add_ocr_parser(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "ocr":
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["ocr"]:
+        args = ocr_parser().parse_intermixed_args(given[1:])
         from ocrflow.handlers.cli.ocr import run_ocr
 
         return run_ocr(args)
+    args = build_parser().parse_args(given)
     if args.command == "submit":
         from ocrflow.handlers.cli.submit import run_submit
 

@@ -11,9 +11,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ocrflow.handlers.runtime.deathsig import die_with_parent
+
+if TYPE_CHECKING:
+    from ocrflow.pipeline.options import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,6 +34,13 @@ def init_process(memory_limit: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker killed outright must not leave its pool processes behind.
     die_with_parent()
+
+
+def load_engine(engine: "Engine", lang: str) -> None:
+    """Runs in a pool process: load the engine and the models for `lang` before any page."""
+    from ocrflow.pipeline.page import warm_up  # only pool processes import the pipeline's pages
+
+    warm_up(engine, lang, hold=0.0)
 
 
 def kill_tree(pid: int) -> None:
@@ -78,6 +88,11 @@ class OcrPool:
                 log.warning("a pool process died; rebuilding the pool and retrying")
                 self._replace(executor)
         raise AssertionError("unreachable")
+
+    def warm(self, engine: "Engine", lang: str) -> None:
+        """Start a process now and load the engine in it, without waiting: the caller goes on
+        with its own start-up meanwhile. Processes after the first start as work arrives."""
+        self._executor.submit(load_engine, engine, lang)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         if self._executor is broken:
