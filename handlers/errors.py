@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     URL_NOT_ALLOWED = "url_not_allowed"
+    UNKNOWN_HANDLER = "unknown_handler"
+    INVALID_HANDLER_PARAMS = "invalid_handler_params"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     # Who is asking.
     UNAUTHORIZED = "unauthorized"
@@ -52,6 +54,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     URL_FETCH_FAILED = "url_fetch_failed"
     URL_UNREACHABLE = "url_unreachable"
+    # How a handler's run can end (recorded on the handler; the job keeps its OCR outputs).
+    HANDLER_FAILED = "handler_failed"
+    HANDLER_TIMEOUT = "handler_timeout"
+    HANDLER_OUT_OF_MEMORY = "handler_out_of_memory"
 
 
 class OcrflowError(Exception):

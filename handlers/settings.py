@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     job_timeout: float = Field(default=1800.0, gt=0)
     page_timeout: float = Field(default=180.0, gt=0)
     job_max_tries: int = Field(default=3, gt=0)
+    # Handler plug-ins (entry-point group `ocrflow.handlers`) jobs may name; "*": every installed.
+    handlers: Annotated[tuple[str, ...], NoDecode] = ("fields", "validate")
+    handler_timeout: float = Field(default=300.0, gt=0)  # seconds, for one handler's run
+    handler_memory_limit: int = Field(default=1024 * MIB, ge=0)  # address space; 0: no cap
     shutdown_grace: int = Field(default=20, ge=0)  # under Render's 30 s shutdown delay
     result_cache_ttl: int = Field(default=24 * 3600, ge=0)  # 0 turns the result cache off
     job_retention: int = Field(default=7 * 24 * 3600, gt=0)
@@ -148,7 +152,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "webhook_buckets", "api_keys", "monitoring_networks", "high_priority_callers", mode="before"
+        "webhook_buckets",
+        "api_keys",
+        "monitoring_networks",
+        "high_priority_callers",
+        "handlers",
+        mode="before",
     )
     @classmethod
     def _split_list(cls, value: object) -> object:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.jobs.sources import Incoming
+from ocrflow.handlers.plugins import registry
 from ocrflow.handlers.storage.backend import disk_errors
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions
@@ -36,7 +37,9 @@ MAX_DETAILS = 20
 _PLAIN_DISPOSITION = re.compile(r'form-data((?:[ \t]*;[ \t]*(?:name|filename)="[^"\\;]*")*)[ \t]*')
 _DISPOSITION_PARAM = re.compile(r'(name|filename)="([^"\\;]*)"')
 LIST_FIELDS = frozenset({"languages", "outputs"})
-JOB_FIELDS = frozenset({"priority", "metadata", "callback_url", "url", "notify_email", "notify"})
+JOB_FIELDS = frozenset(
+    {"priority", "metadata", "callback_url", "url", "notify_email", "notify", "handlers"}
+)
 
 
 @dataclass
@@ -264,6 +267,7 @@ class JsonOptions(BaseModel):
     rescale: bool | None = None
     priority: str | None = None
     metadata: dict[str, Any] | None = None
+    handlers: dict[str, dict[str, Any]] | list[str] | str | None = None
     callback_url: str | None = None
     notify_email: str | None = None
     notify: bool | None = None
@@ -318,6 +322,17 @@ def _as_text(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value)
     return str(value)
+
+
+def parse_handlers(fields: dict[str, list[str]], allow_list: tuple[str, ...]) -> dict[str, Any]:
+    """The handlers a job runs after recognition, each allowed and its parameters checked."""
+    if "handlers" not in fields:
+        return {}
+    raw = fields["handlers"][-1]
+    if len(raw.encode()) > MAX_METADATA_BYTES:
+        message = f"`handlers` is larger than {MAX_METADATA_BYTES // 1024} KiB"
+        raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
+    return registry.check_requests(registry.parse_requests(raw), allow_list)
 
 
 def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ocrflow.handlers.http.forms import (
     Upload,
     discard,
     json_fields,
+    parse_handlers,
     parse_metadata,
     parse_options,
     receive_upload,
@@ -25,6 +26,7 @@ from ocrflow.handlers.jobs.intake import submit
 from ocrflow.handlers.jobs.records import (
     ACTIVE,
     JOB_ID,
+    HandlerRun,
     Job,
     JobState,
     Priority,
@@ -35,9 +37,9 @@ from ocrflow.handlers.jobs.records import (
 )
 from ocrflow.handlers.runtime.addresses import AddressNotAllowed, check_url
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.storage import layout
 from ocrflow.pipeline.errors import PipelineCode
 from ocrflow.pipeline.options import check_languages
-from ocrflow.pipeline.outputs import FILENAMES, MEDIA_TYPES
 
 EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
@@ -92,6 +94,10 @@ def job_from_fields(request: web.Request, fields: dict[str, list[str]], source: 
         source=source,
         options=options,
         metadata=parse_metadata(fields),
+        handlers={
+            name: HandlerRun(params=params)
+            for name, params in parse_handlers(fields, settings.handlers).items()
+        },
         callback_url=_callback_url(fields, settings.allow_private_urls),
         notify_email=_email(fields, request.get(NOTIFY_EMAIL)),
     )
@@ -203,6 +209,7 @@ async def retry_job(request: web.Request) -> web.Response:
         finished_at=None,
         started_at=None,
         outputs={},
+        handlers={name: run.fresh() for name, run in job.handlers.items()},
         progress=Progress(),
     ):
         await services.limits.release(job.owner, job.id)
@@ -247,10 +254,10 @@ async def get_output(request: web.Request) -> web.StreamResponse:
     job = await job_or_404(request)
     storage = request.app[SERVICES].storage
     name = request.match_info["name"]
-    if name not in job.outputs or name not in FILENAMES:
+    if name not in job.outputs:
         raise OcrflowError(ErrorCode.OUTPUT_NOT_FOUND, f"job {job.id} has no output named {name!r}")
-    key, media_type = job.outputs[name], MEDIA_TYPES[name]
-    filename = f"{Path(job.source.filename).stem or job.id}-{FILENAMES[name]}"
+    key, media_type = job.outputs[name], layout.output_media_type(name)
+    filename = f"{Path(job.source.filename).stem or job.id}-{layout.download_name(name)}"
     url = await storage.download_url(key, filename=filename, content_type=media_type)
     if url is not None:
         raise web.HTTPFound(url)

@@ -19,6 +19,7 @@ class EventKind(StrEnum):
     STATE = "state"  # queued (again) or running
     PROGRESS = "progress"
     PAGE = "page"
+    HANDLER = "handler"  # a handler started, progressed, or ended
     DONE = "done"  # the job's last event, one of these three
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -103,6 +103,7 @@ async def _answer_from(services: Services, job: Job, earlier: Job) -> Job:
             "state": JobState.SUCCEEDED,
             "cached": True,
             "outputs": outputs,
+            "handlers": earlier.handlers,
             "progress": earlier.progress,
             "started_at": now(),
             "finished_at": now(),

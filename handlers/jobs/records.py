@@ -79,6 +79,21 @@ class JobError(BaseModel):
     retryable: bool = False
 
 
+class HandlerRun(BaseModel):
+    """One handler a job runs after recognition: what it was asked, and how its run went."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    state: Literal["pending", "running", "succeeded", "failed"] = "pending"
+    summary: dict[str, Any] | None = None
+    error: JobError | None = None
+    outputs: list[str] = Field(default_factory=list)  # names in the job's outputs
+    seconds: float | None = None
+
+    def fresh(self) -> "HandlerRun":
+        """The same request, not yet run (for a new run of the job)."""
+        return HandlerRun(params=self.params)
+
+
 class Job(BaseModel):
     id: str
     owner: str = "anonymous"  # the caller that submitted it: only it can see the job
@@ -100,6 +115,8 @@ class Job(BaseModel):
     notify_email: str | None = None
     notifications: list[dict[str, Any]] = Field(default_factory=list)  # e-mails sent or not
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Handlers run after recognition, in this order: name -> its request and its run.
+    handlers: dict[str, HandlerRun] = Field(default_factory=dict)
 
 
 _last_id = [0, 0]  # the millisecond and random part of this process's latest id

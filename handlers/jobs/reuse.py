@@ -60,15 +60,24 @@ def fingerprint(job: Job) -> Fingerprint:
     it shares nothing."""
     identity = content_identity(job.source)
     content = identity or f"job:{job.id}"
-    options = job.options.model_dump_json()
+    options = asked_of(job)
     value = hashlib.sha256(f"{job.owner}\n{content}\n{options}".encode()).hexdigest()
     return Fingerprint(value, cacheable=identity is not None and not identity.startswith("url:"))
+
+
+def asked_of(job: Job) -> str:
+    """The options and the handlers with their parameters: what makes the same result."""
+    options = job.options.model_dump_json()
+    if not job.handlers:
+        return options
+    handlers = [[name, run.params] for name, run in job.handlers.items()]
+    return options + "\n" + json.dumps(handlers, sort_keys=True)
 
 
 def request_fingerprint(job: Job) -> str:
     """What an Idempotency-Key promises stays the same: the document, options and the rest."""
     source = content_identity(job.source) or job.source.model_dump_json(include={"filename"})
-    options = job.options.model_dump_json()
+    options = asked_of(job)
     extra = json.dumps([job.priority, job.metadata], sort_keys=True)
     text = f"{job.owner}\n{source}\n{options}\n{extra}"
     return hashlib.sha256(text.encode()).hexdigest()

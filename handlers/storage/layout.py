@@ -1,5 +1,9 @@
 """Where a job's files live in storage; keys are made here from ids, never from caller input."""
 
+import mimetypes
+
+from ocrflow.pipeline.outputs import FILENAMES, MEDIA_TYPES
+
 JOBS = "jobs/"
 UPLOADS = "uploads/"
 
@@ -14,6 +18,23 @@ def source_key(job_id: str) -> str:
 
 def output_key(job_id: str, filename: str) -> str:
     return f"{JOBS}{job_id}/outputs/{filename}"
+
+
+def handler_output_key(job_id: str, name: str) -> str:
+    """A handler's output (its name checked by `plugins.api.check_output_name`)."""
+    return f"{JOBS}{job_id}/handlers/{name}"
+
+
+def output_media_type(name: str) -> str:
+    """An OCR output's type by its name (`pdf`), a handler's by its file name (`fields.csv`)."""
+    types: dict[str, str] = dict(MEDIA_TYPES)
+    return types.get(name) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def download_name(name: str) -> str:
+    """The file name an output is downloaded as (after the document's own name)."""
+    names: dict[str, str] = dict(FILENAMES)
+    return names.get(name, name)
 
 
 def parts_prefix(job_id: str) -> str:

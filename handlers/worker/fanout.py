@@ -31,6 +31,7 @@ from ocrflow.handlers.storage.backend import disk_errors
 from ocrflow.handlers.worker.context import POOL, SERVICES
 from ocrflow.handlers.worker.leases import Watch
 from ocrflow.handlers.worker.outcomes import JobStopped, fail, store_outputs, succeed
+from ocrflow.handlers.worker.plugins import run_handlers
 from ocrflow.handlers.worker.runner import PageCallback, Reading, recognize
 from ocrflow.pipeline.document import Plan, inspect_document
 from ocrflow.pipeline.errors import PipelineError
@@ -211,7 +212,8 @@ async def _merge(services: Services, pool: OcrPool, job: Job) -> dict[str, str]:
             )
             outputs = (*job.options.outputs, "json")  # the JSON result is always kept
             files = await pool.run(merge, text, parts, out_dir, outputs)
-            return await store_outputs(services, job.id, files)
+            stored = await store_outputs(services, job.id, files)
+            return stored | await run_handlers(services, job, files["json"], workdir)
 
 
 def _reporter(services: Services, job: Job) -> PageCallback:

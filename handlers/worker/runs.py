@@ -41,6 +41,7 @@ from ocrflow.handlers.worker.outcomes import (
     store_outputs,
     succeed,
 )
+from ocrflow.handlers.worker.plugins import run_handlers
 from ocrflow.handlers.worker.runner import recognize, triage
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
@@ -218,7 +219,8 @@ async def _store_outputs(
     # Rendering outputs (a searchable PDF above all) is CPU work: keep it off the event loop.
     write = partial(write_outputs, source=source, media_type=MediaType(str(job.source.media_type)))
     files = await pool.run(write, pages, out_dir, names)
-    return await store_outputs(services, job.id, files)
+    stored = await store_outputs(services, job.id, files)
+    return stored | await run_handlers(services, job, files["json"], source.parent)
 
 
 async def _retry_or_fail(
