@@ -17,8 +17,10 @@ from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.app import worker_settings
 from scripts.fixtures import hostile
 from scripts.fixtures.corpus import (
+    FormEntry,
     Style,
     available_fonts,
+    form_page,
     page_image,
     pdf_of,
     scan_page,
@@ -32,11 +34,13 @@ from scripts.fixtures.sse import Received, read_events
 
 __all__ = [
     "TERMINAL",
+    "FormEntry",
     "Received",
     "Service",
     "Style",
     "available_fonts",
     "form",
+    "form_page",
     "hostile",
     "long_pdf",
     "multipart",

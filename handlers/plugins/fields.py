@@ -146,7 +146,7 @@ def find(pages: Sequence[PageResult], spec: FieldSpec, min_similarity: float) ->
     for page in pages:
         if not spec.on(page.number):
             continue
-        lines = [line for line in page.lines if _inside(line.bbox, page, spec.region)]
+        lines = _within(page, spec.region)
         found = (
             _by_label(page, lines, spec, pattern, min_similarity)
             if spec.labels
@@ -157,12 +157,28 @@ def find(pages: Sequence[PageResult], spec: FieldSpec, min_similarity: float) ->
     return None
 
 
-def _inside(box: Box, page: PageResult, region: tuple[float, float, float, float] | None) -> bool:
+def _within(page: PageResult, region: tuple[float, float, float, float] | None) -> list[Line]:
+    """The page's lines, holding only their words whose middles lie in `region`."""
     if region is None or not page.width or not page.height:
-        return True
-    x = (box[0] + box[2]) / 2 / page.width
-    y = (box[1] + box[3]) / 2 / page.height
-    return region[0] <= x <= region[2] and region[1] <= y <= region[3]
+        return list(page.lines)
+    left, top, right, bottom = region
+    lines = []
+    for line in page.lines:
+        words = tuple(
+            word
+            for word in line.words
+            if left <= (word.bbox[0] + word.bbox[2]) / 2 / page.width <= right
+            and top <= (word.bbox[1] + word.bbox[3]) / 2 / page.height <= bottom
+        )
+        if words:
+            box = (
+                min(w.bbox[0] for w in words),
+                min(w.bbox[1] for w in words),
+                max(w.bbox[2] for w in words),
+                max(w.bbox[3] for w in words),
+            )
+            lines.append(Line(box, words))
+    return lines
 
 
 @dataclass(frozen=True)

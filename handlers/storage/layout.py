@@ -1,6 +1,7 @@
 """Where a job's files live in storage; keys are made here from ids, never from caller input."""
 
 import mimetypes
+from typing import cast
 
 from ocrflow.pipeline.outputs import FILENAMES, MEDIA_TYPES
 
@@ -27,14 +28,13 @@ def handler_output_key(job_id: str, name: str) -> str:
 
 def output_media_type(name: str) -> str:
     """An OCR output's type by its name (`pdf`), a handler's by its file name (`fields.csv`)."""
-    types: dict[str, str] = dict(MEDIA_TYPES)
-    return types.get(name) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    known = cast("dict[str, str]", MEDIA_TYPES).get(name)
+    return known or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def download_name(name: str) -> str:
     """The file name an output is downloaded as (after the document's own name)."""
-    names: dict[str, str] = dict(FILENAMES)
-    return names.get(name, name)
+    return cast("dict[str, str]", FILENAMES).get(name, name)
 
 
 def parts_prefix(job_id: str) -> str:

@@ -1,0 +1,326 @@
+"""Handlers: plug-ins that run after recognition, on a real worker, each in its own process."""
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from yarl import URL
+
+from ocrflow.handlers.http.app import create_app
+from ocrflow.handlers.plugins.fields import FieldSpec, find, normalize
+from ocrflow.handlers.plugins.validate import Rule, check, number
+from ocrflow.handlers.settings import Settings
+from ocrflow.pipeline.result import Line, PageResult, Word
+from tests.support import (
+    FormEntry,
+    Style,
+    form,
+    form_page,
+    read_events,
+    running_worker,
+    wait_for_job,
+    write_png,
+)
+
+MIB = 1024 * 1024
+GOOD = [
+    FormEntry("Applicant", "Maria Lopez"),
+    FormEntry("Date of birth", "1984-03-17"),
+    FormEntry("Account number", "ACC-20417"),
+    FormEntry("Amount requested", "12,500.00", below=True),
+    FormEntry("Country", "Portugal"),
+    FormEntry("Reference", "REF 88213", below=True),
+]
+SPEC = {
+    "fields": [
+        {"name": "applicant", "label": "Applicant", "pages": "1"},
+        {"name": "born", "label": "Date of birth", "pattern": r"\d{4}-\d\d-\d\d"},
+        {"name": "account", "label": "Account number", "pattern": r"ACC-\d+"},
+        {"name": "amount", "label": "Amount requested", "position": "below"},
+        {"name": "country", "label": "Country", "pages": "2-"},
+        {"name": "reference", "pattern": r"REF\s*(\d{5})", "region": [0.0, 0.0, 0.6, 1.0]},
+    ]
+}
+RULES = {
+    "rules": [
+        {"check": "required", "field": "applicant"},
+        {"check": "date", "field": "born", "after": "1900-01-01", "before": "2010-01-01"},
+        {"check": "pattern", "field": "account", "pattern": r"^ACC-\d{5}$"},
+        {"check": "range", "field": "amount", "min": 1000, "max": 50000},
+        {"check": "one_of", "field": "country", "values": ["Portugal", "Spain", "France"]},
+        {"check": "pattern", "pattern": "application form", "name": "is an application"},
+    ]
+}
+
+
+def packet(path: Path, pages: list[tuple[list[FormEntry], Style]]) -> Path:
+    images = [form_page(entries, style, seed=n).image for n, (entries, style) in enumerate(pages)]
+    images[0].save(path, save_all=True, append_images=images[1:], resolution=300)
+    return path
+
+
+def app_settings(settings: Settings, *allowed: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "handlers": ("fields", "validate", *allowed),
+            "handler_memory_limit": 768 * MIB,
+        }
+    )
+
+
+async def test_fields_and_validate_read_a_packet_and_fail_a_bad_one(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    settings = app_settings(settings)
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    # Page 1 upright and clean; page 2 scanned sideways; page 3 noisy, the values on it again.
+    font = Style(font="DejaVuSans.ttf", font_size=40)
+    pages = [
+        (GOOD[:3], font),
+        (GOOD[3:5], Style(font="DejaVuSerif.ttf", font_size=40, rotation=90)),
+        (GOOD[5:], Style(font="DejaVuSans.ttf", font_size=40, noise=True)),
+    ]
+    good = packet(tmp_path / "good.pdf", pages)
+    bad_entries = [
+        FormEntry("Applicant", "Maria Lopez"),
+        FormEntry("Date of birth", "17 Smarch 1984"),
+        FormEntry("Account number", "ACC-20417"),
+        FormEntry("Amount requested", "99,000.00", below=True),
+        FormEntry("Country", "Atlantis"),
+    ]
+    bad = packet(tmp_path / "bad.pdf", [(bad_entries[:4], font), (bad_entries[4:], font)])
+    handlers = json.dumps({"fields": SPEC, "validate": RULES})
+    async with running_worker(settings):
+        ids = []
+        for document in (good, bad):
+            response = await client.post("/v1/jobs", data=form(document, handlers=handlers))
+            assert response.status == 202, await response.text()
+            ids.append((await response.json())["id"])
+        good_job, bad_job = [await wait_for_job(client, job_id, timeout=120) for job_id in ids]
+
+    assert good_job["state"] == "succeeded", good_job
+    runs = good_job["handlers"]
+    assert list(runs) == ["fields", "validate"]
+    assert runs["fields"]["state"] == "succeeded", runs["fields"]
+    assert runs["fields"]["summary"] == {"found": 6, "missing": []}
+    assert runs["validate"]["summary"] == {"passed": True, "rules": 6, "failed": []}
+    for name in ("fields.json", "fields.csv", "report.json", "report.csv", "report.html"):
+        assert name in good_job["outputs"], name
+    found = (await (await client.get(URL(good_job["outputs"]["fields.json"]).path)).json())[
+        "fields"
+    ]
+    expected = {
+        "applicant": ("Maria Lopez", 1, "Applicant"),
+        "born": ("1984-03-17", 1, "Date of birth"),
+        "account": ("ACC-20417", 1, "Account number"),
+        "amount": ("12,500.00", 2, "Amount requested"),
+        "country": ("Portugal", 2, "Country"),
+        "reference": ("88213", 3, "Reference"),
+    }
+    # Where each value was drawn, on the page as it reads upright.
+    truth = [
+        form_page(entries, replace(style, rotation=0), seed=n).values
+        for n, (entries, style) in enumerate(pages)
+    ]
+    for name, (value, page, label) in expected.items():
+        assert found[name]["value"] == value, (name, found[name])
+        assert found[name]["page"] == page, (name, found[name])
+        assert 0 < found[name]["confidence"] <= 100
+        # The box lies on what was drawn for the value (a pattern's group: part of it).
+        left, top, right, bottom = found[name]["box"]
+        drawn = truth[page - 1][label]
+        near = 30
+        assert drawn[0] - near <= left < right <= drawn[2] + near, (name, found[name], drawn)
+        assert drawn[1] - near <= top < bottom <= drawn[3] + near, (name, found[name], drawn)
+        assert right - left >= (drawn[2] - drawn[0]) / 2, (name, found[name], drawn)
+    rows = (
+        await (await client.get(URL(good_job["outputs"]["fields.csv"]).path)).text()
+    ).splitlines()
+    assert rows[0] == "field,value,confidence,page,left,top,right,bottom"
+    assert rows[1].startswith("applicant,Maria Lopez,")
+
+    assert bad_job["state"] == "succeeded", bad_job
+    verdict = bad_job["handlers"]["validate"]["summary"]
+    assert verdict["passed"] is False
+    assert verdict["failed"] == ["born:date", "amount:range", "country:one_of"], verdict
+    report = await (await client.get(URL(bad_job["outputs"]["report.json"]).path)).json()
+    reasons = {row["rule"]: row["reason"] for row in report["rules"] if not row["passed"]}
+    assert reasons["amount:range"] == "99000 is more than 50000"
+    assert "is not one of Portugal, Spain, France" in reasons["country:one_of"]
+    page = await client.get(URL(bad_job["outputs"]["report.html"]).path)
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "attachment" in page.headers["Content-Disposition"]
+    assert "amount:range" in await page.text()
+
+
+async def test_a_plugin_package_runs_through_its_entry_point_with_live_events(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    settings = app_settings(settings, "wordcount")
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    document = write_png(tmp_path / "words.png", ["alpha beta alpha", "gamma alpha beta"])
+    async with running_worker(settings):
+        response = await client.post(
+            "/v1/jobs",
+            data=form(document, handlers='{"wordcount": {"top": 2}}'),
+        )
+        assert response.status == 202, await response.text()
+        job_id = (await response.json())["id"]
+        events = []
+        async with asyncio.timeout(60):
+            stream = await client.get(f"/v1/jobs/{job_id}/events")
+            async for event in read_events(stream):
+                events.append(event)
+                if event.kind in ("done", "failed", "cancelled"):
+                    break
+        job = await wait_for_job(client, job_id)
+
+    assert job["state"] == "succeeded", job
+    run = job["handlers"]["wordcount"]
+    assert run["state"] == "succeeded" and run["params"] == {"top": 2}
+    assert run["summary"] == {"words": 6, "top": ["alpha", "beta"]}
+    assert run["outputs"] == ["wordcount.csv"] and run["seconds"] > 0
+    csv_text = await (await client.get(URL(job["outputs"]["wordcount.csv"]).path)).text()
+    assert csv_text.splitlines() == ["page,words", "1,6"]
+    handler_events = [event.data for event in events if event.kind == "handler"]
+    assert [e["state"] for e in handler_events] == ["running", "running", "running", "succeeded"]
+    assert handler_events[1]["message"] == "counting the words of 1 pages"
+    assert handler_events[2]["fraction"] == 1.0
+    assert handler_events[-1]["summary"] == run["summary"]
+    kinds = [event.kind for event in events]
+    assert kinds.index("handler") > max(i for i, kind in enumerate(kinds) if kind == "page")
+    ending = events[-1].data["job"]
+    assert kinds[-1] == "done" and ending["handlers"]["wordcount"]["state"] == "succeeded"
+
+
+async def test_a_handler_that_fails_in_any_way_leaves_the_ocr_outputs_and_a_recorded_error(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    settings = app_settings(settings, "raises", "sleeps", "hoards", "wordcount")
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    document = write_png(tmp_path / "memo.png", ["A short memo to read"])
+    asked = {"raises": {}, "sleeps": {"seconds": 30}, "hoards": {}, "wordcount": {}}
+    async with running_worker(settings):
+        response = await client.post(
+            "/v1/jobs", data=form(document, outputs="text,pdf", handlers=json.dumps(asked))
+        )
+        assert response.status == 202, await response.text()
+        job = await wait_for_job(client, (await response.json())["id"], timeout=90)
+
+    assert job["state"] == "succeeded" and job["error"] is None, job
+    runs = job["handlers"]
+    assert runs["raises"]["state"] == "failed"
+    assert runs["raises"]["error"]["code"] == "handler_failed"
+    assert (
+        runs["raises"]["error"]["message"]
+        == "ValueError: memo.png is not what this handler expected"
+    )
+    assert runs["sleeps"]["error"]["code"] == "handler_timeout"
+    assert runs["sleeps"]["error"]["message"] == "the handler took longer than 2 s"
+    assert runs["sleeps"]["seconds"] < 10  # its own 2 s timeout, not the 30 s it asked for
+    assert runs["hoards"]["error"]["code"] == "handler_out_of_memory", runs["hoards"]
+    # The handler after them ran; a failed handler's outputs are not kept.
+    assert runs["wordcount"]["state"] == "succeeded"
+    assert sorted(job["outputs"]) == ["json", "pdf", "text", "wordcount.csv"]
+    assert "memo" in (await (await client.get(URL(job["outputs"]["text"]).path)).text()).lower()
+
+
+async def test_an_unknown_handler_or_bad_parameters_is_a_422_and_nothing_is_stored(
+    client: TestClient[Any, Any], settings: Settings, tmp_path: Path
+) -> None:
+    document = write_png(tmp_path / "page.png", ["Some text"])
+    cases = [
+        ("nosuch", "unknown_handler", "handlers.nosuch"),
+        ('{"wordcount": {}}', "unknown_handler", "handlers.wordcount"),  # installed, not allowed
+        (
+            '{"fields": {"fields": [{"name": "x"}]}}',
+            "invalid_handler_params",
+            "handlers.fields.fields.0",
+        ),
+        (
+            '{"fields": {"fields": [{"name": "x", "pattern": "("}]}}',
+            "invalid_handler_params",
+            "handlers.fields.fields.0.pattern",
+        ),
+        (
+            '{"validate": {"rules": [{"check": "range", "field": "a"}]}}',
+            "invalid_handler_params",
+            "handlers.validate.rules.0",
+        ),
+        ('{"fields": []}', "invalid_handler_params", "handlers.fields"),
+        ("[1, 2]", "invalid_options", None),
+    ]
+    for value, code, field in cases:
+        response = await client.post("/v1/jobs", data=form(document, handlers=value))
+        assert response.status == 422, (value, await response.text())
+        error = (await response.json())["error"]
+        assert error["code"] == code, (value, error)
+        if field is not None:
+            assert error["details"][0]["field"] == field, (value, error)
+    # A JSON body is checked the same way.
+    response = await client.post(
+        "/v1/jobs", json={"url": "https://example.com/a.pdf", "handlers": {"nosuch": {}}}
+    )
+    assert response.status == 422
+    assert (await response.json())["error"]["code"] == "unknown_handler"
+    listing = await (await client.get("/v1/jobs")).json()
+    assert listing["jobs"] == []
+    assert not (settings.data_dir / "jobs").exists() or not any(
+        (settings.data_dir / "jobs").iterdir()
+    )
+
+
+def test_labels_are_found_through_ocr_noise_and_values_beside_or_below_them() -> None:
+    def line(top: int, *words: tuple[str, int]) -> Line:
+        boxes = [
+            Word(text, 90.0, (left, top, left + 20 * len(text), top + 40)) for text, left in words
+        ]
+        return Line((boxes[0].bbox[0], top, boxes[-1].bbox[2], top + 40), tuple(boxes))
+
+    page = PageResult(
+        number=1,
+        method="ocr",
+        width=2550,
+        height=3300,
+        dpi=300,
+        text="",
+        lines=(
+            line(
+                100,
+                ("Invoce", 100),
+                ("Numbr:", 240),
+                ("INV-7731", 400),
+                ("Total:", 1500),
+                ("41.00", 1640),
+            ),
+            line(300, ("Ship", 100), ("to", 200)),
+            line(360, ("Rua", 100), ("Augusta", 180), ("12", 340), ("Other", 1500)),
+        ),
+    )
+    invoice = find([page], FieldSpec(name="n", label="Invoice Number"), 0.8)
+    assert invoice is not None and invoice.value == "INV-7731" and invoice.box[0] == 400
+    assert invoice.label_similarity is not None and invoice.label_similarity < 1
+    # The value beside stops where the next column starts.
+    assert "Total" not in invoice.value
+    ship = find([page], FieldSpec(name="s", label="Ship to:", position="below"), 0.8)
+    assert ship is not None and ship.value == "Rua Augusta 12"
+    total = find([page], FieldSpec(name="t", pattern=r"Total:\s*([\d.]+)"), 0.8)
+    assert total is not None and total.value == "41.00" and total.box[0] == 1640
+    assert find([page], FieldSpec(name="x", label="Signature"), 0.8) is None
+    assert find([page], FieldSpec(name="t", label="Total", region=(0, 0, 0.5, 1)), 0.8) is None
+    assert normalize("Naïve  Café:") == "naivecafe"
+
+
+def test_validate_reads_numbers_and_dates_as_forms_write_them() -> None:
+    assert number("$ 1,234.50") == 1234.5
+    assert number("1.234,50 EUR") == 1234.5
+    assert number("12,500") == 12500
+    assert number("n/a") is None
+    assert check(Rule(check="date", field="d"), "March 17, 1984") == (True, "")
+    assert check(Rule(check="date", field="d"), "17.03.1984") == (True, "")
+    assert check(Rule(check="date", field="d", before="1980-01-01"), "1984-03-17")[0] is False
+    assert check(Rule(check="required", field="d"), None) == (False, "missing")
+    assert check(Rule(check="one_of", field="d", values=["Yes"]), " yes ") == (True, "")
