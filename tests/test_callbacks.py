@@ -51,7 +51,9 @@ async def test_a_signed_callback_arrives_on_the_third_try(
     async with running_worker(own):
         url = str(server.make_url("/hook"))
         png = write_png(tmp_path / "p.png", ["call me back"])
-        job = await (await client.post("/v1/jobs", data=form(png, callback_url=url))).json()
+        spec = '{"fields": {"fields": [{"name": "who", "pattern": "call (\\\\w+)"}]}}'
+        sent = form(png, callback_url=url, handlers=spec)
+        job = await (await client.post("/v1/jobs", data=sent)).json()
         assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
         async with asyncio.timeout(30):
             while len(hook.received) < 3:
@@ -67,6 +69,9 @@ async def test_a_signed_callback_arrives_on_the_third_try(
     document = json.loads(body)
     assert document["id"] == job["id"] and document["state"] == "succeeded"
     assert document["outputs"]["text"].endswith(f"/v1/jobs/{job['id']}/outputs/text")
+    # The handlers' summaries come with it, and their outputs' links.
+    assert document["handlers"]["fields"]["summary"] == {"found": 1, "missing": []}
+    assert document["outputs"]["fields.json"].endswith(f"/v1/jobs/{job['id']}/outputs/fields.json")
     assert [a["error"] for a in final["callbacks"]] == ["HTTP 500", "HTTP 500", None]
 
 

@@ -51,9 +51,9 @@ async def test_an_email_arrives_when_the_job_is_done(
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
     async with running_worker(own):
         png = write_png(tmp_path / "letter.png", ["mail me"])
-        job = await (
-            await client.post("/v1/jobs", data=form(png, notify_email="ana@example.org"))
-        ).json()
+        spec = '{"validate": {"rules": [{"check": "pattern", "pattern": "mail", "name": "says mail"}]}}'
+        sent = form(png, notify_email="ana@example.org", handlers=spec)
+        job = await (await client.post("/v1/jobs", data=sent)).json()
         assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
         async with asyncio.timeout(20):
             while not inbox.messages:
@@ -68,6 +68,10 @@ async def test_an_email_arrives_when_the_job_is_done(
     }
     assert f"https://ocr.example/v1/jobs/{job['id']}" in parts["text/plain"]
     assert f'href="https://ocr.example/v1/jobs/{job["id"]}/outputs/text"' in parts["text/html"]
+    # A handler's summary is in the message, and its outputs are among the links.
+    verdict = 'validate: succeeded: {"passed": true, "rules": 1, "failed": []}'
+    assert verdict in parts["text/plain"]
+    assert "/outputs/report.html" in parts["text/html"]
 
 
 async def test_a_mail_server_that_is_down_does_not_fail_the_job(

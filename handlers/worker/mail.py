@@ -2,6 +2,7 @@
 arq job. A message that cannot be sent is recorded on the job; it never fails the job."""
 
 import html
+import json
 import logging
 from email.message import EmailMessage
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import aiosmtplib
 from arq import Retry
 
-from ocrflow.handlers.jobs.records import Job, now
+from ocrflow.handlers.jobs.records import HandlerRun, Job, now
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.settings import Settings
 from ocrflow.handlers.worker.context import SERVICES
@@ -27,7 +28,13 @@ def message_for(job: Job, settings: Settings) -> EmailMessage:
     message["Subject"] = f"ocrflow: {job.source.filename} {job.state}"
     message["From"] = settings.smtp_from
     message["To"] = str(job.notify_email)
-    message.set_content(f"Job {job.id} ({job.source.filename}) {job.state}: {outcome}.\n\n{link}\n")
+    steps = [(name, handler_line(run)) for name, run in job.handlers.items()]
+    plain = "".join(f"{name}: {line}\n" for name, line in steps)
+    message.set_content(
+        f"Job {job.id} ({job.source.filename}) {job.state}: {outcome}.\n\n"
+        + (plain + "\n" if plain else "")
+        + f"{link}\n"
+    )
     links = "".join(
         f'<li><a href="{html.escape(f"{link}/outputs/{name}")}">{html.escape(name)}</a></li>'
         for name in job.outputs
@@ -35,10 +42,22 @@ def message_for(job: Job, settings: Settings) -> EmailMessage:
     message.add_alternative(
         f'<p>Job <a href="{html.escape(link)}">{job.id}</a> '
         f"({html.escape(job.source.filename)}) <b>{job.state}</b>: {html.escape(outcome)}.</p>"
-        f"<ul>{links}</ul>",
+        + "".join(
+            f"<p><b>{html.escape(name)}</b>: {html.escape(line)}</p>" for name, line in steps
+        )
+        + f"<ul>{links}</ul>",
         subtype="html",
     )
     return message
+
+
+def handler_line(run: HandlerRun) -> str:
+    """A handler's run in a line: its state, then its summary or its error."""
+    if run.error is not None:
+        return f"{run.state}: {run.error.code}: {run.error.message}"
+    if run.summary is not None:
+        return f"{run.state}: {json.dumps(run.summary, ensure_ascii=False)[:1000]}"
+    return run.state
 
 
 async def send_email(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
