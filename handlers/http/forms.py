@@ -328,11 +328,13 @@ def parse_handlers(fields: dict[str, list[str]], allow_list: tuple[str, ...]) ->
     """The handlers a job runs after recognition, each allowed and its parameters checked."""
     if "handlers" not in fields:
         return {}
-    raw = fields["handlers"][-1]
-    if len(raw.encode()) > MAX_METADATA_BYTES:
+    # Checked first (a field is at most 64 KiB, a JSON body 1 MiB), then held to the size
+    # the job record keeps.
+    checked = registry.check_requests(registry.parse_requests(fields["handlers"][-1]), allow_list)
+    if len(json.dumps(checked)) > MAX_METADATA_BYTES:
         message = f"`handlers` is larger than {MAX_METADATA_BYTES // 1024} KiB"
         raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
-    return registry.check_requests(registry.parse_requests(raw), allow_list)
+    return checked
 
 
 def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 The job document's schema comes from the models themselves, so the description cannot drift
 from what the service sends; the operations are listed here, next to their error codes."""
 
+import logging
 from functools import cache
 from typing import Any
 
@@ -10,10 +11,13 @@ from aiohttp import web
 
 from ocrflow.handlers.http.auth import public
 from ocrflow.handlers.http.jobs import LIST_LIMIT
+from ocrflow.handlers.http.state import SERVICES
 from ocrflow.handlers.jobs.records import Job, JobState, Priority
+from ocrflow.handlers.plugins import registry
 from ocrflow.pipeline.options import OUTPUTS, PSMS, OcrOptions, installed_languages
 from ocrflow.pipeline.outputs import FILENAMES
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 JSON = "application/json"
@@ -84,7 +88,45 @@ def _body(properties: dict[str, Any], required: list[str] | None = None) -> dict
     return schema | ({"required": required} if required else {})
 
 
-def _option_properties(*, json_body: bool) -> dict[str, Any]:
+def _handler_schemas(allow_list: tuple[str, ...]) -> dict[str, Any]:
+    """The schemas of the parameters of each handler jobs may name, by component name."""
+    schemas: dict[str, Any] = {}
+    for name in registry.allowed(allow_list):
+        try:
+            handler = registry.load(name)
+        except Exception:  # a plug-in that cannot load is left out, and the log says why
+            log.exception("handler %r cannot be loaded", name)
+            continue
+        template = f"#/components/schemas/{name}.{{model}}"
+        schema = handler.params.model_json_schema(ref_template=template)
+        for model, part in schema.pop("$defs", {}).items():
+            schemas[f"{name}.{model}"] = part
+        schemas[_handler_schema(name)] = schema | {"description": handler.description}
+    return schemas
+
+
+def _handlers_property(handlers: list[str], *, json_body: bool) -> dict[str, Any]:
+    """The handlers a job may name, each with its parameters' schema."""
+    about = (
+        "handlers to run after recognition, in order, with their parameters; "
+        f"available: {', '.join(handlers) or 'none'}"
+    )
+    if not json_body:
+        return {"type": "string", "description": about + " (a JSON object, or names)"}
+    by_name = {
+        "type": "object",
+        "properties": {name: _ref(_handler_schema(name)) for name in handlers},
+        "additionalProperties": False,
+    }
+    names = {"type": "array", "items": {"type": "string", "enum": list(handlers)}}
+    return {"anyOf": [by_name, names], "description": about}
+
+
+def _handler_schema(name: str) -> str:
+    return f"HandlerParams_{name}"
+
+
+def _option_properties(*, json_body: bool, handlers: list[str]) -> dict[str, Any]:
     """The job's fields as a form sends them (lists comma-separated, the rest as text), or as
     JSON (metadata as an object)."""
     installed = sorted(installed_languages())
@@ -105,6 +147,7 @@ def _option_properties(*, json_body: bool) -> dict[str, Any]:
         "rescale": {"type": "boolean"},
         "priority": {"type": "string", "enum": [p.value for p in Priority]},
         "metadata": metadata,
+        "handlers": _handlers_property(handlers, json_body=json_body),
         "callback_url": {"type": "string", "format": "uri"},
         "notify_email": {"type": "string", "format": "email"},
         "notify": {"type": "boolean", "description": "e-mail the address in the caller's JWT"},
@@ -115,7 +158,7 @@ def _option_properties(*, json_body: bool) -> dict[str, Any]:
     return {name: {"anyOf": [schema, {"type": "null"}]} for name, schema in properties.items()}
 
 
-def _operations() -> dict[str, Any]:
+def _operations(handlers: list[str]) -> dict[str, Any]:
     job = _ok(200, "the job", _ref("Job"))
     accepted = {
         "202": {
@@ -126,11 +169,17 @@ def _operations() -> dict[str, Any]:
     }
     idempotency = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
     form = _body(
-        {"file": {"type": "string", "format": "binary"}, **_option_properties(json_body=False)},
+        {
+            "file": {"type": "string", "format": "binary"},
+            **_option_properties(json_body=False, handlers=handlers),
+        },
         required=["file"],
     )
     by_url = _body(
-        {"url": {"type": "string", "format": "uri"}, **_option_properties(json_body=True)},
+        {
+            "url": {"type": "string", "format": "uri"},
+            **_option_properties(json_body=True, handlers=handlers),
+        },
         required=["url"],
     )
     stream = {"description": "server-sent events", "content": {"text/event-stream": {}}}
@@ -214,7 +263,10 @@ def _operations() -> dict[str, Any]:
                         "name": "name",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "enum": sorted(FILENAMES)},
+                        "schema": {"type": "string"},
+                        "description": "an OCR output's name ("
+                        + ", ".join(sorted(FILENAMES))
+                        + ") or the file name of a handler's output (fields.json)",
                     },
                 ],
                 "responses": {
@@ -263,7 +315,11 @@ def _operations() -> dict[str, Any]:
                     idempotency,
                 ],
                 "requestBody": {
-                    "content": {JSON: {"schema": _body(_option_properties(json_body=True))}}
+                    "content": {
+                        JSON: {
+                            "schema": _body(_option_properties(json_body=True, handlers=handlers))
+                        }
+                    }
                 },
                 "responses": {
                     **accepted,
@@ -325,8 +381,10 @@ def _operations() -> dict[str, Any]:
 
 
 @cache
-def document() -> dict[str, Any]:
-    schemas: dict[str, Any] = {}
+def document(allow_list: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The API as this service runs it: the handlers its settings allow, with their parameters."""
+    schemas: dict[str, Any] = _handler_schemas(allow_list)
+    handlers = [name for name in registry.allowed(allow_list) if _handler_schema(name) in schemas]
     job = Job.model_json_schema(ref_template=REF, mode="serialization")
     schemas.update(job.pop("$defs", {}))
     schemas["Job"] = job
@@ -377,7 +435,7 @@ def document() -> dict[str, Any]:
             "description": "Documents in; text, JSON, hOCR, CSV and searchable PDF out.",
         },
         "security": [{"bearer": []}, {"apiKey": []}, {}],
-        "paths": _operations(),
+        "paths": _operations(handlers),
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -397,4 +455,4 @@ def document() -> dict[str, Any]:
 @routes.get("/openapi.json")
 @public
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    return web.json_response(document(request.app[SERVICES].settings.handlers))

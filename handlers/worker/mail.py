@@ -42,9 +42,7 @@ def message_for(job: Job, settings: Settings) -> EmailMessage:
     message.add_alternative(
         f'<p>Job <a href="{html.escape(link)}">{job.id}</a> '
         f"({html.escape(job.source.filename)}) <b>{job.state}</b>: {html.escape(outcome)}.</p>"
-        + "".join(
-            f"<p><b>{html.escape(name)}</b>: {html.escape(line)}</p>" for name, line in steps
-        )
+        + "".join(f"<p><b>{html.escape(name)}</b>: {html.escape(line)}</p>" for name, line in steps)
         + f"<ul>{links}</ul>",
         subtype="html",
     )
