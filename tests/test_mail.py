@@ -1,6 +1,7 @@
 """E-mail on completion through a real SMTP server (aiosmtpd); a dead server fails nothing."""
 
 import asyncio
+import json
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -51,7 +52,8 @@ async def test_an_email_arrives_when_the_job_is_done(
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
     async with running_worker(own):
         png = write_png(tmp_path / "letter.png", ["mail me"])
-        spec = '{"validate": {"rules": [{"check": "pattern", "pattern": "mail", "name": "says mail"}]}}'
+        rule = {"check": "pattern", "pattern": "mail", "name": "says mail"}
+        spec = json.dumps({"validate": {"rules": [rule]}})
         sent = form(png, notify_email="ana@example.org", handlers=spec)
         job = await (await client.post("/v1/jobs", data=sent)).json()
         assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
