@@ -52,8 +52,12 @@ async def test_bulk_submission_with_manifest_and_resume(
     out = tmp_path / "out"
     base = str(server.make_url("/")).rstrip("/")
 
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"fields": [{"name": "number", "label": "Receipt"}]}))
     code, stdout, _ = await run_submit(
-        str(inbox), "--server", base, "--out", str(out), "--outputs", "text,json", "-c", "2"
+        str(inbox),
+        *("--server", base, "--out", str(out), "--outputs", "text,json", "-c", "2"),
+        *("--handler", f"fields=@{spec}"),
     )
     assert code == 1, stdout  # notes.txt failed
     assert f"failed: {inbox / 'notes.txt'}: unsupported_media_type: " in stdout  # named
@@ -71,6 +75,10 @@ async def test_bulk_submission_with_manifest_and_resume(
     assert (out / "receipt.txt").read_text().split() == ["Receipt", "one"]
     assert (out / "2026" / "march" / "letter.txt").read_text().split() == ["Letter", "page"]
     assert json.loads((out / "2026" / "march" / "letter.json").read_text())["page_count"] == 1
+    # The handler's outputs come down beside the document's own.
+    found = json.loads((out / "receipt.fields.json").read_text())["fields"]
+    assert found["number"]["value"] == "one"
+    assert (out / "receipt.fields.csv").read_text().startswith("field,value,")
 
     code, stdout, _ = await run_submit(str(inbox), "--server", base, "--out", str(out))
     assert code == 1
@@ -137,6 +145,10 @@ async def test_submit_says_what_is_wrong_up_front_with_an_exit_code_to_match(
     assert code == 2 and "the server refuses these options" in err and "docx" in err
     code, _, err = await submit("-l", "xx_nope")
     assert code == 2 and "xx_nope" in err
+    code, _, err = await submit("--handler", "fields={nope")
+    assert code == 2 and "--handler: the parameters of fields are not JSON" in err
+    code, _, err = await submit("--handler", "nosuch")
+    assert code == 2 and "nosuch" in err
     code, out, err = await submit("--dpi", "150", "--force-ocr", "--psm", "6")
     assert code == 0, out + err
     (line,) = manifest_lines(tmp_path / "m.jsonl")

@@ -155,6 +155,14 @@ def _add_submit_parser(commands: Any) -> None:
         "--force-ocr", action="store_true", help="OCR pages that carry a text layer too"
     )
     submit.add_argument("--priority", choices=PRIORITIES, help="(default: normal)")
+    submit.add_argument(
+        "--handler",
+        action="append",
+        metavar="NAME[=PARAMS]",
+        help="run a handler after recognition, with its parameters as JSON or @FILE.json; "
+        "repeat for several, in the order they run (e.g. --handler fields=@spec.json "
+        "--handler validate=@rules.json)",
+    )
     submit.add_argument("--url-list", type=Path, help="a file of URLs, one a line ('#' comments)")
     submit.add_argument(
         "--manifest",

@@ -8,6 +8,7 @@ async with OcrflowClient("http://127.0.0.1:8080") as client:
 
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -61,7 +62,14 @@ class OcrflowClient:
         assert self._session is not None, "use the client as `async with`"
         return self._session
 
-    async def submit_file(self, path: Path, **fields: str) -> dict[str, Any]:
+    async def submit_file(
+        self, path: Path, *, handlers: Mapping[str, Any] | str | None = None, **fields: str
+    ) -> dict[str, Any]:
+        """Upload a file as a job; `fields` are the job's options as form fields, `handlers` the
+        handlers to run after recognition (name -> parameters, in order; or that as JSON)."""
+        if handlers is not None:
+            fields["handlers"] = handlers if isinstance(handlers, str) else json.dumps(handlers)
+
         def form() -> aiohttp.FormData:
             data = aiohttp.FormData()
             for name, value in fields.items():
@@ -71,7 +79,12 @@ class OcrflowClient:
 
         return await self._post_until_accepted("/v1/jobs", form)
 
-    async def submit_url(self, url: str, **fields: Any) -> dict[str, Any]:
+    async def submit_url(
+        self, url: str, *, handlers: Mapping[str, Any] | str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A job for a document at `url`; `fields` and `handlers` as for `submit_file`."""
+        if handlers is not None:
+            fields["handlers"] = handlers if isinstance(handlers, str) else dict(handlers)
         return await self._post_until_accepted("/v1/jobs", lambda: {"url": url, **fields})
 
     async def _post_until_accepted(self, path: str, body: Any) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from ocrflow.handlers.client.api import ApiFailure, OcrflowClient
 # Exit codes scripts can rely on (`ocrflow submit --help` lists them).
 ALL_DONE, SOME_FAILED, BAD_INPUT, UNREACHABLE = 0, 1, 2, 3
 # Refusals that would meet every file alike: the run stops at the first one.
-REFUSED_OPTIONS = frozenset({"invalid_options", "unsupported_language"})
+REFUSED_OPTIONS = frozenset(
+    {"invalid_options", "unsupported_language", "unknown_handler", "invalid_handler_params"}
+)
 SUMMARY_FAILURES = 20
 
 
