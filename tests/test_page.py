@@ -1,5 +1,6 @@
 """The web page in a real headless Chromium: upload a document, watch it, get the links."""
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,13 @@ from playwright.async_api import async_playwright
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
 from ocrflow.handlers.settings import Settings
-from tests.support import start_worker, stop_worker, write_image_pdf, write_png
+from tests.support import (
+    running_worker,
+    start_worker,
+    stop_worker,
+    write_image_pdf,
+    write_png,
+)
 
 CHROMIUM = shutil.which("chromium")
 # As root, in a machine with no network: no sandbox, and none of Chromium's own traffic.
@@ -50,6 +57,39 @@ async def test_upload_through_the_page_and_get_the_outputs(
             recent = page.locator("#recent tr", has_text="letter.pdf")
             await recent.wait_for(timeout=10_000)
             assert "succeeded" in await recent.inner_text()
+        finally:
+            await browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup")
+async def test_handlers_asked_on_the_page_show_their_state_and_outputs(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    own = settings.model_copy(update={"handlers": ("fields", "validate", "raises")})
+    client = await aiohttp_client(create_app(own))
+    png = write_png(tmp_path / "invoice.png", ["Invoice number: 4417", "Total due: 12.50"])
+    handlers = {
+        "fields": {"fields": [{"name": "invoice", "label": "Invoice number"}]},
+        "raises": {},
+    }
+    async with async_playwright() as playwright, running_worker(own):
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(str(client.make_url("/")))
+            await page.click("summary")
+            await page.locator("#available", has_text="fields, raises, validate").wait_for()
+            await page.fill("#handlers", json.dumps(handlers))
+            await page.set_input_files("#pick", str(png))
+            card = page.locator(".job.succeeded")
+            await card.wait_for(timeout=60_000)
+            steps = await card.locator(".steps li").all_inner_texts()
+            assert steps[0] == 'fields: succeeded — {"found":1,"missing":[]}'
+            assert steps[1].startswith("raises: failed — handler_failed: ValueError: invoice.png")
+            names = await card.locator(".links a").all_inner_texts()
+            assert sorted(names) == ["fields.csv", "fields.json", "json", "pdf", "text"]
+            recent = page.locator("#recent tr", has_text="invoice.png")
+            await recent.locator(".steps li.failed", has_text="raises: failed").wait_for()
         finally:
             await browser.close()
 

@@ -107,12 +107,14 @@ def _handler_schemas(allow_list: tuple[str, ...]) -> dict[str, Any]:
 
 def _handlers_property(handlers: list[str], *, json_body: bool) -> dict[str, Any]:
     """The handlers a job may name, each with its parameters' schema."""
-    about = (
-        "handlers to run after recognition, in order, with their parameters; "
-        f"available: {', '.join(handlers) or 'none'}"
-    )
+    available = f"available: {', '.join(handlers) or 'none'}"
     if not json_body:
-        return {"type": "string", "description": about + " (a JSON object, or names)"}
+        about = (
+            "handlers to run after recognition, in order: a JSON object of names to their "
+            f"parameters, or names separated by commas; {available}"
+        )
+        return {"type": "string", "description": about}
+    about = f"handlers to run after recognition, in order, with their parameters; {available}"
     by_name = {
         "type": "object",
         "properties": {name: _ref(_handler_schema(name)) for name in handlers},
