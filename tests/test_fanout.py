@@ -77,13 +77,19 @@ async def test_a_document_read_in_three_ranges_is_one_job_with_the_unsplit_outpu
     for tag, pages in (("split", 2), ("whole", 0)):
         own = split_settings(settings, pages)
         client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
-        job = await (await submit(client, pdf, outputs="text,json,csv,pdf")).json()
+        # The handlers run once, on the merged result, wherever its ranges were read.
+        spec = {"fields": [{"name": "exhibit", "label": "Exhibit", "pages": "5"}]}
+        asked = json.dumps({"fields": spec})
+        job = await (await submit(client, pdf, outputs="text,json,csv,pdf", handlers=asked)).json()
         events = client.get(f"/v1/jobs/{job['id']}/events")
         async with running_worker(own):
             final = await wait_for_job(client, job["id"])
             seen = [event async for event in read_events(await events)]
         assert final["state"] == "succeeded", final["error"]
         assert final["progress"]["pages_done"] == 6 and final["attempt"] == 1
+        assert final["handlers"]["fields"]["summary"] == {"found": 1, "missing": []}
+        fields = await client.get(f"/v1/jobs/{job['id']}/outputs/fields.json")
+        assert (await fields.json())["fields"]["exhibit"]["value"] == "35 filed"
         found[tag] = await outputs_of(client, final, tmp_path, tag), seen
         if tag == "split":  # three ranges and a merge ran, each its own arq job
             units = ["1-2", "3-4", "5-6", "merge"]

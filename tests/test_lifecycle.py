@@ -109,13 +109,19 @@ async def test_a_failed_job_can_be_retried_and_a_finished_one_cannot(
 async def test_a_cancelled_job_retried_runs_to_the_end(
     client: TestClient[Any, Any], worker: Worker, tmp_path: Path
 ) -> None:
-    job = await (await submit(client, long_pdf(tmp_path / "long.pdf", pages=2))).json()
+    document = long_pdf(tmp_path / "long.pdf", pages=2)
+    rules = '{"validate": {"rules": [{"check": "required"}]}}'  # the document has text
+    job = await (await submit(client, document, handlers=rules)).json()
     await client.post(f"/v1/jobs/{job['id']}/cancel")
-    assert (await wait_for_job(client, job["id"]))["state"] == "cancelled"
+    cancelled = await wait_for_job(client, job["id"])
+    assert cancelled["state"] == "cancelled"
     assert (await client.post(f"/v1/jobs/{job['id']}/retry")).status == 202
     final = await wait_for_job(client, job["id"])
     assert final["state"] == "succeeded"
     assert final["progress"]["pages_done"] == 2
+    assert cancelled["handlers"]["validate"]["state"] == "pending"  # cancelled before it ran
+    # The retry runs the handlers too.
+    assert final["handlers"]["validate"]["summary"] == {"passed": True, "rules": 1, "failed": []}
     # A retry is accepted again: ended jobs never outnumber accepted ones.
     counts = (await (await client.get("/v1/status")).json())["jobs"]
     assert counts == {"accepted": 2, "cancelled": 1, "succeeded": 1}
