@@ -197,6 +197,7 @@ def _labels(lines: Sequence[Line], labels: Iterable[str], min_similarity: float)
         if not wanted:
             continue
         count = max(1, len(label.split()))
+        matcher = SequenceMatcher(None, b=wanted, autojunk=False)  # b is the one it indexes
         for index, line in enumerate(lines):
             words = [normalize(word.text) for word in line.words]
             for start in range(len(words)):
@@ -205,7 +206,13 @@ def _labels(lines: Sequence[Line], labels: Iterable[str], min_similarity: float)
                     seen = "".join(words[start:end])
                     if not seen:
                         continue
-                    similarity = SequenceMatcher(None, wanted, seen, autojunk=False).ratio()
+                    matcher.set_seq1(seen)
+                    # The cheap upper bounds first: most runs of words are nothing like it.
+                    if matcher.real_quick_ratio() < min_similarity:
+                        continue
+                    if matcher.quick_ratio() < min_similarity:
+                        continue
+                    similarity = matcher.ratio()
                     if similarity >= min_similarity:
                         found.append(_Label(round(similarity, 3), index, start, end))
     found.sort(key=lambda label: (-label.similarity, label.line, label.start))

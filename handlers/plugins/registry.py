@@ -95,7 +95,16 @@ def check_requests(requests: Mapping[str, Any], allow_list: tuple[str, ...]) -> 
                 f"no handler named {name!r} may run here (available: {available})",
                 details=[{"field": f"handlers.{name}", "message": "unknown handler"}],
             )
-        handler = load(name)
+        try:
+            handler = load(name)
+        except OcrflowError:
+            raise
+        except Exception as exc:  # installed, but its package is broken: say so, not a 500
+            log.exception("handler %r cannot be loaded", name)
+            raise OcrflowError(
+                ErrorCode.UNKNOWN_HANDLER,
+                f"handler {name!r} is installed but cannot be loaded: {type(exc).__name__}",
+            ) from exc
         try:
             # Strictly, as JSON: what the OpenAPI document describes is what is taken.
             text = json.dumps({} if params is None else params)

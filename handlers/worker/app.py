@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from ocrflow.handlers.jobs import queue, redis_keys
 from ocrflow.handlers.jobs.services import open_services
+from ocrflow.handlers.plugins import registry
 from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.runtime.tasks import Supervised, health_of
 from ocrflow.handlers.settings import Settings
@@ -42,6 +43,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     tasks["reaper"] = Supervised("reaper", lambda: reap_forever(services)).start()
     ctx[POOL] = pool = OcrPool(settings.pool_processes, memory_limit=settings.pool_memory_limit)
     await _warm(pool, settings)
+    allowed = registry.allowed(settings.handlers)
+    log.info("handlers jobs may name: %s", ", ".join(allowed) or "none")
     tasks["sweeper"] = Supervised("sweeper", lambda: sweep_forever(services)).start()
 
     def beat() -> Any:
