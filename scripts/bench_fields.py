@@ -26,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocrflow.handlers.plugins.child import pages_from_result
 from ocrflow.handlers.plugins.fields import FieldSpec, find
+from ocrflow.pipeline.result import PageResult
 from scripts.fixtures.corpus import FormEntry, Style, available_fonts, form_page, write_scan_pdf
 
+OCR = [sys.executable, "-m", "ocrflow", "ocr", "-q", "--outputs", "json"]
 FIRST = ["Maria", "John", "Aiko", "Pierre", "Olga", "Kwame", "Lucia", "Henrik", "Sara", "Tomas"]
 LAST = ["Lopez", "Smith", "Tanaka", "Dubois", "Ivanova", "Mensah", "Rossi", "Larsen", "Cohen"]
 CITIES = ["Lisbon", "Chicago", "Osaka", "Lyon", "Accra", "Bergen", "Turin", "Haifa", "Austin"]
@@ -67,11 +69,12 @@ class Form:
     truth: dict[str, tuple[int, int, int, int]]  # on the upright page as drawn
     size: tuple[int, int]  # that page's width and height
 
-    def box(self, label: str, width: int, height: int) -> tuple[int, int, int, int]:
-        """Where the value is on the page as read (`width` x `height`): scaled to the dpi it
-        was read at, centred as levelling (which grows the page) leaves it."""
-        scale = min(width / self.size[0], height / self.size[1])
-        dx, dy = (width - self.size[0] * scale) / 2, (height - self.size[1] * scale) / 2
+    def box(self, label: str, page: PageResult) -> tuple[int, int, int, int]:
+        """Where the value is on the page as read: scaled to the dpi it was read at (the forms
+        are drawn at 300), centred as turning and levelling (which grow the page) leave it."""
+        scale = page.dpi / 300
+        dx = (page.width - self.size[0] * scale) / 2
+        dy = (page.height - self.size[1] * scale) / 2
         left, top, right, bottom = self.truth[label]
         return (
             round(left * scale + dx),
@@ -138,8 +141,7 @@ def main() -> None:
         forms = make_forms(root / "in", args.forms, args.seed)
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "ocrflow", "ocr", "-q", "--outputs", "json"]
-            + [str(root / "in"), str(root / "out")],
+            [*OCR, str(root / "in"), str(root / "out")],
             check=True,
             env={**os.environ, "OMP_THREAD_LIMIT": "1"},
         )
@@ -169,7 +171,7 @@ def main() -> None:
                         f"{found.value!r} for {entry.value!r}"
                     )
                 page = pages[found.page - 1]
-                if overlaps(found.box, form.box(entry.label, page.width, page.height)):
+                if overlaps(found.box, form.box(entry.label, page)):
                     row[2] += 1
         found_seconds = time.perf_counter() - started
     print(f"{len(forms)} forms, {sum(r[0] for r in rows.values())} fields")

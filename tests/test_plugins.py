@@ -312,6 +312,17 @@ def test_labels_are_found_through_ocr_noise_and_values_beside_or_below_them() ->
     assert find([page], FieldSpec(name="x", label="Signature"), 0.8) is None
     assert find([page], FieldSpec(name="t", label="Total", region=(0, 0, 0.5, 1)), 0.8) is None
     assert normalize("Naïve  Café:") == "naivecafe"
+    # Tesseract split the label's line where its baseline wavered: the value is on a line of
+    # its own, at the label's height.
+    split = replace(
+        page,
+        lines=(
+            line(500, ("Date", 100), ("of", 200), ("birtl", 260)),
+            line(502, (":", 380), ("2005-05-04", 420)),
+        ),
+    )
+    born = find([split], FieldSpec(name="b", label="Date of birth"), 0.8)
+    assert born is not None and born.value == "2005-05-04" and born.box[0] == 420
 
 
 def test_validate_reads_numbers_and_dates_as_forms_write_them() -> None:

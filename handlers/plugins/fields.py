@@ -229,29 +229,39 @@ def _by_label(
     for label in _labels(lines, spec.labels, min_similarity):
         places = ("right", "below") if spec.position == "auto" else (spec.position,)
         for place in places:
-            words = (
-                _right_of(lines[label.line], label.end)
-                if place == "right"
-                else _below(lines, label)
-            )
+            words = _right_of(lines, label) if place == "right" else _below(lines, label)
             found = _value(page, words, pattern, label.similarity)
             if found is not None:
                 return found
     return None
 
 
-def _right_of(line: Line, end: int) -> list[Word]:
-    """The words after the label on its line, up to a gap that starts another column."""
+def _right_of(lines: Sequence[Line], label: _Label) -> list[Word]:
+    """The words after the label at its height, up to a gap that starts another column. They
+    may sit on lines of their own: Tesseract splits a line where its baseline wavers."""
+    line = lines[label.line]
     height = max(1, line.bbox[3] - line.bbox[1])
+    top, bottom = line.words[label.start].bbox[1], line.words[label.end - 1].bbox[3]
+    end = line.words[label.end - 1].bbox[2]
+    beside = [*line.words[label.end :]]
+    for index, other in enumerate(lines):
+        if index != label.line and _same_height(other.bbox, top, bottom):
+            beside.extend(word for word in other.words if word.bbox[0] >= end)
+    beside.sort(key=lambda word: word.bbox[0])
     words: list[Word] = []
-    previous = line.words[end - 1].bbox[2]
-    for word in line.words[end:]:
+    previous = end
+    for word in beside:
         if word.bbox[0] - previous > COLUMN_GAP * height:
             break
         if words or normalize(word.text):  # a lone ':' after the label is not the value
             words.append(word)
         previous = word.bbox[2]
     return words
+
+
+def _same_height(box: Box, top: int, bottom: int) -> bool:
+    """Whether a box's middle lies between `top` and `bottom`."""
+    return top <= (box[1] + box[3]) / 2 <= bottom
 
 
 def _below(lines: Sequence[Line], label: _Label) -> list[Word]:
