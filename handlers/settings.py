@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # Who may ask for priority=high ("key:ops", "jwt:<sub>", or "*"): with authentication on,
     # only these; without it, everyone (the one caller is `anonymous`).
     high_priority_callers: Annotated[tuple[str, ...], NoDecode] = ()
+    # Callers (`key:NAME`, `jwt:SUBJECT`) who see every caller's jobs on /dashboard; with no
+    # authentication configured, every caller (one, on a trusted machine) is an operator.
+    admin_callers: Annotated[tuple[str, ...], NoDecode] = ()
 
     rate_limit: float = Field(default=50.0, ge=0)  # requests a second per caller; 0: no limit
     rate_burst: int = Field(default=200, gt=0)
@@ -156,6 +159,7 @@ class Settings(BaseSettings):
         "api_keys",
         "monitoring_networks",
         "high_priority_callers",
+        "admin_callers",
         "handlers",
         mode="before",
     )

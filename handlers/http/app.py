@@ -5,7 +5,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ocrflow.handlers.http import feeds, jobs, monitoring, openapi, uploads, webhooks
+from ocrflow.handlers.http import (
+    feeds,
+    jobs,
+    monitoring,
+    openapi,
+    operators,
+    uploads,
+    webhooks,
+)
 from ocrflow.handlers.http.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from ocrflow.handlers.http.errors import error_middleware
 from ocrflow.handlers.http.forms import JSON_BODY_LIMIT
@@ -24,7 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     app[AUTHENTICATOR] = Authenticator(settings)
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_stop_feeds)
-    for module in (jobs, feeds, monitoring, webhooks, uploads, openapi):
+    for module in (jobs, feeds, monitoring, operators, webhooks, uploads, openapi):
         app.add_routes(module.routes)
     return app
 

@@ -26,7 +26,7 @@ CALLER = web.RequestKey("caller", str)
 NOTIFY_EMAIL = web.RequestKey("notify_email", str)
 # The event feeds accept the token as `?access_token=`: a browser's EventSource cannot send
 # headers. Nowhere else, so keys stay out of access logs for everything but those streams.
-QUERY_TOKEN_ROUTES = frozenset({"job_events", "all_events"})
+QUERY_TOKEN_ROUTES = frozenset({"job_events", "all_events", "operator_events"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
@@ -42,6 +42,18 @@ def monitoring(handler: H) -> H:
     """For operators: the monitoring token, or a request from a monitoring network."""
     handler.ocrflow_access = "monitoring"  # type: ignore[attr-defined]
     return handler
+
+
+def operator(handler: H) -> H:
+    """For operators: an authenticated caller named in OCRFLOW_ADMIN_CALLERS (anyone, when
+    ocrflow authenticates no one)."""
+    handler.ocrflow_access = "operator"  # type: ignore[attr-defined]
+    return handler
+
+
+def is_operator(request: web.Request) -> bool:
+    settings = request.app[SERVICES].settings
+    return not settings.authenticated or request[CALLER] in settings.admin_callers
 
 
 def signed(handler: H) -> H:
@@ -208,7 +220,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             "monitoring needs OCRFLOW_MONITORING_TOKEN or a request from "
             "OCRFLOW_MONITORING_NETWORKS",
         )
-    if access == "caller":
+    if access in ("caller", "operator"):
         route_name = request.match_info.route.name
         token = _token(request, query=route_name in QUERY_TOKEN_ROUTES)
         try:
@@ -220,4 +232,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if identity.email:
             request[NOTIFY_EMAIL] = identity.email
         await request.app[SERVICES].limits.check_rate(identity.caller)
+        if access == "operator" and not is_operator(request):
+            raise OcrflowError(
+                ErrorCode.FORBIDDEN,
+                f"{identity.caller} is not an operator (OCRFLOW_ADMIN_CALLERS names them)",
+            )
     return await handler(request)

@@ -61,6 +61,9 @@ class Subscription:
         return self._items.pop(0)
 
 
+EVERYONE = "**"  # the topic of operators' feeds: every caller's events (no owner is "*")
+
+
 def _all_of(owner: str) -> str:
     return "*" + owner  # job ids start with "j_", so no topic is both
 
@@ -94,9 +97,12 @@ class EventHub:
         await self._listener.stop()
 
     @contextlib.contextmanager
-    def subscribe(self, job_id: str | None, owner: str, *, most: int = 0) -> Iterator[Subscription]:
-        """Events of one job (or, for None, of all `owner`'s jobs) while the block runs; with
-        `most`, refused (`too_many_streams`) when `owner` holds that many already."""
+    def subscribe(
+        self, job_id: str | None, owner: str, *, most: int = 0, everyone: bool = False
+    ) -> Iterator[Subscription]:
+        """Events of one job (or, for None, of all `owner`'s jobs; with `everyone`, of every
+        caller's) while the block runs; with `most`, refused (`too_many_streams`) when `owner`
+        holds that many already."""
         if most and self._streams[owner] >= most:
             raise OcrflowError(
                 ErrorCode.TOO_MANY_STREAMS,
@@ -104,7 +110,7 @@ class EventHub:
                 retry_after=STREAMS_RETRY_AFTER,
             )
         subscription = Subscription(job_id)
-        topic = job_id or _all_of(owner)
+        topic = EVERYONE if everyone else job_id or _all_of(owner)
         self._subscriptions.setdefault(topic, set()).add(subscription)
         self._streams[owner] += 1
         try:
@@ -160,6 +166,8 @@ class EventHub:
         job_stream_id, all_stream_id = ids.split(" ")
         event = decode_event(job_stream_id, raw)
         for subscription in self._subscriptions.get(event.job_id, ()):
+            subscription.offer(event)
+        for subscription in self._subscriptions.get(EVERYONE, ()):
             subscription.offer(event)
         everyone = self._subscriptions.get(_all_of(json.loads(owner)))
         if everyone:

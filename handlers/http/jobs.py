@@ -9,7 +9,7 @@ from aiohttp import web
 from yarl import URL
 
 from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.http.auth import NOTIFY_EMAIL, caller
+from ocrflow.handlers.http.auth import NOTIFY_EMAIL, caller, is_operator
 from ocrflow.handlers.http.forms import (
     JsonSubmission,
     Upload,
@@ -274,7 +274,7 @@ async def job_or_404(request: web.Request) -> Job:
     """The caller's job; anyone else's is as absent as a job that never was."""
     job_id = request.match_info["job_id"]
     job = await request.app[SERVICES].jobs.get(job_id) if job_id.startswith("j_") else None
-    if job is None or job.owner != caller(request):
+    if job is None or (job.owner != caller(request) and not is_operator(request)):
         raise OcrflowError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r}")
     return job
 

@@ -79,6 +79,10 @@ local record, job_id = KEYS[1], plan.job_id
 redis.call('HSET', record, unpack(ARGV, 2))
 redis.call('EXPIRE', record, plan.retention)
 redis.call('ZADD', KEYS[2], 0, job_id)
+local clock = redis.call('TIME')
+local made = clock[1] * 1000 + math.floor(clock[2] / 1000)
+redis.call('ZADD', '{redis_keys.RECENT_JOBS}', made, job_id)
+redis.call('ZREMRANGEBYRANK', '{redis_keys.RECENT_JOBS}', 0, -{redis_keys.RECENT_JOBS_KEPT + 1})
 redis.call('ZREM', '{redis_keys.ADMITTING}', job_id)
 redis.call('HINCRBY', KEYS[5], 'jobs:accepted', 1)
 if plan.run then

@@ -122,6 +122,21 @@ class Job(BaseModel):
 _last_id = [0, 0]  # the millisecond and random part of this process's latest id
 
 
+def created_ms(job_id: str) -> int:
+    """When a job was made (ms since the epoch), from its id; 0 for an id `new_job_id` did not
+    make."""
+    digits = job_id[2:12]
+    if not job_id.startswith("j_") or len(digits) != 10:
+        return 0
+    value = 0
+    for char in digits:
+        index = _CROCKFORD.find(char)
+        if index < 0:
+            return 0
+        value = value * 32 + index
+    return value
+
+
 def new_job_id() -> str:
     """`j_` + a sortable timestamp + randomness: ids of later jobs sort later. Within one
     millisecond the random part only grows (as ULID's monotonic mode does), so a burst of ids

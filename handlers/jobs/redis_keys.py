@@ -42,6 +42,12 @@ UPLOAD_PREFIX = "ocrflow:upload:"
 S3_EVENT_PREFIX = "ocrflow:s3event:"
 # Counters, worker heartbeats, and the lock that lets one worker sweep storage each round.
 STATS = "ocrflow:stats"
+# Every caller's newest jobs, for operators (the dashboard): capped, newest kept.
+RECENT_JOBS = "ocrflow:recent-jobs"
+RECENT_JOBS_KEPT = 5000
+# Per minute: jobs ended (by state) and pages read; kept two hours, for the dashboard's chart.
+THROUGHPUT_PREFIX = "ocrflow:throughput:"
+THROUGHPUT_KEEP = 2 * 3600
 WORKER_PREFIX = "ocrflow:worker:"
 SWEEP_LOCK = "ocrflow:sweep"
 
@@ -87,3 +93,8 @@ def unit(job_id: str, part: str) -> str:
 
 def range_arq_id(job_id: str, run: int, part: str) -> str:
     return f"{job_id}:{run}:{part}"
+
+
+def throughput_key(minute: int) -> str:
+    """The counts of one minute (minutes since the epoch)."""
+    return f"{THROUGHPUT_PREFIX}{minute}"

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from ocrflow.handlers.jobs import redis_keys
 from ocrflow.handlers.jobs.queue import PRIORITY_HEAD_START
-from ocrflow.handlers.jobs.records import Priority
+from ocrflow.handlers.jobs.records import Priority, created_ms
 from ocrflow.pipeline.result import PageResult
 
 PAGE_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
@@ -25,6 +25,9 @@ async def count_pages(redis: Redis, pages: Sequence[PageResult]) -> None:
     if not pages:
         return
     async with redis.pipeline(transaction=False) as pipe:
+        minute = redis_keys.throughput_key(int(time.time() // 60))
+        pipe.hincrby(minute, "pages", len(pages))
+        pipe.expire(minute, redis_keys.THROUGHPUT_KEEP)
         for page in pages:
             pipe.hincrby(redis_keys.STATS, f"pages:{page.method}", 1)
             pipe.hincrbyfloat(redis_keys.STATS, "page_seconds:sum", page.seconds)
@@ -71,6 +74,29 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         "pages": _group(counters, "pages:"),
         "page_seconds": page_seconds(counters),
     }
+
+
+async def throughput(redis: Redis, minutes: int = 60) -> list[dict[str, Any]]:
+    """The last `minutes` minutes, oldest first: jobs ended by state, and pages read."""
+    now = int(time.time() // 60)
+    span = range(now - minutes + 1, now + 1)
+    async with redis.pipeline(transaction=False) as pipe:
+        for minute in span:
+            pipe.hgetall(redis_keys.throughput_key(minute))
+        counts = await pipe.execute()
+    return [
+        {"minute": minute * 60} | {k.decode(): int(v) for k, v in raw.items()}
+        for minute, raw in zip(span, counts, strict=True)
+    ]
+
+
+async def oldest_waiting(redis: Redis) -> float | None:
+    """Seconds the oldest queued job has waited since it was submitted (job ids tell when)."""
+    queued = await cast(Awaitable[list[bytes]], redis.hkeys(redis_keys.QUEUED))
+    if not queued:
+        return None
+    oldest = min(created_ms(job_id.decode()) for job_id in queued)
+    return round(max(0.0, time.time() - oldest / 1000), 1)
 
 
 def _group(counters: dict[str, float], prefix: str) -> dict[str, int]:

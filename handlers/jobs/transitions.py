@@ -38,6 +38,10 @@ local function ended(record, queue, job_id, plan)
     enqueue(queue, job_id .. ':email:' .. run, plan.email, {TASK_KEEP_MS}, plan.now)
   end
   if f[1] then redis.call('SREM', '{redis_keys.ACTIVE_PREFIX}' .. cjson.decode(f[1]), job_id) end
+  local clock = redis.call('TIME')
+  local minute = '{redis_keys.THROUGHPUT_PREFIX}' .. math.floor(tonumber(clock[1]) / 60)
+  redis.call('HINCRBY', minute, plan.state, 1)
+  redis.call('EXPIRE', minute, {redis_keys.THROUGHPUT_KEEP})
   redis.call('DEL', '{redis_keys.RANGES_PREFIX}' .. job_id)
   if not f[5] then return end
   local reuse = cjson.decode(f[5])

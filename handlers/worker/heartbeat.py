@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from ocrflow.handlers.jobs import redis_keys
 
 WORKER_TTL = 30
+MAX_JOBS_LISTED = 20
 
 
 def worker_name() -> str:
@@ -25,15 +26,17 @@ def worker_name() -> str:
 async def heartbeat(
     redis: Redis,
     *,
-    running: int,
+    running: set[str],
     pool_processes: int,
     started: float,
     tasks: dict[str, dict[str, Any]],
 ) -> None:
     beat = {
+        "name": worker_name(),
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "running": running,
+        "running": len(running),
+        "jobs": sorted(running)[:MAX_JOBS_LISTED],  # the jobs (or ranges) under way
         "pool_processes": pool_processes,
         "started": started,
         "seen": time.time(),
@@ -50,14 +53,19 @@ async def beat_forever(
     tasks: Callable[[], dict[str, dict[str, Any]]],
 ) -> None:
     started = time.time()
-    while True:
-        # The reaper and arq report a lost Redis; a missed beat only ages out.
+    try:
+        while True:
+            # The reaper and arq report a lost Redis; a missed beat only ages out.
+            with contextlib.suppress(RedisError, OSError):
+                await heartbeat(
+                    redis,
+                    running=running,
+                    pool_processes=pool_processes,
+                    started=started,
+                    tasks=tasks(),
+                )
+            await asyncio.sleep(WORKER_TTL / 3)
+    finally:
+        # A worker that stops says so at once; one that dies ages out.
         with contextlib.suppress(RedisError, OSError):
-            await heartbeat(
-                redis,
-                running=len(running),
-                pool_processes=pool_processes,
-                started=started,
-                tasks=tasks(),
-            )
-        await asyncio.sleep(WORKER_TTL / 3)
+            await asyncio.shield(redis.delete(redis_keys.WORKER_PREFIX + worker_name()))

@@ -1,0 +1,133 @@
+"""The operators' dashboard in a real headless Chromium, over `ocrflow web` and two `ocrflow
+worker` processes: workers come and go, jobs appear and move live, cancel works, and a caller
+who is not an operator sees neither the dashboard nor anyone else's jobs."""
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from ocrflow.handlers.http.auth import new_api_key
+from tests.support import Service, long_pdf, wait_healthy, write_png
+
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+WAIT = 60_000  # ms
+
+
+async def submit(session: aiohttp.ClientSession, base: str, key: str, path: Path) -> Any:
+    data = aiohttp.FormData()
+    data.add_field("file", io.BytesIO(path.read_bytes()), filename=path.name)
+    async with session.post(
+        f"{base}/v1/jobs", data=data, headers={"Authorization": f"Bearer {key}"}
+    ) as response:
+        assert response.status == 202, await response.text()
+        return await response.json()
+
+
+async def job_state(session: aiohttp.ClientSession, base: str, key: str, job_id: str) -> str:
+    async with session.get(
+        f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}
+    ) as response:
+        return str((await response.json())["state"])
+
+
+async def open_with_key(page: Page, url: str, key: str) -> None:
+    await page.goto(url)
+    await page.fill("#key", key)
+    await page.dispatch_event("#key", "change")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/setup")
+async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_path: Path) -> None:
+    ops_key, ops = new_api_key("ops")
+    alice_key, alice = new_api_key("alice")
+    service = Service(
+        tmp_path / "service",
+        redis_url,
+        OCRFLOW_API_KEYS=f"{ops},{alice}",
+        OCRFLOW_ADMIN_CALLERS="key:ops",
+    )
+    workers = [service.start("worker"), service.start("worker")]
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\nnot a pdf at all\n")
+    try:
+        async with aiohttp.ClientSession() as session, async_playwright() as playwright:
+            await wait_healthy(session, service.base)
+            for path in ("/v1/admin/overview", "/v1/admin/jobs", "/v1/admin/events"):
+                headers = {"Authorization": f"Bearer {alice_key}"}
+                async with session.get(service.base + path, headers=headers) as refused:
+                    assert refused.status == 403, path
+                    assert (await refused.json())["error"]["code"] == "forbidden"
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.set_default_timeout(WAIT)
+                await open_with_key(page, f"{service.base}/dashboard", ops_key)
+                workers_table = page.locator("#workers tbody tr")
+                await page.locator("#workers td.alive").nth(1).wait_for()  # both workers
+                assert await workers_table.count() == 2
+                await page.locator("#live.on").wait_for()
+
+                # Jobs submitted while the page is open appear and end without a reload.
+                done = await submit(
+                    session, service.base, alice_key, long_pdf(tmp_path / "a.pdf", 3)
+                )
+                row = page.locator(f'#jobs tr[data-job="{done["id"]}"]')
+                await row.locator("td.running").wait_for()
+                await row.locator("td.succeeded").wait_for()
+                assert "key:alice" in await row.inner_text()
+                assert "3/3" in await row.inner_text()
+                failed = await submit(session, service.base, alice_key, broken)
+                bad = page.locator(f'#jobs tr[data-job="{failed["id"]}"]')
+                await bad.locator("td.failed").wait_for()
+                assert "invalid_pdf" in await bad.inner_text()
+
+                # A job's detail: its timeline, its pages, a page beside its text.
+                await row.click()
+                await page.locator("#timeline", has_text="done").wait_for()
+                assert await page.locator("#pages tbody tr").count() == 3
+                await page.locator("#page-text", has_text="Line 1 of a page").wait_for()
+                await page.wait_for_function(
+                    "document.getElementById('page-image').naturalWidth === 900"
+                )
+
+                # Cancel from the dashboard ends a running job cancelled.
+                slow = await submit(
+                    session, service.base, alice_key, long_pdf(tmp_path / "b.pdf", 8, tag="b")
+                )
+                slow_row = page.locator(f'#jobs tr[data-job="{slow["id"]}"]')
+                await slow_row.locator("td.running").wait_for()
+                await slow_row.click()
+                await page.click("#cancel")
+                await slow_row.locator("td.cancelled").wait_for()
+                assert await job_state(session, service.base, alice_key, slow["id"]) == "cancelled"
+
+                # A worker that stops is shown gone; the other stays alive.
+                service.stop(workers.pop())
+                await page.locator("#workers td.gone").wait_for()
+                assert await page.locator("#workers td.alive").count() == 1
+                await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+                # Alice is no operator: the dashboard says so; her upload page lists only hers.
+                theirs = await submit(
+                    session, service.base, ops_key, write_png(tmp_path / "ops.png", ["ops"])
+                )
+                other = await browser.new_page(viewport={"width": 390, "height": 844})
+                await open_with_key(other, f"{service.base}/dashboard", alice_key)
+                await other.locator("#banner", has_text="403 forbidden").wait_for()
+                await open_with_key(other, f"{service.base}/", alice_key)
+                await other.locator("#recent tr", has_text="a.pdf").wait_for()
+                listed = await other.locator("#recent").inner_text()
+                assert "ops.png" not in listed and theirs["id"] not in listed
+                assert "invalid_pdf" in listed  # her failed job shows its reason
+                width = await other.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390
+            finally:
+                await browser.close()
+    finally:
+        service.close()
