@@ -2,17 +2,31 @@
 worker` processes: workers come and go, jobs appear and move live, cancel works, and a caller
 who is not an operator sees neither the dashboard nor anyone else's jobs."""
 
+import asyncio
 import io
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
+from PIL import Image
 from playwright.async_api import Page, async_playwright
 
+from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
-from tests.support import Service, long_pdf, wait_healthy, write_png
+from ocrflow.handlers.settings import Settings
+from tests.support import (
+    Service,
+    form,
+    long_pdf,
+    running_worker,
+    wait_for_job,
+    wait_healthy,
+    write_png,
+)
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -131,3 +145,73 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                 await browser.close()
     finally:
         service.close()
+
+
+async def test_operators_see_every_callers_jobs_and_the_last_hour(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    ops_key, ops = new_api_key("ops")
+    alice_key, alice = new_api_key("alice")
+    bob_key, bob = new_api_key("bob")
+    own = settings.model_copy(update={"api_keys": (ops, alice, bob), "admin_callers": ("key:ops",)})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    as_ops, as_alice, as_bob = (
+        {"Authorization": f"Bearer {key}"} for key in (ops_key, alice_key, bob_key)
+    )
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\nnot a pdf at all\n")
+    queued = await client.post(
+        "/v1/jobs", data=form(write_png(tmp_path / "q.png", ["waiting"])), headers=as_bob
+    )
+    waiting = (await queued.json())["id"]
+    await asyncio.sleep(1.1)
+    overview = await (await client.get("/v1/admin/overview", headers=as_ops)).json()
+    assert overview["oldest_waiting_seconds"] >= 1.0  # no worker yet: bob's job waits
+
+    async with running_worker(own):
+        ids = []
+        for name, path in (("alice", tmp_path / "a.png"), ("alice", broken), ("bob", None)):
+            document = (
+                path
+                if path and path.suffix == ".pdf"
+                else write_png(tmp_path / f"{name}-{len(ids)}.png", [f"page of {name}"])
+            )
+            headers = as_alice if name == "alice" else as_bob
+            response = await client.post("/v1/jobs", data=form(document), headers=headers)
+            assert response.status == 202
+            ids.append((await response.json())["id"])
+        for job_id in [waiting, *ids]:
+            await wait_for_job(client, job_id, headers=as_ops)  # an operator sees every job
+
+    listing = await (await client.get("/v1/admin/jobs", headers=as_ops)).json()
+    assert [job["id"] for job in listing["jobs"]] == [*reversed(ids), waiting]
+    failed = await (await client.get("/v1/admin/jobs?state=failed", headers=as_ops)).json()
+    assert [(j["owner"], j["error"]["code"]) for j in failed["jobs"]] == [
+        ("key:alice", "invalid_pdf")
+    ]
+    bobs = await (await client.get("/v1/admin/jobs?caller=key:bob", headers=as_ops)).json()
+    assert [job["id"] for job in bobs["jobs"]] == [ids[2], waiting]
+    first = await (await client.get("/v1/admin/jobs?limit=2", headers=as_ops)).json()
+    rest = await (
+        await client.get(f"/v1/admin/jobs?before={first['next_cursor']}", headers=as_ops)
+    ).json()
+    assert [j["id"] for j in first["jobs"] + rest["jobs"]] == [*reversed(ids), waiting]
+
+    # The last hour, a minute at a time: what ended, and the pages read.
+    overview = await (await client.get("/v1/admin/overview", headers=as_ops)).json()
+    minutes = overview["throughput"]
+    assert len(minutes) == 60 and minutes[-1]["minute"] <= time.time()
+    ended = {state: sum(m.get(state, 0) for m in minutes) for state in ("succeeded", "failed")}
+    assert ended == {"succeeded": 3, "failed": 1}
+    assert sum(m.get("pages", 0) for m in minutes) == 3
+    assert overview["oldest_waiting_seconds"] is None
+
+    # Not an operator: 403 on the operators' API, and another caller's job does not exist.
+    assert (await client.get("/v1/admin/jobs", headers=as_alice)).status == 403
+    assert (await client.get(f"/v1/jobs/{waiting}", headers=as_alice)).status == 404
+    assert (await client.get(f"/v1/jobs/{ids[0]}", headers=as_alice)).status == 200
+    # A page to look at, as large as asked.
+    picture = await client.get(f"/v1/jobs/{ids[0]}/pages/1/image?width=300", headers=as_ops)
+    assert picture.status == 200 and picture.content_type == "image/png"
+    assert Image.open(io.BytesIO(await picture.read())).width == 300
+    assert (await client.get(f"/v1/jobs/{ids[0]}/pages/2/image", headers=as_ops)).status == 404

@@ -292,6 +292,74 @@ def _operations(handlers: list[str]) -> dict[str, Any]:
                 "responses": {"200": stream, **_errors(400, *CALLER_ERRORS)},
             }
         },
+        "/v1/jobs/{job_id}/pages/{number}/image": {
+            "get": {
+                "summary": "A page of the job's document as a PNG, to look at beside its text",
+                "parameters": [
+                    JOB_ID,
+                    {
+                        "name": "number",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                    {
+                        "name": "width",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 100, "maximum": 2000},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "the page", "content": {"image/png": {}}},
+                    **_errors(400, 404, *CALLER_ERRORS),
+                },
+            }
+        },
+        "/v1/admin/overview": {
+            "get": {
+                "summary": "For operators: workers, queue, counts, the last hour a minute at a "
+                "time, the oldest wait",
+                "responses": {
+                    **_ok(200, "the overview", {"type": "object"}),
+                    **_errors(403, *CALLER_ERRORS),
+                },
+            }
+        },
+        "/v1/admin/jobs": {
+            "get": {
+                "summary": "For operators: every caller's recent jobs, newest first",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": [s.value for s in JobState]},
+                    },
+                    {"name": "caller", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "description": "a `next_cursor`",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    **_ok(200, "jobs", _ref("JobList")),
+                    **_errors(400, 403, *CALLER_ERRORS),
+                },
+            }
+        },
+        "/v1/admin/events": {
+            "get": {
+                "summary": "For operators: every caller's job events live, and an `overview` "
+                "event every 2 s",
+                "responses": {"200": stream, **_errors(403, *CALLER_ERRORS)},
+            }
+        },
         "/v1/uploads": {
             "post": {
                 "summary": "A presigned POST form to upload straight to S3",
@@ -367,6 +435,13 @@ def _operations(handlers: list[str]) -> dict[str, Any]:
         "/": {
             "get": {
                 "summary": "A page to drop files on and follow them",
+                "security": [],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
+        "/dashboard": {
+            "get": {
+                "summary": "The operators' page (its data needs an operator's key)",
                 "security": [],
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
             }

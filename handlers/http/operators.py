@@ -156,11 +156,14 @@ async def page_image(request: web.Request) -> web.Response:
     media_type = MediaType(job.source.media_type)
     settings = services.settings
     async with _previews:
-        with tempfile.TemporaryDirectory(dir=settings.work_dir) as scratch:
+        # From S3, the source comes down to a scratch file first.
+        with tempfile.TemporaryDirectory(prefix="ocrflow-preview-") as scratch:
             source = services.storage.local_path(layout.source_key(job.id))
             if source is None:
                 source = Path(scratch) / "source"
                 await services.storage.fetch(layout.source_key(job.id), source)
+            elif not source.exists():
+                raise OcrflowError(ErrorCode.NOT_FOUND, f"the document of job {job.id} is gone")
             try:
                 png = await asyncio.to_thread(
                     preview,
