@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -191,13 +192,39 @@ async def run(args: argparse.Namespace, service: Service, directory: Path) -> No
         one = await throughput(session, service.base, pages, "one")
         second = service.start("worker")
         await asyncio.sleep(3)
+        shots = None
+        if args.screenshots:  # the dashboard while the two workers are busy, and after
+            shots = asyncio.create_task(dashboard(service.base, args.screenshots / "dashboard.png"))
         two = await throughput(session, service.base, pages, "two")
+        if shots is not None:
+            await shots
+            await dashboard(service.base, args.screenshots / "dashboard-after.png", delay=2.5)
         print(
             f"end to end: 1 worker {one:.2f} pages/s, 2 workers {two:.2f} pages/s, "
             f"ratio {two / one:.2f} ({args.pages} one-page jobs each)"
         )
         for process in (second, worker):
             service.stop(process)
+
+
+async def dashboard(base: str, path: Path, delay: float = 4.0) -> None:
+    """A picture of /dashboard `delay` seconds after it is live (headless Chromium)."""
+    from playwright.async_api import async_playwright  # a dev dependency, as for the tests
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            await page.goto(f"{base}/dashboard")
+            await page.locator("#live.on").wait_for(timeout=30_000)
+            await asyncio.sleep(delay)
+            await page.screenshot(path=str(path), full_page=True)
+        finally:
+            await browser.close()
+    print(f"dashboard: {path}")
 
 
 def main() -> None:
@@ -234,6 +261,12 @@ def main() -> None:
         default=[2, 1],
         help="ingress process counts to measure, comma-separated; the worker phases run "
         "beside the last",
+    )
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        metavar="DIR",
+        help="save pictures of /dashboard during and after the two-worker run here",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocrflow-service-") as tmp:

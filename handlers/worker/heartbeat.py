@@ -17,6 +17,14 @@ from ocrflow.handlers.jobs import redis_keys
 
 WORKER_TTL = 30
 MAX_JOBS_LISTED = 20
+SOONEST = 0.5  # seconds between beats when what the worker runs keeps changing
+_changed: asyncio.Event | None = None  # made by the running beat, in its own loop
+
+
+def poke() -> None:
+    """What this worker runs changed: say so with the next beat, within half a second."""
+    if _changed is not None:
+        _changed.set()
 
 
 def worker_name() -> str:
@@ -52,7 +60,9 @@ async def beat_forever(
     pool_processes: int,
     tasks: Callable[[], dict[str, dict[str, Any]]],
 ) -> None:
+    global _changed
     started = time.time()
+    changed = _changed = asyncio.Event()
     try:
         while True:
             # The reaper and arq report a lost Redis; a missed beat only ages out.
@@ -64,7 +74,10 @@ async def beat_forever(
                     started=started,
                     tasks=tasks(),
                 )
-            await asyncio.sleep(WORKER_TTL / 3)
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), WORKER_TTL / 3)
+            await asyncio.sleep(SOONEST)
     finally:
         # A worker that stops says so at once; one that dies ages out.
         with contextlib.suppress(RedisError, OSError):

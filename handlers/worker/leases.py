@@ -14,6 +14,7 @@ from ocrflow.handlers.jobs import queue, redis_keys
 from ocrflow.handlers.jobs.records import Job, JobState
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.runtime.pool import OcrPool
+from ocrflow.handlers.worker import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Watch:
         # The run is already listed with its lease (`claim`, before the job was marked running).
         self._runner = asyncio.current_task()
         Watch.active.add(self.unit)
+        heartbeat.poke()
         self._watcher = asyncio.create_task(self._watch())
         return self
 
@@ -74,6 +76,7 @@ class Watch:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         Watch.active.discard(self.unit)
+        heartbeat.poke()
         if self._watcher:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
