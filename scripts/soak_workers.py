@@ -1,14 +1,17 @@
 """Soak: many jobs through two workers while one of them is killed every few seconds.
 
 Starts a private redis-server (append-only file on), one `ocrflow web` and two `ocrflow worker`
-processes, submits the jobs over HTTP, SIGKILLs a worker every --kill-every seconds and starts
-it again, and waits until every job has ended. Prints how many succeeded, failed or were lost,
-how many ran more than once, and the wall time. Run it through `scripts/soak_workers`.
+processes, submits the jobs over HTTP (every second one also running the `fields` handler, so
+workers die mid-handler too), SIGKILLs a worker every --kill-every seconds and starts it
+again, and waits until every job has ended. Prints how many succeeded, failed or were lost, how
+many ran more than once, how the handlers ended, and the wall time. Run it through
+`scripts/soak_workers`.
 """
 
 import argparse
 import asyncio
 import collections
+import json
 import signal
 import sys
 import tempfile
@@ -42,13 +45,18 @@ class Cluster(Service):
         self.workers[index] = self.start("worker")
 
 
+HANDLERS = json.dumps({"fields": {"fields": [{"name": "page", "pattern": r"page (\d+)"}]}})
+
+
 async def submit_all(session: aiohttp.ClientSession, base: str, files: list[Path]) -> list[str]:
     limit = asyncio.Semaphore(16)
 
-    async def one(path: Path) -> str:
+    async def one(n: int, path: Path) -> str:
         async with limit:
             for _ in range(50):
                 data = aiohttp.FormData()
+                if n % 2:
+                    data.add_field("handlers", HANDLERS)
                 data.add_field("file", path.read_bytes(), filename=path.name)
                 async with session.post(f"{base}/v1/jobs", data=data) as response:
                     if response.status == 202:
@@ -56,7 +64,7 @@ async def submit_all(session: aiohttp.ClientSession, base: str, files: list[Path
                 await asyncio.sleep(0.5)
             raise RuntimeError(f"could not submit {path}")
 
-    return list(await asyncio.gather(*(one(path) for path in files)))
+    return list(await asyncio.gather(*(one(n, path) for n, path in enumerate(files))))
 
 
 async def states(session: aiohttp.ClientSession, base: str, ids: list[str]) -> dict[str, dict]:
@@ -98,6 +106,14 @@ def report(docs: dict[str, dict], kills: int, seconds: float) -> None:
     errors = collections.Counter(doc["error"]["code"] for doc in docs.values() if doc.get("error"))
     if errors:
         print("errors:", dict(errors))
+    # A job that ended succeeded has run its handlers to their own end.
+    handlers = collections.Counter(
+        run["state"]
+        for doc in docs.values()
+        if doc.get("state") == "succeeded"
+        for run in doc.get("handlers", {}).values()
+    )
+    print("handlers of succeeded jobs:", dict(handlers) or "none")
 
 
 def main() -> None:

@@ -79,7 +79,9 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                     assert (await refused.json())["error"]["code"] == "forbidden"
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+                page = await browser.new_page(
+                    viewport={"width": 1280, "height": 1000}, accept_downloads=True
+                )
                 page.set_default_timeout(WAIT)
                 await open_with_key(page, f"{service.base}/dashboard", ops_key)
                 workers_table = page.locator("#workers tbody tr")
@@ -109,6 +111,10 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                 await page.wait_for_function(
                     "document.getElementById('page-image').naturalWidth === 900"
                 )
+                async with page.expect_download() as download:  # with the operator's key
+                    await page.locator("#detail-links a", has_text="text").click()
+                saved = Path(await (await download.value).path())
+                assert saved.read_text().startswith("Line 0 of a page")
 
                 # Cancel from the dashboard ends a running job cancelled.
                 slow = await submit(
