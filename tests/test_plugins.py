@@ -219,13 +219,34 @@ async def test_a_handler_that_fails_in_any_way_leaves_the_ocr_outputs_and_a_reco
         == "ValueError: memo.png is not what this handler expected"
     )
     assert runs["sleeps"]["error"]["code"] == "handler_timeout"
-    assert runs["sleeps"]["error"]["message"] == "the handler took longer than 2 s"
+    assert (
+        runs["sleeps"]["error"]["message"] == "the handler took longer than 2 s (its own timeout)"
+    )
     assert runs["sleeps"]["seconds"] < 10  # its own 2 s timeout, not the 30 s it asked for
     assert runs["hoards"]["error"]["code"] == "handler_out_of_memory", runs["hoards"]
     # The handler after them ran; a failed handler's outputs are not kept.
     assert runs["wordcount"]["state"] == "succeeded"
     assert sorted(job["outputs"]) == ["json", "pdf", "text", "wordcount.csv"]
     assert "memo" in (await (await client.get(URL(job["outputs"]["text"]).path)).text()).lower()
+
+
+async def test_a_handler_times_out_before_the_job_would(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """Handlers get what is left of the job's own time, less a margin to end the job: one that
+    runs on fails alone, and the job still succeeds."""
+    settings = app_settings(settings, "lingers", "wordcount").model_copy(update={"job_timeout": 16})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    document = write_png(tmp_path / "note.png", ["A note"])
+    async with running_worker(settings):
+        asked = json.dumps({"lingers": {"seconds": 60}, "wordcount": {}})
+        response = await client.post("/v1/jobs", data=form(document, handlers=asked))
+        job = await wait_for_job(client, (await response.json())["id"], timeout=60)
+    assert job["state"] == "succeeded", job
+    lingered = job["handlers"]["lingers"]
+    assert lingered["error"]["code"] == "handler_timeout"
+    assert "(what was left of the job's OCRFLOW_JOB_TIMEOUT)" in lingered["error"]["message"]
+    assert job["handlers"]["wordcount"]["error"]["message"].startswith("no time was left")
 
 
 async def test_an_unknown_handler_or_bad_parameters_is_a_422_and_nothing_is_stored(

@@ -17,8 +17,8 @@ from ocrflow.handlers.http.hub import Subscription
 from ocrflow.handlers.http.jobs import job_or_404, render_job
 from ocrflow.handlers.http.monitoring import STATIC
 from ocrflow.handlers.http.state import HUB, SERVICES
-from ocrflow.handlers.jobs import redis_keys, stats
-from ocrflow.handlers.jobs.records import JobState
+from ocrflow.handlers.jobs import stats
+from ocrflow.handlers.jobs.records import JOB_ID, JobState
 from ocrflow.handlers.jobs.services import Services
 from ocrflow.handlers.storage import layout
 from ocrflow.pipeline.errors import PipelineError
@@ -74,16 +74,10 @@ async def recent_jobs(request: web.Request) -> web.Response:
     except ValueError:
         raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "limit is a number") from None
     before = request.query.get("before")
-    high: str = "+inf"
-    if before:
-        score = await services.redis.zscore(redis_keys.RECENT_JOBS, before)
-        if score is None:
-            raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "a cursor the listing never gave")
-        high = f"({score}"
-    raw = await services.redis.zrevrangebyscore(
-        redis_keys.RECENT_JOBS, high, "-inf", start=0, num=SCAN_BUDGET
-    )
-    ids = [item.decode() for item in raw]
+    if before is not None and not JOB_ID.fullmatch(before):
+        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "a cursor the listing never gave")
+    # With a caller, that caller's own index: all its jobs, not only the recent ones.
+    ids = await services.jobs.newest(owner, before=before, count=SCAN_BUDGET)
     found, looked = [], 0
     for job in await services.jobs.get_many(ids):
         looked += 1

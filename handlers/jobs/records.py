@@ -206,10 +206,11 @@ class JobStore:
             _decode(job_id, row) if row else None for job_id, row in zip(job_ids, rows, strict=True)
         ]
 
-    async def newest(self, owner: str, *, before: str | None, count: int) -> list[str]:
-        """An owner's job ids, newest first, older than `before` (a job id) when given."""
+    async def newest(self, owner: str | None, *, before: str | None, count: int) -> list[str]:
+        """An owner's job ids (every caller's recent ones, for None), newest first, older than
+        `before` (a job id) when given."""
         top = f"({before}" if before else "+"
-        index = redis_keys.job_index(owner)
+        index = redis_keys.job_index(owner) if owner is not None else redis_keys.RECENT_JOBS
         ids = await self._redis.zrevrangebylex(index, top, "-", start=0, num=count)
         return [i.decode() for i in ids]
 

@@ -42,7 +42,8 @@ UPLOAD_PREFIX = "ocrflow:upload:"
 S3_EVENT_PREFIX = "ocrflow:s3event:"
 # Counters, worker heartbeats, and the lock that lets one worker sweep storage each round.
 STATS = "ocrflow:stats"
-# Every caller's newest jobs, for operators (the dashboard): capped, newest kept.
+# Every caller's newest jobs, for operators (the dashboard): capped, newest kept. Ids sort by
+# creation time, so all scores are 0 and the set is read by lex order, as each caller's index.
 RECENT_JOBS = "ocrflow:recent-jobs"
 RECENT_JOBS_KEPT = 5000
 # Per minute: jobs ended (by state) and pages read; kept two hours, for the dashboard's chart.

@@ -213,7 +213,8 @@ async def _merge(services: Services, pool: OcrPool, job: Job) -> dict[str, str]:
             outputs = (*job.options.outputs, "json")  # the JSON result is always kept
             files = await pool.run(merge, text, parts, out_dir, outputs)
             stored = await store_outputs(services, job.id, files)
-            return stored | await run_handlers(services, job, files["json"], workdir)
+            deadline = time.time() + _time_left(job, services.settings)
+            return stored | await run_handlers(services, job, files["json"], workdir, deadline)
 
 
 def _reporter(services: Services, job: Job) -> PageCallback:

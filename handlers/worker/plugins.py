@@ -24,12 +24,18 @@ from ocrflow.handlers.worker.outcomes import RUNNING_ONLY, JobStopped
 log = logging.getLogger(__name__)
 
 LINE_LIMIT = 1024 * 1024  # the longest answer line a handler's process may send
+# Of the job's own time (OCRFLOW_JOB_TIMEOUT), what is kept back from handlers to store their
+# outputs and end the job: a handler times out alone, before the job would.
+JOB_MARGIN = 10.0
 STDERR_TAIL = 20  # lines of a handler's standard error kept for its error message
 
 
-async def run_handlers(services: Services, job: Job, result: Path, workdir: Path) -> dict[str, str]:
+async def run_handlers(
+    services: Services, job: Job, result: Path, workdir: Path, deadline: float
+) -> dict[str, str]:
     """Run the job's handlers over its JSON result (`result`, a local file); return the outputs
-    they stored (name -> key), to add to the job's outputs."""
+    they stored (name -> key), to add to the job's outputs. `deadline` (a `time.time()`) is
+    when the job's own time ends."""
     if not job.handlers:
         return {}
     out_dir = workdir / "handlers"
@@ -55,7 +61,8 @@ async def run_handlers(services: Services, job: Job, result: Path, workdir: Path
             "earlier": earlier,
             "memory_limit": services.settings.handler_memory_limit,
         }
-        ended = await _HandlerProcess(services, job.id, name).run(request)
+        left = deadline - JOB_MARGIN - time.time()
+        ended = await _HandlerProcess(services, job.id, name, left).run(request)
         seconds = round(time.monotonic() - started, 3)
         if ended.error is None:
             for output, media_type in ended.outputs.items():
@@ -102,15 +109,25 @@ class _Ended:
 class _HandlerProcess:
     """One handler's process, from its request to its answer (or its death)."""
 
-    def __init__(self, services: Services, job_id: str, name: str) -> None:
+    def __init__(self, services: Services, job_id: str, name: str, job_left: float) -> None:
         self._services = services
         self._job_id = job_id
         self._name = name
         self._ended = _Ended()
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL)
         self._timeout = services.settings.handler_timeout
+        self._job_left = job_left
+        self._limit = "OCRFLOW_HANDLER_TIMEOUT"
 
     async def run(self, request: dict[str, Any]) -> _Ended:
+        if self._job_left < 1:
+            timeout = self._services.settings.job_timeout
+            message = f"no time was left of the job's {timeout:g} s (OCRFLOW_JOB_TIMEOUT)"
+            self._fail(ErrorCode.HANDLER_TIMEOUT, message)
+            return self._ended
+        if self._job_left < self._timeout:
+            self._timeout = self._job_left
+            self._limit = "what was left of the job's OCRFLOW_JOB_TIMEOUT"
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -129,9 +146,10 @@ class _HandlerProcess:
             process.stdin.close()
             await self._answers(process.stdout)
         except TimeoutError:
-            self._fail(
-                ErrorCode.HANDLER_TIMEOUT, f"the handler took longer than {self._timeout:g} s"
-            )
+            message = f"the handler took longer than {self._timeout:g} s ({self._limit})"
+            self._fail(ErrorCode.HANDLER_TIMEOUT, message)
+        except (ValueError, asyncio.LimitOverrunError) as exc:  # a line past LINE_LIMIT
+            self._fail(ErrorCode.HANDLER_FAILED, f"the handler's answer was unreadable: {exc}")
         except (BrokenPipeError, ConnectionResetError):
             pass  # it died before reading its request: said below
         finally:
@@ -155,7 +173,8 @@ class _HandlerProcess:
                     log.warning("handler %s: an answer that is not one: %.200r", self._name, line)
                     continue
                 if kind == "started" and value.get("timeout"):
-                    self._timeout = min(self._timeout, float(value["timeout"]))
+                    if float(value["timeout"]) < self._timeout:
+                        self._timeout, self._limit = float(value["timeout"]), "its own timeout"
                     scope.reschedule(start + self._timeout)
                 elif kind == "progress":
                     data = {"handler": self._name, "state": "running", **value}

@@ -4,6 +4,7 @@ progress announced, and its outcome recorded (or a retry asked of arq)."""
 import asyncio
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from functools import partial
@@ -96,8 +97,9 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
     settings, pool = services.settings, ctx[POOL]
     async with Watch(services, job.id, ctx["job_id"], pool) as watch:
         try:
+            deadline = time.time() + settings.job_timeout
             async with asyncio.timeout(settings.job_timeout):
-                outputs, page_count = await _ocr(services, pool, job)
+                outputs, page_count = await _ocr(services, pool, job, deadline)
         except TimeoutError:
             pool.kill()  # the pages still running belong to this job: stop them
             message = f"the job took longer than {settings.job_timeout:g} s"
@@ -134,15 +136,17 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-async def _ocr(services: Services, pool: OcrPool, job: Job) -> tuple[dict[str, str], int]:
+async def _ocr(
+    services: Services, pool: OcrPool, job: Job, deadline: float
+) -> tuple[dict[str, str], int]:
     """Fetch the source, read every page, store the outputs; returns output keys and pages.
     A full disk under the scratch space is `DiskFull` (retried later), not an internal error."""
     with disk_errors("the worker's scratch space"):
-        return await _ocr_in_scratch(services, pool, job)
+        return await _ocr_in_scratch(services, pool, job, deadline)
 
 
 async def _ocr_in_scratch(
-    services: Services, pool: OcrPool, job: Job
+    services: Services, pool: OcrPool, job: Job, deadline: float
 ) -> tuple[dict[str, str], int]:
     settings = services.settings
     workdir = settings.work_dir / job.id / uuid.uuid4().hex[:8]
@@ -160,7 +164,8 @@ async def _ocr_in_scratch(
         await recognize(pool, plan.tasks, reading.finished)
         check_pages(reading.pages)
         pages = reading.in_order()
-        return await _store_outputs(services, pool, job, pages, source), len(pages)
+        stored = await _store_outputs(services, pool, job, pages, source, deadline)
+        return stored, len(pages)
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
 
@@ -210,7 +215,12 @@ def _reporter(services: Services, job_id: str) -> Any:
 
 
 async def _store_outputs(
-    services: Services, pool: OcrPool, job: Job, pages: list[PageResult], source: Path
+    services: Services,
+    pool: OcrPool,
+    job: Job,
+    pages: list[PageResult],
+    source: Path,
+    deadline: float,
 ) -> dict[str, str]:
     out_dir = source.parent / "out"
     out_dir.mkdir()
@@ -220,7 +230,7 @@ async def _store_outputs(
     write = partial(write_outputs, source=source, media_type=MediaType(str(job.source.media_type)))
     files = await pool.run(write, pages, out_dir, names)
     stored = await store_outputs(services, job.id, files)
-    return stored | await run_handlers(services, job, files["json"], source.parent)
+    return stored | await run_handlers(services, job, files["json"], source.parent, deadline)
 
 
 async def _retry_or_fail(

@@ -1,5 +1,6 @@
-"""Handlers that fail in each way a plug-in can: by raising, by running too long, and by taking
-more memory than a handler may. Each writes an output first, which must not be kept."""
+"""Handlers that fail in each way a plug-in can: by raising, by running too long (past their own
+timeout, or past what is left of the job's), and by taking more memory than a handler may. Each
+writes an output first, which must not be kept."""
 
 import asyncio
 from typing import Any
@@ -36,3 +37,4 @@ async def _hoards(document: Document, params: Params, context: Context) -> dict[
 raises = Handler(name="raises", run=_raises, params=Params)
 sleeps = Handler(name="sleeps", run=_sleeps, params=Params, timeout=2.0)
 hoards = Handler(name="hoards", run=_hoards, params=Params)
+lingers = Handler(name="lingers", run=_sleeps, params=Params)  # no timeout of its own
