@@ -4,11 +4,13 @@ out as `fields.json` and `fields.csv` with value, confidence, page and box."""
 import csv
 import io
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -131,6 +133,7 @@ class Found:
         }
 
 
+@lru_cache(maxsize=1 << 16)  # the same words come back on every page and for every field
 def normalize(text: str) -> str:
     """What a label is compared as: letters and digits, case and accents folded."""
     folded = unicodedata.normalize("NFKD", text).casefold()
@@ -198,18 +201,20 @@ def _labels(lines: Sequence[Line], labels: Iterable[str], min_similarity: float)
             continue
         count = max(1, len(label.split()))
         matcher = SequenceMatcher(None, b=wanted, autojunk=False)  # b is the one it indexes
+        # A run of words whose letters are too few or too many cannot be similar enough:
+        # 2 * min(a, b) / (a + b) bounds the ratio.
+        shortest = math.ceil(len(wanted) * min_similarity / (2 - min_similarity))
+        longest = math.floor(len(wanted) * (2 - min_similarity) / min_similarity)
         for index, line in enumerate(lines):
             words = [normalize(word.text) for word in line.words]
             for start in range(len(words)):
                 # OCR may join two words or split one: a word more or less than the label has.
                 for end in range(start + max(1, count - 1), min(len(words), start + count + 1) + 1):
                     seen = "".join(words[start:end])
-                    if not seen:
+                    if not shortest <= len(seen) <= longest:
                         continue
                     matcher.set_seq1(seen)
-                    # The cheap upper bounds first: most runs of words are nothing like it.
-                    if matcher.real_quick_ratio() < min_similarity:
-                        continue
+                    # A cheap upper bound first: most runs of words are nothing like it.
                     if matcher.quick_ratio() < min_similarity:
                         continue
                     similarity = matcher.ratio()
