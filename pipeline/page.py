@@ -58,6 +58,9 @@ class PageTask:
     max_pixels: int
     engine: EngineName = "auto"
     page_size: tuple[float, float] = (0.0, 0.0)  # PDF pages: width, height in points
+    # Degrees to turn the page, when already known (`page_orientation` found them); None: find
+    # them here, if options.rotate says to.
+    rotation: int | None = None
 
 
 # A page image narrower or lower than this holds nothing to read.
@@ -81,6 +84,19 @@ def process_page(task: PageTask) -> PageResult:
         log.warning("page %d failed: %r", task.number, exc)
         failure = EngineFailure(f"page {task.number} could not be read: {exc}")
         return failed_page(task, failure, time.perf_counter() - started)
+
+
+def page_orientation(task: PageTask) -> int | None:
+    """Only the degrees to turn the page upright (what `process_page` would find), or None when
+    the page cannot be read: `process_page` then says why."""
+    try:
+        image, _ = load_page(task)
+        if min(image.size) < MIN_SIDE:
+            return None
+        scratch = task.workdir / f"osd-{task.number:05d}-{secrets.token_hex(4)}"
+        return get_engine(task.engine).orientation(image, timeout=task.timeout, scratch=scratch)
+    except Exception:  # the page's own run reports any failure, with its code
+        return None
 
 
 def warm_up(engine: EngineName, lang: str, hold: float = 0.2) -> None:
@@ -118,8 +134,8 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
     source_size = image.size
     # Unique per call: a retried or duplicated page may run beside another in the same workdir.
     scratch = task.workdir / f"ocr-{task.number:05d}-{secrets.token_hex(4)}"
-    rotation = 0
-    if task.options.rotate:
+    rotation = task.rotation or 0
+    if task.rotation is None and task.options.rotate:
         rotation = engine.orientation(image, timeout=task.timeout, scratch=scratch)
     if rotation:
         image = image.rotate(rotation, expand=True)

@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -11,9 +13,14 @@ from ocrflow.handlers.cli import OUTPUTS, PRIORITIES
 from ocrflow.handlers.cli.ocr import pool_size
 from ocrflow.handlers.cli.targets import Target
 from ocrflow.handlers.jobs.records import Priority
+from ocrflow.handlers.runtime.pool import OcrPool
 from ocrflow.handlers.settings import Settings
+from ocrflow.handlers.worker.runner import run_document
 from ocrflow.pipeline import options
-from tests.support import words, write_image_pdf, write_png
+from ocrflow.pipeline.media import MediaType
+from ocrflow.pipeline.options import OcrOptions, Runtime
+from ocrflow.pipeline.result import PageResult
+from tests.support import page_image, words, write_image_pdf, write_png
 
 PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
 
@@ -145,8 +152,56 @@ def test_the_pool_starts_no_more_processes_than_there_are_pages(tmp_path: Path) 
     def target(path: Path) -> Target:
         return Target(path, path.name, {"text": tmp_path / f"{path.stem}.txt"})
 
-    assert pool_size([target(one)], None, settings) == 1
-    assert pool_size([target(three)], None, settings) == 3
-    assert pool_size([target(three)], frozenset({2}), settings) == 1
-    assert pool_size([target(one), target(three)], None, settings) == 4
-    assert pool_size([target(one)] * 4, None, settings) == 4  # not counted: each takes one
+    def size(targets: list[Target], pages: frozenset[int] | None, turning: bool = False) -> int:
+        return pool_size(targets, pages, settings, turning=turning)
+
+    assert size([target(one)], None) == 1
+    assert size([target(three)], None) == 3
+    assert size([target(three)], frozenset({2})) == 1
+    assert size([target(one), target(three)], None) == 4
+    assert size([target(one)] * 4, None) == 4  # not counted: each takes one
+    # A lone page to turn upright: one process finds its orientation while another reads it.
+    assert size([target(one)], None, turning=True) == 2
+    assert size([target(three)], frozenset({2}), turning=True) == 2
+    assert size([target(one), target(one)], None, turning=True) == 2  # one page each
+    assert size([target(three)], None, turning=True) == 3
+
+
+async def test_a_lone_page_read_beside_its_orientation_is_read_as_in_turn(tmp_path: Path) -> None:
+    """Read as it is while its orientation is found elsewhere: an upright page keeps that
+    reading; a page scanned sideways is read again, turned, and comes out as reading it turned
+    first would give."""
+    asked = OcrOptions(outputs=("text",))
+    lines = [f"The quick brown fox jumps over the lazy dog, line {n}" for n in range(12)]
+    upright = write_png(tmp_path / "upright.png", lines, font_size=48)
+    sideways = tmp_path / "sideways.png"
+    page_image(lines, font_size=48).rotate(90, expand=True).save(sideways, dpi=(300, 300))
+    pool = OcrPool(2)
+    try:
+        for path in (upright, sideways):
+            found = {}
+            for speculate in (True, False):
+                workdir = tmp_path / f"{path.stem}-{speculate}"
+                workdir.mkdir()
+                pages = await run_document(
+                    pool,
+                    path,
+                    MediaType.PNG,
+                    workdir,
+                    asked,
+                    Runtime(),
+                    _nothing,
+                    speculate=speculate,
+                )
+                found[speculate] = pages
+            assert found[True] == [
+                replace(page, seconds=found[True][0].seconds) for page in found[False]
+            ]
+            assert found[True][0].text.split()[:3] == ["The", "quick", "brown"]
+        assert found[True][0].rotation in (90, 270)
+    finally:
+        pool.close()
+
+
+async def _nothing(done: int, total: int, batch: Sequence[PageResult]) -> None:
+    return None

@@ -36,9 +36,12 @@ def run_ocr(args: argparse.Namespace) -> int:
         return _fail(str(exc), USAGE)
     except UnsupportedLanguage as exc:
         return _fail(f"{exc.code}: {exc.message}", LANGUAGE)
-    # The first process starts, and loads Tesseract, now; the others as work arrives.
-    pool = OcrPool(pool_size(targets, pages, settings), memory_limit=settings.pool_memory_limit)
-    pool.warm(settings.ocr_engine, options.tesseract_lang)
+    # The first process starts, and loads Tesseract, now; the others as work arrives (a lone
+    # page's second process starts now too: it finds the page's orientation).
+    size = pool_size(targets, pages, settings, turning=options.rotate)
+    pool = OcrPool(size, memory_limit=settings.pool_memory_limit)
+    for _ in range(2 if size == 2 and len(targets) == 1 else 1):
+        pool.warm(settings.ocr_engine, options.tesseract_lang)
     from ocrflow.handlers.cli import reading
 
     progress = reading.Progress(len(targets), quiet=args.quiet, bar=sys.stderr.isatty())
@@ -53,9 +56,13 @@ def run_ocr(args: argparse.Namespace) -> int:
     return reading.report(results, progress, quiet=args.quiet)
 
 
-def pool_size(targets: list[Target], pages: frozenset[int] | None, settings: Settings) -> int:
-    """No more processes than there are pages to read: a one-page document starts one.
-    Counted only when there are fewer documents than processes (each takes a process)."""
+def pool_size(
+    targets: list[Target], pages: frozenset[int] | None, settings: Settings, *, turning: bool
+) -> int:
+    """No more processes than there are pages to read: a one-page document starts one, or two
+    when its page is to be turned upright (one finds which way up it is while the other reads
+    it as it is). Counted only when there are fewer documents than processes (each takes a
+    process)."""
     most = settings.pool_processes
     if len(targets) >= most:
         return most
@@ -68,6 +75,8 @@ def pool_size(targets: list[Target], pages: frozenset[int] | None, settings: Set
         except (PipelineError, OSError):
             count = 1  # read, and refused, in the pool like any other
         total += len(pages & set(range(1, count + 1))) if pages is not None else count
+    if total == 1 and turning and len(targets) == 1:
+        return min(most, 2)
     return max(1, min(most, total))
 
 

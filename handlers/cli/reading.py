@@ -141,6 +141,8 @@ async def _read_one(
                 settings.runtime,
                 on_page,
                 pages,
+                # One document alone on the machine: a lone page may use a second process.
+                speculate=progress.documents == 1,
             )
             if not result.pages:
                 raise UsageError(f"it has none of the pages asked for ({len(pages or ())})")

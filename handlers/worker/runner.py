@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 from ocrflow.handlers.runtime.pool import OcrPool
@@ -11,7 +12,7 @@ from ocrflow.pipeline.errors import PageCrashed, ResultTooLarge
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.outputs import check_pages
-from ocrflow.pipeline.page import PageTask, failed_page, process_page
+from ocrflow.pipeline.page import PageTask, failed_page, page_orientation, process_page
 from ocrflow.pipeline.result import PageResult
 
 # Called with the pages done so far, the page count, and the pages that just finished (one
@@ -70,12 +71,15 @@ async def run_document(
     runtime: Runtime,
     on_page: PageCallback,
     pages: Collection[int] | None = None,
+    *,
+    speculate: bool = False,
 ) -> list[PageResult]:
-    """Read every page (or `pages` only); pages come back in page order."""
+    """Read every page (or `pages` only); pages come back in page order. `speculate`: as for
+    `recognize`."""
     plan, reading = await triage(
         pool, source, media_type, workdir, options, runtime, on_page, pages
     )
-    await recognize(pool, plan.tasks, reading.finished)
+    await recognize(pool, plan.tasks, reading.finished, speculate=speculate)
     check_pages(reading.pages)
     return reading.in_order()
 
@@ -99,18 +103,22 @@ async def _read_text_layers(
     return [page for chunk in chunks for page in chunk]
 
 
-async def recognize(pool: OcrPool, tasks: Sequence[PageTask], finished: Finished) -> None:
+async def recognize(
+    pool: OcrPool, tasks: Sequence[PageTask], finished: Finished, *, speculate: bool = False
+) -> None:
+    """Read the pages on the pool. With `speculate` (a machine that reads one document), a lone
+    page to turn upright is read as it is while another process finds its orientation: most
+    pages are upright, and then the page took its reading time alone."""
     # A bounded window per document lets documents running side by side share the pool.
     window = asyncio.Semaphore(pool.processes * 2)
 
     async def one(task: PageTask) -> PageResult:
         async with window:
-            try:
-                return await pool.run(process_page, task)
-            except BrokenProcessPool:  # it killed its process on every try (a native crash)
-                message = f"page {task.number} crashed the OCR process on every try"
-                return failed_page(task, PageCrashed(message))
+            return await _page(pool, task)
 
+    if speculate and len(tasks) == 1 and pool.processes > 1 and _turns(tasks[0]):
+        await finished((await _upright_first(pool, tasks[0]),))
+        return
     running = [asyncio.ensure_future(one(task)) for task in tasks]
     try:
         for next_done in asyncio.as_completed(running):
@@ -118,3 +126,30 @@ async def recognize(pool: OcrPool, tasks: Sequence[PageTask], finished: Finished
     finally:
         for future in running:
             future.cancel()
+
+
+async def _page(pool: OcrPool, task: PageTask) -> PageResult:
+    try:
+        return await pool.run(process_page, task)
+    except BrokenProcessPool:  # it killed its process on every try (a native crash)
+        message = f"page {task.number} crashed the OCR process on every try"
+        return failed_page(task, PageCrashed(message))
+
+
+def _turns(task: PageTask) -> bool:
+    return task.options.rotate and task.rotation is None
+
+
+async def _upright_first(pool: OcrPool, task: PageTask) -> PageResult:
+    """The page read as if upright, beside its orientation found on another process (or on the
+    same one, if it frees first); read again, turned, only when it was not upright. The
+    result is the one reading it turned first would give."""
+    as_is = asyncio.ensure_future(_page(pool, replace(task, rotation=0)))  # the warm process
+    try:
+        rotation = await pool.run(page_orientation, task)
+    except BrokenProcessPool:
+        rotation = None
+    if rotation == 0:
+        return await as_is
+    as_is.cancel()  # its process finishes the page for nothing; the pool stays whole
+    return await _page(pool, task if rotation is None else replace(task, rotation=rotation))
