@@ -255,7 +255,8 @@ def _ocr_arguments(ocr: argparse.ArgumentParser) -> None:
         dest="processes",
         metavar="N",
         help="OCR processes, one Tesseract thread each (default: one per core, or "
-        "OCRFLOW_POOL_PROCESSES); never more than there are pages to read",
+        "OCRFLOW_POOL_PROCESSES); never more than there are pages to read (a lone page "
+        "to turn upright: two, one finding its orientation while the other reads it)",
     )
     ocr.add_argument("-f", "--force", action="store_true", help="replace an OUT file that exists")
     ocr.add_argument(

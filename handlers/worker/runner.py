@@ -146,10 +146,13 @@ async def _upright_first(pool: OcrPool, task: PageTask) -> PageResult:
     result is the one reading it turned first would give."""
     as_is = asyncio.ensure_future(_page(pool, replace(task, rotation=0)))  # the warm process
     try:
-        rotation = await pool.run(page_orientation, task)
-    except BrokenProcessPool:
-        rotation = None
-    if rotation == 0:
-        return await as_is
-    as_is.cancel()  # its process finishes the page for nothing; the pool stays whole
+        try:
+            rotation = await pool.run(page_orientation, task)
+        except BrokenProcessPool:
+            rotation = None
+        if rotation == 0:
+            return await as_is
+    finally:
+        # Turned, or stopped: its process finishes the page for nothing; the pool stays whole.
+        as_is.cancel()
     return await _page(pool, task if rotation is None else replace(task, rotation=rotation))
