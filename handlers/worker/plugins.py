@@ -17,6 +17,7 @@ from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.jobs.events import EventKind
 from ocrflow.handlers.jobs.records import HandlerRun, Job, JobError
 from ocrflow.handlers.jobs.services import Services
+from ocrflow.handlers.plugins.api import HandlerFailed, check_output_name
 from ocrflow.handlers.runtime.pool import kill_tree
 from ocrflow.handlers.storage import layout
 from ocrflow.handlers.worker.outcomes import RUNNING_ONLY, JobStopped
@@ -161,6 +162,10 @@ class _HandlerProcess:
                 await asyncio.wait_for(logging_task, 5)
         if self._ended.error is None and self._ended.summary is None:
             self._fail(ErrorCode.HANDLER_FAILED, self._died(process.returncode))
+        out_dir = Path(request["out_dir"])
+        missing = [name for name in self._ended.outputs if not (out_dir / name).is_file()]
+        if self._ended.error is None and missing:
+            self._fail(ErrorCode.HANDLER_FAILED, f"outputs said but not written: {missing}")
         return self._ended
 
     async def _answers(self, stdout: asyncio.StreamReader) -> None:
@@ -180,7 +185,13 @@ class _HandlerProcess:
                     data = {"handler": self._name, "state": "running", **value}
                     await self._services.events.publish(self._job_id, EventKind.HANDLER, data)
                 elif kind == "output":
-                    self._ended.outputs[value["name"]] = value.get("media_type")
+                    # Names become storage keys: checked here too, whatever the process says.
+                    try:
+                        name = check_output_name(str(value["name"]))
+                    except HandlerFailed as exc:
+                        self._fail(ErrorCode.HANDLER_FAILED, str(exc))
+                        return
+                    self._ended.outputs[name] = value.get("media_type")
                 elif kind == "summary":
                     self._ended.summary = value
                     return
