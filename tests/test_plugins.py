@@ -319,6 +319,7 @@ def test_labels_are_found_through_ocr_noise_and_values_beside_or_below_them() ->
             ),
             line(300, ("Ship", 100), ("to", 200)),
             line(360, ("Rua", 100), ("Augusta", 180), ("12", 340), ("Other", 1500)),
+            line(420, ("1100-053", 100), ("Lisboa", 300)),
         ),
     )
     invoice = find([page], FieldSpec(name="n", label="Invoice Number"), 0.8)
@@ -328,6 +329,11 @@ def test_labels_are_found_through_ocr_noise_and_values_beside_or_below_them() ->
     assert "Total" not in invoice.value
     ship = find([page], FieldSpec(name="s", label="Ship to:", position="below"), 0.8)
     assert ship is not None and ship.value == "Rua Augusta 12"
+    # An address: the value takes the lines under the label, as many as asked.
+    spec = FieldSpec(name="s", label="Ship to", position="below", lines=3)
+    address = find([page], spec, 0.8)
+    assert address is not None and address.value == "Rua Augusta 12 1100-053 Lisboa"
+    assert address.box == (100, 360, 420, 460)
     total = find([page], FieldSpec(name="t", pattern=r"Total:\s*([\d.]+)"), 0.8)
     assert total is not None and total.value == "41.00" and total.box[0] == 1640
     assert find([page], FieldSpec(name="x", label="Signature"), 0.8) is None

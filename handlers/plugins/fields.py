@@ -36,6 +36,7 @@ class FieldSpec(BaseModel):
     label: str | list[str] | None = None  # one label, or several ways it is written
     pattern: str | None = None  # a regular expression; its first group, if any, is the value
     position: Literal["auto", "right", "below"] = "auto"  # where the value sits from its label
+    lines: Annotated[int, Field(ge=1, le=20)] = 1  # below: lines the value may take (an address)
     pages: str | None = None  # "1", "1-3,7", "2-": only these pages
     region: tuple[float, float, float, float] | None = None  # left, top, right, bottom: 0-1
 
@@ -234,7 +235,9 @@ def _by_label(
     for label in _labels(lines, spec.labels, min_similarity):
         places = ("right", "below") if spec.position == "auto" else (spec.position,)
         for place in places:
-            words = _right_of(lines, label) if place == "right" else _below(lines, label)
+            words = (
+                _right_of(lines, label) if place == "right" else _below(lines, label, spec.lines)
+            )
             found = _value(page, words, pattern, label.similarity)
             if found is not None:
                 return found
@@ -269,23 +272,39 @@ def _same_height(box: Box, top: int, bottom: int) -> bool:
     return top <= (box[1] + box[3]) / 2 <= bottom
 
 
-def _below(lines: Sequence[Line], label: _Label) -> list[Word]:
-    """The words of the nearest line below the label that sit under it."""
+def _below(lines: Sequence[Line], label: _Label, count: int = 1) -> list[Word]:
+    """The words under the label: on the nearest line below it, and on up to `count - 1` more
+    lines, each right under the one before."""
     line = lines[label.line]
     left, right = line.words[label.start].bbox[0], line.words[label.end - 1].bbox[2]
     height = max(1, line.bbox[3] - line.bbox[1])
+    bottom, words = line.bbox[3], []
+    for _ in range(count):
+        run = _run_under(lines, left, right, bottom, height)
+        if not run:
+            break
+        words.extend(run)
+        left, right = min(left, run[0].bbox[0]), max(right, run[-1].bbox[2])
+        bottom = max(word.bbox[3] for word in run)
+    return words
+
+
+def _run_under(
+    lines: Sequence[Line], left: int, right: int, bottom: int, height: int
+) -> list[Word]:
+    """On the nearest line starting below `bottom` (within reach), the run of words that sits
+    under `left`..`right`, split from other columns at wide gaps."""
     below = [
         other
         for other in lines
-        if line.bbox[3] <= other.bbox[1] + height / 2
-        and other.bbox[1] - line.bbox[3] <= BELOW_REACH * height
+        if bottom <= other.bbox[1] + height / 2
+        and other.bbox[1] - bottom <= BELOW_REACH * height
         and other.bbox[0] < right + height
         and other.bbox[2] > left - height
     ]
     if not below:
         return []
     nearest = min(below, key=lambda other: other.bbox[1])
-    # The run of words under the label, split from other columns at wide gaps.
     runs: list[list[Word]] = []
     for word in nearest.words:
         if runs and word.bbox[0] - runs[-1][-1].bbox[2] <= COLUMN_GAP * height:
