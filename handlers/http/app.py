@@ -30,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[AUTHENTICATOR] = Authenticator(settings)
+    app[operators.OVERVIEWS] = operators.Overviews()
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_stop_feeds)
     for module in (jobs, feeds, monitoring, operators, webhooks, uploads, openapi):

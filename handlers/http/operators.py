@@ -44,6 +44,28 @@ async def dashboard(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "dashboard.html", headers={"Cache-Control": "no-cache"})
 
 
+class Overviews:
+    """One overview at a time per ingress process, however many dashboards are open: each feed
+    takes the latest if it is fresh."""
+
+    FRESH = 1.5  # seconds
+
+    def __init__(self) -> None:
+        self._value: dict[str, Any] | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, services: Services) -> dict[str, Any]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._at > self.FRESH:
+                self._value = await overview_of(services)
+                self._at = time.monotonic()
+            return self._value
+
+
+OVERVIEWS = web.AppKey("overviews", Overviews)
+
+
 async def overview_of(services: Services) -> dict[str, Any]:
     """Workers, queue, counts, throughput over the last hour, and the oldest wait."""
     figures = await stats.snapshot(services.redis, services.settings.queue_name)
@@ -56,7 +78,7 @@ async def overview_of(services: Services) -> dict[str, Any]:
 @routes.get("/v1/admin/overview")
 @operator
 async def overview(request: web.Request) -> web.Response:
-    return web.json_response(await overview_of(request.app[SERVICES]))
+    return web.json_response(await overview_of(request.app[SERVICES]))  # asked: made now
 
 
 @routes.get("/v1/admin/jobs")
@@ -113,7 +135,8 @@ async def _follow(request: web.Request, sse: EventSourceResponse, feed: Subscrip
     due = loop.time()
     while True:
         if loop.time() >= due:
-            await sse.send(json.dumps(await overview_of(services)), event="overview")
+            overview = await request.app[OVERVIEWS].get(services)
+            await sse.send(json.dumps(overview), event="overview")
             due = loop.time() + OVERVIEW_INTERVAL
         try:
             async with asyncio.timeout_at(due):
