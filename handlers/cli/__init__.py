@@ -1,7 +1,8 @@
-"""The `ocrflow` command: up, web, worker, keys, ocr, submit.
+"""The `ocrflow` command: up, web, worker, keys, ocr, submit, status.
 
 Building the parser imports nothing but argparse: `ocrflow --help` and a command's `--help`
-answer at once, and each command imports only what it runs (`serve`, `submit`, `ocr`)."""
+answer at once, and each command imports only what it runs (`serve`, `submit`, `ocr`,
+`status`)."""
 
 import argparse
 import sys
@@ -19,6 +20,10 @@ SUBMIT_EXIT_CODES = """exit codes:
   1  some failed or were cancelled: the summary and the manifest name them
   2  nothing to submit, a path that does not exist, or options the server refuses
   3  the server cannot be reached, or refuses the API key"""
+STATUS_EXIT_CODES = """exit codes:
+  0  the overview was printed
+  2  the server refused the key (401), or the caller is not an operator (403)
+  3  the server could not be reached"""
 
 OCR_EXIT_CODES = """exit codes:
   0    every document read (pages may come from their text layers)
@@ -113,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     new_key.add_argument("name", help="the caller's name: letters, digits, '.', '_', '-'")
     _add_ocr_parser(commands)
     _add_submit_parser(commands)
+    status = commands.add_parser(
+        "status",
+        help="what a running ocrflow is doing: workers, queue, the last hour",
+        description="Print a running ocrflow's workers (alive, pool, what they run, last "
+        "heard), its queue (waiting per priority, running, oldest wait), its counts and the "
+        "last five minutes' jobs and pages a minute: what /dashboard shows, for a terminal. "
+        "Needs an operator's key when the server authenticates (OCRFLOW_ADMIN_CALLERS).",
+        epilog=STATUS_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument(
+        "--server",
+        default="http://127.0.0.1:8080",
+        help="ocrflow's base URL (default: %(default)s)",
+    )
+    status.add_argument("--api-key", help="sent as a bearer token (default: OCRFLOW_API_KEY)")
+    status.add_argument("--json", action="store_true", help="print the overview as JSON")
     return parser
 
 
@@ -276,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ocrflow.handlers.cli.submit import run_submit
 
         return run_submit(args)
+    if args.command == "status":
+        from ocrflow.handlers.cli.status import run_status
+
+        return run_status(args)
     from ocrflow.handlers.cli.serve import run_service
 
     return run_service(args)
