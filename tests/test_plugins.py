@@ -6,9 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from ocrflow.handlers.client import ApiFailure, OcrflowClient
 from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.plugins.fields import FieldSpec, find, normalize
 from ocrflow.handlers.plugins.validate import Rule, check, number
@@ -362,3 +364,22 @@ def test_validate_reads_numbers_and_dates_as_forms_write_them() -> None:
     assert check(Rule(check="date", field="d", before="1980-01-01"), "1984-03-17")[0] is False
     assert check(Rule(check="required", field="d"), None) == (False, "missing")
     assert check(Rule(check="one_of", field="d", values=["Yes"]), " yes ") == (True, "")
+
+
+async def test_the_python_client_asks_for_handlers(
+    aiohttp_server: Any, settings: Settings, tmp_path: Path
+) -> None:
+    server = await aiohttp_server(create_app(app_settings(settings)), host="127.0.0.1")
+    base = str(server.make_url("/")).rstrip("/")
+    document = write_png(tmp_path / "receipt.png", ["Receipt number: 4471"])
+    spec = {"fields": [{"name": "receipt", "label": "Receipt number"}]}
+    async with running_worker(settings), OcrflowClient(base) as client:
+        job = await client.submit_file(document, handlers={"fields": spec}, outputs="text")
+        done = await client.wait(job["id"], poll_interval=0.1)
+        assert done["handlers"]["fields"]["summary"] == {"found": 1, "missing": []}
+        await client.download(done, "fields.json", tmp_path / "fields.json")
+        found = json.loads((tmp_path / "fields.json").read_text())["fields"]
+        assert found["receipt"]["value"] == "4471"
+        with pytest.raises(ApiFailure) as refused:
+            await client.submit_url("https://example.com/a.pdf", handlers={"nosuch": {}})
+    assert refused.value.status == 422 and refused.value.code == "unknown_handler"
