@@ -114,6 +114,33 @@ class PageResult:
             ],
         }
 
+    @classmethod
+    def from_json(cls, page: dict[str, Any]) -> "PageResult":
+        """The page `to_json()` wrote (a page of a job's JSON result), as the pipeline made it;
+        `source_size` is not written there."""
+        error = page.get("error")
+        return cls(
+            number=page["number"],
+            method=page["method"],
+            width=page["width"],
+            height=page["height"],
+            dpi=page["dpi"],
+            text=page["text"],
+            lines=tuple(
+                Line(
+                    tuple(line["bbox"]),
+                    tuple(
+                        Word(w["text"], w["confidence"], tuple(w["bbox"])) for w in line["words"]
+                    ),
+                )
+                for line in page["lines"]
+            ),
+            seconds=page.get("seconds", 0.0),
+            error=PageError(PipelineCode(error["code"]), error["message"]) if error else None,
+            rotation=page.get("rotation", 0),
+            skew=page.get("skew", 0.0),
+        )
+
     def summary(self) -> dict[str, Any]:
         """The per-page figures without the text, for progress events and the CSV."""
         return {

@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.plugins.child import pages_from_result
 from ocrflow.handlers.plugins.fields import FieldSpec, find
 from ocrflow.pipeline.result import PageResult
 from scripts.fixtures.corpus import FormEntry, Style, available_fonts, form_page, write_scan_pdf
@@ -151,7 +150,7 @@ def main() -> None:
         started = time.perf_counter()
         for form in forms:
             result = json.loads((root / "out" / f"{form.name}.json").read_text())
-            pages = pages_from_result(result)
+            pages = [PageResult.from_json(page) for page in result["pages"]]
             for entry in form.entries:
                 spec = FieldSpec(
                     name="x", label=entry.label, position="below" if entry.below else "auto"

@@ -175,3 +175,7 @@ def test_outputs_written_a_range_at_a_time_are_those_written_at_once(tmp_path: P
         assert at_once[name].read_bytes() == in_parts[name].read_bytes(), name
     assert pdf_text(at_once["pdf"]) == pdf_text(in_parts["pdf"])
     assert at_once["pdf"].stat().st_size == in_parts["pdf"].stat().st_size
+    # The JSON result reads back as the pages it was written from (handlers get them so).
+    written = json.loads(at_once["json"].read_text())["pages"]
+    again = [PageResult.from_json(page).to_json() for page in written]
+    assert json.loads(json.dumps(again)) == written

@@ -21,7 +21,7 @@ from ocrflow.handlers.errors import ErrorCode
 from ocrflow.handlers.plugins.api import Document, HandlerFailed, Summary, check_output_name
 from ocrflow.handlers.runtime.deathsig import die_with_parent
 from ocrflow.pipeline.options import OcrOptions
-from ocrflow.pipeline.result import Line, PageError, PageResult, Word
+from ocrflow.pipeline.result import PageResult
 
 if TYPE_CHECKING:
     from ocrflow.handlers.settings import Settings
@@ -94,39 +94,6 @@ class ChildContext:
         return await asyncio.to_thread(fn, *args)
 
 
-def pages_from_result(result: Mapping[str, Any]) -> tuple[PageResult, ...]:
-    """The pages of a job's JSON result (`result.json`) as the pipeline made them."""
-    pages = []
-    for page in result["pages"]:
-        error = page.get("error")
-        lines = tuple(
-            Line(
-                tuple(line["bbox"]),
-                tuple(
-                    Word(word["text"], word["confidence"], tuple(word["bbox"]))
-                    for word in line["words"]
-                ),
-            )
-            for line in page["lines"]
-        )
-        pages.append(
-            PageResult(
-                number=page["number"],
-                method=page["method"],
-                width=page["width"],
-                height=page["height"],
-                dpi=page["dpi"],
-                text=page["text"],
-                lines=lines,
-                seconds=page.get("seconds", 0.0),
-                error=PageError(error["code"], error["message"]) if error else None,
-                rotation=page.get("rotation", 0),
-                skew=page.get("skew", 0.0),
-            )
-        )
-    return tuple(pages)
-
-
 def run(request: Mapping[str, Any], messages: Messages) -> None:
     from ocrflow.handlers.plugins import registry
 
@@ -138,7 +105,7 @@ def run(request: Mapping[str, Any], messages: Messages) -> None:
     document = Document(
         job_id=job["id"],
         filename=job["filename"],
-        pages=pages_from_result(result),
+        pages=tuple(PageResult.from_json(page) for page in result["pages"]),
         options=OcrOptions.model_validate(job["options"]),
         metadata=job["metadata"],
     )
