@@ -5,6 +5,8 @@ hostile files, ocrflow as processes and an SSE reader. Tests import helpers from
 import asyncio
 import contextlib
 import io
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ __all__ = [
     "page_image",
     "pdf_of",
     "read_events",
+    "run_ocrflow",
     "running_worker",
     "scan_page",
     "start_worker",
@@ -147,3 +150,24 @@ async def wait_until(
             if check(job):
                 return job
             await asyncio.sleep(0.05)
+
+
+async def run_ocrflow(
+    command: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """`ocrflow COMMAND ARGS` as a user runs it, with no OCRFLOW_* setting but `env`'s:
+    its exit code, standard output and standard error."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ocrflow",
+        command,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=clean | (env or {}),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

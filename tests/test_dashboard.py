@@ -4,9 +4,7 @@ who is not an operator sees neither the dashboard nor anyone else's jobs."""
 
 import asyncio
 import io
-import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from tests.support import (
     Service,
     form,
     long_pdf,
+    run_ocrflow,
     running_worker,
     wait_for_job,
     wait_healthy,
@@ -216,13 +215,13 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
 
     # The same overview in a terminal.
     base = str(client.make_url("/")).rstrip("/")
-    code, out, err = await ocrflow_status("--server", base, "--api-key", ops_key)
+    code, out, err = await run_ocrflow("status", "--server", base, "--api-key", ops_key)
     assert code == 0, err
     assert "jobs since the counters began: 4 accepted, 3 succeeded, 1 failed, 0 cancelled" in out
     assert "queue: 0 high, 0 normal, 0 low waiting; 0 running; oldest wait -" in out
-    code, out, err = await ocrflow_status("--server", base, "--api-key", alice_key)
+    code, out, err = await run_ocrflow("status", "--server", base, "--api-key", alice_key)
     assert code == 2 and "answered 403 (forbidden: key:alice is not an operator" in err
-    code, _, err = await ocrflow_status("--server", "http://127.0.0.1:9")
+    code, _, err = await run_ocrflow("status", "--server", "http://127.0.0.1:9")
     assert code == 3 and "cannot reach http://127.0.0.1:9" in err
 
     # Not an operator: 403 on the operators' API, and another caller's job does not exist.
@@ -234,20 +233,3 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
     assert picture.status == 200 and picture.content_type == "image/png"
     assert Image.open(io.BytesIO(await picture.read())).width == 300
     assert (await client.get(f"/v1/jobs/{ids[0]}/pages/2/image", headers=as_ops)).status == 404
-
-
-async def ocrflow_status(*args: str) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ocrflow",
-        "status",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()

@@ -1,10 +1,7 @@
 """`ocrflow submit` against a running service: a directory of good and bad files, a manifest,
 the exit code, outputs mirrored, and a rerun that resubmits nothing finished."""
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +13,11 @@ from ocrflow.handlers.http.app import create_app
 from ocrflow.handlers.http.auth import new_api_key
 from ocrflow.handlers.runtime.redis_server import free_port
 from ocrflow.handlers.settings import Settings
-from tests.support import start_worker, stop_worker, write_image_pdf, write_png
+from tests.support import run_ocrflow, start_worker, stop_worker, write_image_pdf, write_png
 
 
 async def run_submit(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ocrflow",
-        "submit",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean | (env or {}),
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_ocrflow("submit", *args, env=env)
 
 
 def manifest_lines(path: Path) -> list[dict[str, Any]]:
