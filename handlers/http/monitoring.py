@@ -24,6 +24,16 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@routes.get("/ocrflow.js")
+@public
+async def page_script(request: web.Request) -> web.FileResponse:
+    """What the two pages share (the key, API calls, downloads)."""
+    return web.FileResponse(
+        STATIC / "ocrflow.js",
+        headers={"Cache-Control": "no-cache", "Content-Type": "text/javascript"},
+    )
+
+
 @routes.get("/v1/status")
 @monitoring
 async def status(request: web.Request) -> web.Response:

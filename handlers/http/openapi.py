@@ -439,6 +439,15 @@ def _operations(handlers: list[str]) -> dict[str, Any]:
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
             }
         },
+        "/ocrflow.js": {
+            "get": {
+                "summary": "The script both pages share",
+                "security": [],
+                "responses": {
+                    "200": {"description": "JavaScript", "content": {"text/javascript": {}}}
+                },
+            }
+        },
         "/dashboard": {
             "get": {
                 "summary": "The operators' page (its data needs an operator's key)",
