@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from ocrflow.pipeline.options import OUTPUTS, OcrOptions
 from ocrflow.pipeline.result import Line, PageResult, Word
@@ -13,7 +13,7 @@ from ocrflow.pipeline.result import Line, PageResult, Word
 if TYPE_CHECKING:
     from ocrflow.handlers.settings import Settings
 
-__all__ = ["Context", "Document", "Handler", "HandlerFailed", "Line", "NoParams", "Word"]
+__all__ = ["Context", "Document", "Handler", "HandlerFailed", "Line", "Word"]
 
 OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RESERVED = frozenset({*OUTPUTS, "result"})  # the OCR outputs' names
@@ -22,12 +22,6 @@ P = TypeVar("P", bound=BaseModel)
 P_in = TypeVar("P_in", bound=BaseModel, contravariant=True)
 T = TypeVar("T")
 Summary = Mapping[str, Any]  # small and JSON: it is kept on the job and sent in callbacks
-
-
-class NoParams(BaseModel):
-    """The parameters of a handler that takes none: anything given is refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class HandlerFailed(Exception):
