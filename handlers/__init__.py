@@ -1,12 +1,14 @@
-"""ocrflow's service side, one subpackage per layer; imports run down the list, never up:
+"""Handlers: what a job does with its text after recognition, as plug-ins.
 
-- `cli`: the `ocrflow` command;
-- `http` (the ingress) and `worker` (arq functions), which never import each other;
-- `jobs`: job records, states, events, admission and limits, in Redis;
-- `storage`: sources and outputs, on local disk or S3;
-- `runtime`: processes and what they share: the OCR pool, supervision, logs, the address guard;
-- `settings`, `errors`: read by every layer.
+A handler is registered under the entry-point group `ocrflow.handlers` as a `Handler`; the
+`OCRFLOW_HANDLERS` setting allow-lists which may run. A job names the handlers to run and their
+parameters; each runs, after the OCR outputs are stored, in a process of its own (its memory
+capped, killed at its timeout) so a handler that fails cannot take the job or the worker with it.
 
-`client` (the HTTP client and bulk submission) stands apart and imports nothing of the server.
-`.importlinter` in `pyproject.toml` holds these rules; `scripts/test` checks them.
+This package is the plug-in API (`api`), the registry of installed handlers (`registry`), the
+child process a handler runs in (`child`), and the built-in handlers (`fields`, `validate`).
 """
+
+from ocrflow.handlers.api import Context, Document, Handler, HandlerFailed
+
+__all__ = ["Context", "Document", "Handler", "HandlerFailed"]

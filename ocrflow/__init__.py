@@ -11,14 +11,14 @@ __version__ = "0.1.0"
 __all__ = ["ApiFailure", "OcrflowClient", "Settings", "__version__"]
 
 _PUBLIC = {
-    "ApiFailure": "ocrflow.handlers.client",
-    "OcrflowClient": "ocrflow.handlers.client",
-    "Settings": "ocrflow.handlers.settings",
+    "ApiFailure": "ocrflow.client",
+    "OcrflowClient": "ocrflow.client",
+    "Settings": "ocrflow.settings",
 }
 
 if TYPE_CHECKING:
-    from ocrflow.handlers.client import ApiFailure, OcrflowClient
-    from ocrflow.handlers.settings import Settings
+    from ocrflow.client import ApiFailure, OcrflowClient
+    from ocrflow.settings import Settings
 
 
 def __getattr__(name: str) -> Any:

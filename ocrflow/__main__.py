@@ -1,5 +1,5 @@
 import sys
 
-from ocrflow.handlers.cli import main
+from ocrflow.cli import main
 
 sys.exit(main())

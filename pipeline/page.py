@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from ocrflow.pipeline import poppler
-from ocrflow.pipeline.engine import Engine, get_engine
+from ocrflow.pipeline.engines import Engine, get_engine
 from ocrflow.pipeline.errors import (
     EngineFailure,
     InvalidImage,

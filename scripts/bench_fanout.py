@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures.corpus import bundle_pages, write_scan_pdf
 from scripts.fixtures.service import Service, multipart, wait_ended, wait_healthy
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.plugins.fields import FieldSpec, find
+from ocrflow.handlers.fields import FieldSpec, find
 from ocrflow.pipeline.result import PageResult
 from scripts.fixtures.corpus import FormEntry, Style, available_fonts, form_page, write_scan_pdf
 

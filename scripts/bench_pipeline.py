@@ -28,12 +28,12 @@ from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.runtime.pool import OcrPool
-from ocrflow.handlers.worker.runner import run_document
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.result import Line, PageResult, Word
 from ocrflow.pipeline.searchable import write_searchable_pdf
+from ocrflow.runtime.pool import OcrPool
+from ocrflow.worker.recognition import run_document
 from scripts.fixtures.corpus import Style, available_fonts, page_image, scan_page
 
 ROTATIONS = (0, 90, 180, 270)

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures.corpus import page_image, write_png
 from scripts.fixtures.service import Service, multipart, wait_healthy
 from scripts.fixtures.sse import read_events

@@ -23,14 +23,14 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.jobs.admission import Admission
-from ocrflow.handlers.jobs.events import EventKind, EventLog
-from ocrflow.handlers.jobs.records import ACTIVE, Job, JobState, Source, new_job_id, now
-from ocrflow.handlers.jobs.transitions import Transitions
-from ocrflow.handlers.runtime.deathsig import die_with_parent
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
-from ocrflow.handlers.settings import Settings
+from ocrflow.jobs.admission import Admission
+from ocrflow.jobs.events import EventKind, EventLog
+from ocrflow.jobs.records import ACTIVE, Job, JobState, Source, new_job_id, now
+from ocrflow.jobs.transitions import Transitions
 from ocrflow.pipeline.options import OcrOptions
+from ocrflow.runtime.deathsig import die_with_parent
+from ocrflow.runtime.redis_server import RedisServer, free_port
+from ocrflow.settings import Settings
 from scripts.fixtures.service import wait_healthy
 from scripts.fixtures.sse import read_events
 

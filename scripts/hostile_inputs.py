@@ -25,7 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures import hostile
 from scripts.fixtures.corpus import write_png
 from scripts.fixtures.service import Service, multipart, wait_ended, wait_healthy

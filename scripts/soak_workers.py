@@ -22,7 +22,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
+from ocrflow.runtime.redis_server import RedisServer, free_port
 from scripts.fixtures.corpus import write_png
 from scripts.fixtures.service import TERMINAL, Service, wait_healthy
 

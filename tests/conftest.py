@@ -9,9 +9,9 @@ from arq.worker import Worker
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.runtime.redis_server import RedisServer, free_port
+from ocrflow.settings import Settings
 from tests.support import running_worker
 
 

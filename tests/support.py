@@ -15,8 +15,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.app import worker_settings
+from ocrflow.settings import Settings
+from ocrflow.worker.app import worker_settings
 from scripts.fixtures import hostile
 from scripts.fixtures.corpus import (
     FormEntry,

@@ -20,9 +20,9 @@ from arq.worker import Worker
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import exposure_problem, new_api_key
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import exposure_problem, new_api_key
+from ocrflow.settings import Settings
 from tests.support import (
     Service,
     form,

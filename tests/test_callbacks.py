@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.callbacks import SIGNATURE_HEADER, signature_header, verify
+from ocrflow.http.app import create_app
+from ocrflow.settings import Settings
+from ocrflow.worker.callbacks import SIGNATURE_HEADER, signature_header, verify
 from tests.support import form, running_worker, wait_for_job, write_png
 
 SECRET = "callback-secret"

@@ -9,17 +9,17 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from ocrflow.handlers.cli import OUTPUTS, PRIORITIES
-from ocrflow.handlers.cli.ocr import pool_size
-from ocrflow.handlers.cli.targets import Target
-from ocrflow.handlers.jobs.records import Priority
-from ocrflow.handlers.runtime.pool import OcrPool
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.runner import run_document
+from ocrflow.cli import OUTPUTS, PRIORITIES
+from ocrflow.cli.ocr import pool_size
+from ocrflow.cli.targets import Target
+from ocrflow.jobs.records import Priority
 from ocrflow.pipeline import options
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.result import PageResult
+from ocrflow.runtime.pool import OcrPool
+from ocrflow.settings import Settings
+from ocrflow.worker.recognition import run_document
 from tests.support import page_image, words, write_image_pdf, write_png
 
 PAGES = [["Alpha page one"], ["Beta page two"], ["Gamma page three"]]
@@ -37,7 +37,7 @@ def ocr(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[
 def test_the_parser_loads_nothing_heavy_and_its_choices_are_the_pipelines() -> None:
     """`ocrflow --help` answers at once because building the parser imports no server stack."""
     probe = (
-        "import sys; from ocrflow.handlers.cli import build_parser; build_parser(); "
+        "import sys; from ocrflow.cli import build_parser; build_parser(); "
         "print(sorted(m for m in ('aiohttp', 'pydantic', 'redis', 'arq', 'PIL', 'aioboto3') "
         "if m in sys.modules))"
     )

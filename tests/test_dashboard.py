@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from playwright.async_api import Page, async_playwright
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.settings import Settings
 from tests.support import (
     Service,
     form,

@@ -10,9 +10,9 @@ import yaml
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.callbacks import signature_header
+from ocrflow.http.app import create_app
+from ocrflow.settings import Settings
+from ocrflow.worker.callbacks import signature_header
 from tests.support import write_image_pdf
 
 ROOT = Path(__file__).resolve().parent.parent

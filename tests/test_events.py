@@ -10,12 +10,12 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.http.hub import QUEUE_LIMIT, Subscription
-from ocrflow.handlers.http.state import HUB
-from ocrflow.handlers.jobs.events import Event
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.http.pubsub import QUEUE_LIMIT, Subscription
+from ocrflow.http.state import HUB
+from ocrflow.jobs.events import Event
+from ocrflow.settings import Settings
 from tests.support import Received, form, read_events, submit, write_image_pdf, write_png
 
 PAGES = [["First page of three"], ["Second page of three"], ["Third page of three"]]

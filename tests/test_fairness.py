@@ -9,10 +9,10 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.jobs import redis_keys
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.jobs import redis_keys
+from ocrflow.settings import Settings
 from tests.support import form, running_worker, wait_for_job, write_png
 
 ALICE_KEY, ALICE = new_api_key("alice")

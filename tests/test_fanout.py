@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.jobs import redis_keys
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.jobs import redis_keys
+from ocrflow.settings import Settings
 from tests.support import (
     Service,
     long_pdf,

@@ -15,13 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.jobs import redis_keys
-from ocrflow.handlers.runtime.pool import kill_tree
-from ocrflow.handlers.runtime.redis_server import RedisServer, free_port
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.leases import requeue_lost
+from ocrflow.http.app import create_app
+from ocrflow.http.state import SERVICES
+from ocrflow.jobs import redis_keys
+from ocrflow.runtime.pool import kill_tree
+from ocrflow.runtime.redis_server import RedisServer, free_port
+from ocrflow.settings import Settings
+from ocrflow.worker.leases import requeue_lost
 from tests.support import (
     form,
     long_pdf,

@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from ocrflow.handlers.runtime.pool import OcrPool
-from ocrflow.handlers.worker.runner import run_document
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
+from ocrflow.runtime.pool import OcrPool
+from ocrflow.worker.recognition import run_document
 from tests.support import Service, hostile, multipart, wait_for_job, wait_healthy, write_png
 
 MIB = 1024 * 1024

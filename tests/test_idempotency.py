@@ -7,12 +7,12 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import ANONYMOUS
-from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.jobs import redis_keys
-from ocrflow.handlers.jobs.reuse import fingerprint
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import ANONYMOUS
+from ocrflow.http.state import SERVICES
+from ocrflow.jobs import redis_keys
+from ocrflow.jobs.idempotency import fingerprint
+from ocrflow.settings import Settings
 from tests.support import form, wait_for_job, write_png
 
 

@@ -9,12 +9,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http import jobs as api
-from ocrflow.handlers.http.forms import MEMORY_BYTES
-from ocrflow.handlers.jobs.sources import clean_filename
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.storage import layout
-from ocrflow.handlers.storage.local import LocalStorage
+from ocrflow.http import jobs as api
+from ocrflow.http.forms import MEMORY_BYTES
+from ocrflow.jobs.sources import clean_filename
+from ocrflow.settings import Settings
+from ocrflow.storage import layout
+from ocrflow.storage.local import LocalStorage
 from tests.support import form, write_png
 
 
@@ -51,7 +51,7 @@ async def test_empty_file_is_415(client: TestClient[Any, Any], tmp_path: Path) -
 async def test_upload_over_the_limit_is_413(
     aiohttp_client: Any, settings: Settings, tmp_path: Path, redis: Redis, limit: int
 ) -> None:
-    from ocrflow.handlers.http.app import create_app
+    from ocrflow.http.app import create_app
 
     small = settings.model_copy(update={"max_upload_bytes": limit})
     client = await aiohttp_client(create_app(small))

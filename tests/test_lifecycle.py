@@ -11,13 +11,13 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.jobs import redis_keys
-from ocrflow.handlers.jobs.records import JobState
-from ocrflow.handlers.jobs.transitions import Transitions
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.app import worker_settings
-from ocrflow.handlers.worker.context import POOL
+from ocrflow.http.app import create_app
+from ocrflow.jobs import redis_keys
+from ocrflow.jobs.records import JobState
+from ocrflow.jobs.transitions import Transitions
+from ocrflow.settings import Settings
+from ocrflow.worker.app import worker_settings
+from ocrflow.worker.context import POOL
 from tests.support import (
     form,
     long_pdf,

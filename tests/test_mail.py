@@ -12,10 +12,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.runtime.redis_server import free_port
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker import mail
+from ocrflow.http.app import create_app
+from ocrflow.runtime.redis_server import free_port
+from ocrflow.settings import Settings
+from ocrflow.worker import mail
 from tests.support import form, running_worker, wait_for_job, write_png
 
 

@@ -13,14 +13,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocrflow.handlers.errors import ErrorCode, OcrflowError
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.http.errors import STATUS
-from ocrflow.handlers.http.forms import parse_options
-from ocrflow.handlers.jobs.sources import MAX_FILENAME, clean_filename
-from ocrflow.handlers.settings import Settings
+from ocrflow.errors import ErrorCode, OcrflowError
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.http.errors import STATUS
+from ocrflow.http.forms import parse_options
+from ocrflow.jobs.sources import MAX_FILENAME, clean_filename
 from ocrflow.pipeline.options import OcrOptions
+from ocrflow.settings import Settings
 from tests.support import multipart, write_png
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

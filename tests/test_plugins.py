@@ -10,12 +10,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from ocrflow.handlers.client import ApiFailure, OcrflowClient
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.plugins.fields import FieldSpec, find, normalize
-from ocrflow.handlers.plugins.validate import Rule, check, number
-from ocrflow.handlers.settings import Settings
+from ocrflow.client import ApiFailure, OcrflowClient
+from ocrflow.handlers.fields import FieldSpec, find, normalize
+from ocrflow.handlers.validate import Rule, check, number
+from ocrflow.http.app import create_app
 from ocrflow.pipeline.result import Line, PageResult, Word
+from ocrflow.settings import Settings
 from tests.support import (
     FormEntry,
     Style,

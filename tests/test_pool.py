@@ -4,7 +4,7 @@ import os
 import signal
 from pathlib import Path
 
-from ocrflow.handlers.runtime.pool import OcrPool
+from ocrflow.runtime.pool import OcrPool
 
 
 def die_once(marker: str) -> int:

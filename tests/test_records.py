@@ -3,11 +3,11 @@
 import pytest
 from redis.asyncio import Redis
 
-from ocrflow.handlers.jobs.admission import Admission
-from ocrflow.handlers.jobs.records import Job, JobState, JobStore, Progress, Source, new_job_id, now
-from ocrflow.handlers.jobs.transitions import Transitions
-from ocrflow.handlers.settings import Settings
+from ocrflow.jobs.admission import Admission
+from ocrflow.jobs.records import Job, JobState, JobStore, Progress, Source, new_job_id, now
+from ocrflow.jobs.transitions import Transitions
 from ocrflow.pipeline.options import OcrOptions
+from ocrflow.settings import Settings
 
 
 def a_job() -> Job:

@@ -9,9 +9,9 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.retention import sweep
+from ocrflow.http.state import SERVICES
+from ocrflow.settings import Settings
+from ocrflow.worker.retention import sweep
 from tests.support import submit, wait_for_job, write_png
 
 

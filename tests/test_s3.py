@@ -12,14 +12,14 @@ from aiohttp.test_utils import TestClient
 from moto.server import ThreadedMotoServer
 from yarl import URL
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.storage.backend import ObjectNotFound, StorageError
-from ocrflow.handlers.storage.s3 import S3Storage
-from ocrflow.handlers.worker import retention
-from ocrflow.handlers.worker.retention import sweep
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.http.state import SERVICES
+from ocrflow.settings import Settings
+from ocrflow.storage.backend import ObjectNotFound, StorageError
+from ocrflow.storage.s3 import S3Storage
+from ocrflow.worker import retention
+from ocrflow.worker.retention import sweep
 from tests.support import running_worker, wait_for_job, write_image_pdf
 
 CREDENTIALS = {

@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.http.forms import Pace
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.http.forms import Pace
+from ocrflow.settings import Settings
 from tests.support import Service, wait_healthy
 
 

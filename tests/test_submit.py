@@ -9,10 +9,10 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.http.auth import new_api_key
-from ocrflow.handlers.runtime.redis_server import free_port
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.http.auth import new_api_key
+from ocrflow.runtime.redis_server import free_port
+from ocrflow.settings import Settings
 from tests.support import run_ocrflow, start_worker, stop_worker, write_image_pdf, write_png
 
 

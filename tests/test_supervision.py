@@ -12,14 +12,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from ocrflow.handlers.http.state import SERVICES
-from ocrflow.handlers.jobs import redis_keys
-from ocrflow.handlers.jobs.records import JobState
-from ocrflow.handlers.runtime import tasks
-from ocrflow.handlers.runtime.tasks import Supervised
-from ocrflow.handlers.settings import Settings
-from ocrflow.handlers.worker.leases import Watch, reap
-from ocrflow.handlers.worker.retention import sweep
+from ocrflow.http.state import SERVICES
+from ocrflow.jobs import redis_keys
+from ocrflow.jobs.records import JobState
+from ocrflow.runtime import tasks
+from ocrflow.runtime.tasks import Supervised
+from ocrflow.settings import Settings
+from ocrflow.worker.leases import Watch, reap
+from ocrflow.worker.retention import sweep
 from tests.support import read_events, submit, write_png
 
 

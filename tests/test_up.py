@@ -14,7 +14,7 @@ import aiohttp
 import psutil
 import pytest
 
-from ocrflow.handlers.runtime.redis_server import free_port
+from ocrflow.runtime.redis_server import free_port
 from tests.support import TERMINAL, wait_healthy, write_png
 
 

@@ -8,9 +8,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from arq.worker import Worker
 
-from ocrflow.handlers.http.app import create_app
-from ocrflow.handlers.runtime.addresses import is_public
-from ocrflow.handlers.settings import Settings
+from ocrflow.http.app import create_app
+from ocrflow.runtime.addresses import is_public
+from ocrflow.settings import Settings
 from tests.support import running_worker, wait_for_job, write_png
 
 

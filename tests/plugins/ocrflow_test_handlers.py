@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ocrflow.handlers.plugins import Context, Document, Handler
+from ocrflow.handlers import Context, Document, Handler
 
 
 class Params(BaseModel):

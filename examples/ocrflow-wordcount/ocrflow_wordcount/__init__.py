@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ocrflow.handlers.plugins import Context, Document, Handler
+from ocrflow.handlers import Context, Document, Handler
 
 WORD = re.compile(r"[^\W\d_]{2,}")
 

@@ -1,0 +1,283 @@
+"""The built-in `validate` handler: rules over a job's fields and text, out as `report.json`,
+`report.csv` and a readable `report.html`, with pass or fail and the failed rules in its summary.
+
+The fields come from the `fields` handler run before it in the same job, or from a `fields`
+spec of its own."""
+
+import csv
+import html
+import io
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ocrflow.handlers.api import Context, Document, Handler, HandlerFailed
+from ocrflow.handlers.fields import FieldsParams, fields_json, find_fields
+
+Check = Literal["required", "pattern", "range", "date", "one_of"]
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+)
+_NUMBER = re.compile(r"-?[\d.,]+")
+
+
+class Rule(BaseModel):
+    """One rule over a field (`field`) or, without one, over the document's text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: Check
+    field: str | None = None
+    name: str | None = None  # how the report names it; `field:check` otherwise
+    pattern: str | None = None  # pattern: the value (or the text) must contain a match
+    min: float | None = None  # range: the value read as a number
+    max: float | None = None
+    formats: list[str] = Field(default_factory=lambda: list(DATE_FORMATS))  # date
+    after: str | None = None  # date: on or after (ISO date)
+    before: str | None = None  # date: on or before (ISO date)
+    values: list[str] | None = None  # one_of
+    ignore_case: bool = True
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Rule":
+        if self.check == "pattern":
+            if not self.pattern:
+                raise ValueError("a pattern rule needs `pattern`")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
+        if self.check == "range" and self.min is None and self.max is None:
+            raise ValueError("a range rule needs `min`, `max` or both")
+        if self.check == "one_of" and not self.values:
+            raise ValueError("a one_of rule needs `values`")
+        if self.check in ("range", "date", "one_of") and self.field is None:
+            raise ValueError(f"a {self.check} rule needs `field`")
+        for bound in (self.after, self.before):
+            if bound is not None:
+                datetime.fromisoformat(bound)
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.field or 'text'}:{self.check}"
+
+
+class ValidateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: Annotated[list[Rule], Field(min_length=1, max_length=500)]
+    fields: FieldsParams | None = None  # find the fields here rather than read `fields.json`
+
+
+def number(value: str) -> float | None:
+    """A number as forms write it: `1,234.50`, `1.234,50`, `$ 12`, `-3`."""
+    match = _NUMBER.search(value.replace(" ", ""))
+    if match is None:
+        return None
+    text = match.group()
+    comma, dot = text.rfind(","), text.rfind(".")
+    if comma > dot:  # the comma is the decimal mark if two digits or fewer follow it, last
+        decimals = len(text) - comma - 1
+        text = text.replace(".", "")
+        text = (
+            text.replace(",", ".")
+            if decimals <= 2 and text.count(",") == 1
+            else text.replace(",", "")
+        )
+    else:
+        text = text.replace(",", "")
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def date(value: str, formats: list[str]) -> datetime | None:
+    text = " ".join(value.replace(",", ", ").split()).replace(" ,", ",")
+    for form in formats:
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None
+
+
+def check(rule: Rule, value: str | None) -> tuple[bool, str]:
+    """Whether `value` (a field's, or the text) passes `rule`, and why not."""
+    if value is None or not value.strip():
+        return False, "missing" if rule.field else "the document has no text"
+    reason = _CHECKS[rule.check](rule, value)
+    return not reason, reason
+
+
+def _required(rule: Rule, value: str) -> str:
+    return ""
+
+
+def _pattern(rule: Rule, value: str) -> str:
+    assert rule.pattern is not None
+    flags = re.IGNORECASE if rule.ignore_case else 0
+    return "" if re.search(rule.pattern, value, flags) else f"does not match {rule.pattern}"
+
+
+def _range(rule: Rule, value: str) -> str:
+    read = number(value)
+    if read is None:
+        return f"{value!r} is not a number"
+    if rule.min is not None and read < rule.min:
+        return f"{read:g} is less than {rule.min:g}"
+    if rule.max is not None and read > rule.max:
+        return f"{read:g} is more than {rule.max:g}"
+    return ""
+
+
+def _date(rule: Rule, value: str) -> str:
+    when = date(value, rule.formats)
+    if when is None:
+        return f"{value!r} is not a date"
+    if rule.after and when < datetime.fromisoformat(rule.after):
+        return f"{when:%Y-%m-%d} is before {rule.after}"
+    if rule.before and when > datetime.fromisoformat(rule.before):
+        return f"{when:%Y-%m-%d} is after {rule.before}"
+    return ""
+
+
+def _one_of(rule: Rule, value: str) -> str:
+    assert rule.values is not None
+    fold = str.casefold if rule.ignore_case else str
+    if fold(value.strip()) in {fold(v) for v in rule.values}:
+        return ""
+    return f"{value!r} is not one of {', '.join(rule.values)}"
+
+
+_CHECKS: dict[Check, Callable[[Rule, str], str]] = {
+    "required": _required,
+    "pattern": _pattern,
+    "range": _range,
+    "date": _date,
+    "one_of": _one_of,
+}
+
+
+def _fields(document: Document, params: ValidateParams, context: Context) -> dict[str, Any]:
+    if params.fields is not None:
+        found = find_fields(document, params.fields)
+        return json.loads(fields_json(found))["fields"]  # type: ignore[no-any-return]
+    written = context.read("fields.json")
+    if written is None:
+        if any(rule.field for rule in params.rules):
+            raise HandlerFailed(
+                "validate has rules over fields but no fields: run the `fields` handler before "
+                "it, or give validate a `fields` spec"
+            )
+        return {}
+    return json.loads(written)["fields"]  # type: ignore[no-any-return]
+
+
+def report(
+    document: Document, params: ValidateParams, fields: dict[str, Any]
+) -> list[dict[str, Any]]:
+    results = []
+    for rule in params.rules:
+        value: str | None = document.text
+        page: int | None = None
+        if rule.field is not None:
+            found = fields.get(rule.field)
+            value, page = (found["value"], found["page"]) if found else (None, None)
+        passed, reason = check(rule, value)
+        results.append(
+            {
+                "rule": rule.label,
+                "field": rule.field,
+                "check": rule.check,
+                "passed": passed,
+                "value": value if rule.field else None,
+                "page": page,
+                "reason": reason,
+            }
+        )
+    return results
+
+
+def report_csv(results: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    columns = ["rule", "field", "check", "passed", "value", "page", "reason"]
+    writer.writerow(columns)
+    for row in results:
+        writer.writerow(["" if row[c] is None else row[c] for c in columns])
+    return buffer.getvalue()
+
+
+def report_html(document: Document, passed: bool, results: list[dict[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        return f"<td>{html.escape('' if value is None else str(value))}</td>"
+
+    rows = "\n".join(
+        f'<tr class="{"pass" if row["passed"] else "fail"}">'
+        + cell(row["rule"])
+        + cell("pass" if row["passed"] else "fail")
+        + cell(row["value"])
+        + cell(row["page"])
+        + cell(row["reason"])
+        + "</tr>"
+        for row in results
+    )
+    verdict = "passed" if passed else "failed"
+    title = html.escape(f"{document.filename}: {verdict}")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd;
+  overflow-wrap: anywhere; }}
+tr.fail td:nth-child(2) {{ color: #b00020; font-weight: 600; }}
+tr.pass td:nth-child(2) {{ color: #1b5e20; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>Job {html.escape(document.job_id)}: {sum(r["passed"] for r in results)} of {len(results)}
+rules passed.</p>
+<table><thead><tr><th>rule</th><th>result</th><th>value</th><th>page</th><th>why</th></tr>
+</thead><tbody>
+{rows}
+</tbody></table></body></html>
+"""
+
+
+async def run(document: Document, params: ValidateParams, context: Context) -> dict[str, Any]:
+    fields = _fields(document, params, context)
+    results = report(document, params, fields)
+    failed = [row["rule"] for row in results if not row["passed"]]
+    passed = not failed
+    context.write(
+        "report.json",
+        json.dumps({"passed": passed, "rules": results}, ensure_ascii=False, indent=1),
+        "application/json",
+    )
+    context.write("report.csv", report_csv(results), "text/csv")
+    context.write("report.html", report_html(document, passed, results), "text/html")
+    return {"passed": passed, "rules": len(results), "failed": failed[:50]}
+
+
+handler = Handler(
+    name="validate",
+    run=run,
+    params=ValidateParams,
+    description="rules over fields and text: report.json, report.csv, report.html",
+)

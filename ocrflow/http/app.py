@@ -1,0 +1,56 @@
+"""The aiohttp application: routes, error handling, and the services it opens and closes."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ocrflow.http import (
+    jobs,
+    monitoring,
+    openapi,
+    operators,
+    s3_notifications,
+    sse,
+    uploads,
+)
+from ocrflow.http.auth import AUTHENTICATOR, Authenticator, auth_middleware
+from ocrflow.http.errors import error_middleware
+from ocrflow.http.forms import JSON_BODY_LIMIT
+from ocrflow.http.pubsub import EventHub
+from ocrflow.http.state import HUB, SERVICES, SETTINGS
+from ocrflow.jobs.services import open_services
+from ocrflow.pipeline.options import installed_languages
+from ocrflow.settings import Settings
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=JSON_BODY_LIMIT
+    )
+    app[SETTINGS] = settings
+    app[AUTHENTICATOR] = Authenticator(settings)
+    app[operators.OVERVIEWS] = operators.Overviews()
+    app.cleanup_ctx.append(_services)
+    app.on_shutdown.append(_stop_feeds)
+    for module in (jobs, sse, monitoring, operators, s3_notifications, uploads, openapi):
+        app.add_routes(module.routes)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    services = await open_services(app[SETTINGS])
+    # Warm the installed-language list so the first submission does not block the loop on it.
+    await asyncio.to_thread(installed_languages)
+    app[SERVICES] = services
+    hub = EventHub(services.redis)
+    await hub.start()
+    app[HUB] = hub
+    yield
+    await hub.stop()
+    await services.close()
+
+
+async def _stop_feeds(app: web.Application) -> None:
+    """Graceful shutdown: end every open event stream so its route returns."""
+    await app[HUB].stop()

@@ -1,0 +1,348 @@
+"""The HTTP API: submit a job, read its document, its result and its output files."""
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from yarl import URL
+
+from ocrflow.errors import ErrorCode, OcrflowError
+from ocrflow.http.auth import NOTIFY_EMAIL, caller, is_operator
+from ocrflow.http.forms import (
+    JsonSubmission,
+    Upload,
+    discard,
+    json_fields,
+    parse_handlers,
+    parse_metadata,
+    parse_options,
+    receive_upload,
+)
+from ocrflow.http.state import SERVICES
+from ocrflow.jobs import queue
+from ocrflow.jobs.intake import submit
+from ocrflow.jobs.records import (
+    ACTIVE,
+    JOB_ID,
+    HandlerRun,
+    Job,
+    JobState,
+    Priority,
+    Progress,
+    Source,
+    new_job_id,
+    now,
+)
+from ocrflow.pipeline.errors import PipelineCode
+from ocrflow.pipeline.options import check_languages
+from ocrflow.runtime.addresses import AddressNotAllowed, check_url
+from ocrflow.settings import Settings
+from ocrflow.storage import layout
+
+EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
+RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
+BOOLEAN_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/jobs")
+async def submit_job(request: web.Request) -> web.Response:
+    """A document by multipart upload (`file` + option fields) or by JSON `{"url": …}`."""
+    services = request.app[SERVICES]
+    source: Path | bytes | None = None
+    if request.content_type == "application/json":
+        fields = await json_fields(request, JsonSubmission)
+        url_source = _source(fields, None, services.settings.allow_private_urls)
+        job = job_from_fields(request, fields, url_source)
+    elif request.content_type == "multipart/form-data":
+        spool = services.settings.work_dir / "incoming"
+        upload = await receive_upload(request, spool, services.settings.max_upload_bytes)
+        source = upload.content
+    else:
+        raise OcrflowError(
+            PipelineCode.UNSUPPORTED_MEDIA_TYPE, 'send multipart/form-data or a JSON {"url"}'
+        )
+    try:
+        if source is not None:
+            upload_source = _source(upload.fields, upload, services.settings.allow_private_urls)
+            job = job_from_fields(request, upload.fields, upload_source)
+        key = request.headers.get("Idempotency-Key")
+        job, reused = await submit(services, job, source, idempotency_key=key)
+    finally:
+        if source is not None:
+            discard(source)
+    location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
+    headers = {"Location": str(location)}
+    if reused:
+        headers["Ocrflow-Reused"] = reused  # idempotent | shared | cached
+    return web.json_response(render_job(job, request), status=202, headers=headers)
+
+
+def job_from_fields(request: web.Request, fields: dict[str, list[str]], source: Source) -> Job:
+    """The caller's new job from submitted fields (form or JSON), for a source described."""
+    settings = request.app[SERVICES].settings
+    options = parse_options(fields, settings.default_options)
+    check_languages(options)
+    return Job(
+        id=new_job_id(),
+        owner=caller(request),
+        created_at=now(),
+        priority=_priority(fields, caller(request), settings),
+        source=source,
+        options=options,
+        metadata=parse_metadata(fields),
+        handlers={
+            name: HandlerRun(params=params)
+            for name, params in parse_handlers(fields, settings.handlers).items()
+        },
+        callback_url=_callback_url(fields, settings.allow_private_urls),
+        notify_email=_email(fields, request.get(NOTIFY_EMAIL)),
+    )
+
+
+def _source(fields: dict[str, list[str]], upload: Upload | None, allow_private: bool) -> Source:
+    if upload is not None:
+        return Source(
+            filename=upload.filename,
+            sha256=upload.sha256,
+            bytes=upload.size,
+            media_type=upload.media_type,
+        )
+    if "url" not in fields:
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "a JSON submission needs a `url`")
+    url = _checked_url(fields["url"][-1], "url", allow_private)
+    return Source(kind="url", url=url, filename=URL(url).name or str(URL(url).host))
+
+
+def _email(fields: dict[str, list[str]], token_email: str | None) -> str | None:
+    """`notify_email`, or with `notify=true` the address in the caller's token."""
+    notify = fields.get("notify", ["false"])[-1].lower()
+    if notify not in BOOLEAN_TEXT:
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "notify must be true or false")
+    if "notify_email" not in fields:
+        if not BOOLEAN_TEXT[notify]:
+            return None
+        if token_email is None:
+            raise OcrflowError(
+                ErrorCode.INVALID_OPTIONS, "notify=true needs a token with an e-mail claim"
+            )
+        return token_email
+    address = fields["notify_email"][-1].strip()
+    if not EMAIL.fullmatch(address):
+        raise OcrflowError(
+            ErrorCode.INVALID_OPTIONS, f"notify_email {address[:100]!r} is not an e-mail address"
+        )
+    return address
+
+
+def _callback_url(fields: dict[str, list[str]], allow_private: bool) -> str | None:
+    if "callback_url" not in fields:
+        return None
+    return _checked_url(fields["callback_url"][-1], "callback_url", allow_private)
+
+
+def _checked_url(raw: str, name: str, allow_private: bool) -> str:
+    url = raw.strip()
+    try:
+        check_url(URL(url), allow_private=allow_private)
+    except (AddressNotAllowed, ValueError) as exc:
+        raise OcrflowError(ErrorCode.URL_NOT_ALLOWED, f"{name} refused: {exc}") from exc
+    return url
+
+
+def _priority(fields: dict[str, list[str]], who: str, settings: Settings) -> Priority:
+    value = fields.get("priority", [Priority.NORMAL])[-1]
+    if value not in Priority.__members__.values():
+        names = ", ".join(Priority)
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"priority must be one of {names}")
+    if value == Priority.HIGH and not settings.may_use_high_priority(who):
+        raise OcrflowError(
+            ErrorCode.PRIORITY_NOT_ALLOWED,
+            "high priority is for the callers in OCRFLOW_HIGH_PRIORITY_CALLERS",
+        )
+    return Priority(value)
+
+
+@routes.get("/v1/jobs/{job_id}", name="job")
+async def get_job(request: web.Request) -> web.Response:
+    job = await job_or_404(request)
+    return web.json_response(render_job(job, request))
+
+
+@routes.post("/v1/jobs/{job_id}/cancel")
+async def cancel_job(request: web.Request) -> web.Response:
+    """A queued job never starts; a running one has its work killed within a second or so."""
+    services = request.app[SERVICES]
+    job = await job_or_404(request)
+    stopped = job.progress.model_copy(update={"stage": "cancelled", "message": "cancelled"})
+    if not await services.transitions.apply(
+        job.id, JobState.CANCELLED, only_from=ACTIVE, finished_at=now(), progress=stopped
+    ):
+        raise OcrflowError(ErrorCode.JOB_FINISHED, f"job {job.id} has already ended")
+    return web.json_response(render_job(await job_or_404(request), request))
+
+
+@routes.post("/v1/jobs/{job_id}/retry")
+async def retry_job(request: web.Request) -> web.Response:
+    """Run a failed or cancelled job again, as a new run."""
+    services = request.app[SERVICES]
+    job = await job_or_404(request)
+    run = job.run + 1
+    if job.state not in RETRYABLE:
+        raise _not_retryable(job)
+    await services.limits.admit(job.owner, job.id)
+    entry = queue.run_entry(
+        job.id, run=run, priority=job.priority, keep=services.settings.job_retention
+    )
+    if not await services.transitions.apply(
+        job.id,
+        JobState.QUEUED,
+        only_from=RETRYABLE,
+        note={"run": run},
+        enqueue=entry,
+        starts_run=True,
+        run=run,
+        error=None,
+        finished_at=None,
+        started_at=None,
+        outputs={},
+        handlers={name: run.fresh() for name, run in job.handlers.items()},
+        progress=Progress(),
+    ):
+        await services.limits.release(job.owner, job.id)
+        raise _not_retryable(job)
+    refreshed = await job_or_404(request)
+    location = request.url.join(request.app.router["job"].url_for(job_id=job.id))
+    return web.json_response(
+        render_job(refreshed, request), status=202, headers={"Location": str(location)}
+    )
+
+
+def _not_retryable(job: Job) -> OcrflowError:
+    return OcrflowError(
+        ErrorCode.JOB_NOT_RETRYABLE,
+        f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried",
+    )
+
+
+@routes.get("/v1/jobs/{job_id}/result")
+async def get_result(request: web.Request) -> web.StreamResponse:
+    """Streamed from storage: a large result never sits whole in the ingress's memory."""
+    job = await job_or_404(request)
+    _require_success(job)
+    storage = request.app[SERVICES].storage
+    path = storage.local_path(job.outputs["json"])
+    if path is not None:
+        return web.FileResponse(path, headers={"Content-Type": "application/json"})
+    chunks = storage.chunks(job.outputs["json"])
+    first = await anext(chunks, b"")  # a missing object is a JSON error, before any byte
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(first)
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@routes.get("/v1/jobs/{job_id}/outputs/{name}", name="output")
+async def get_output(request: web.Request) -> web.StreamResponse:
+    """The file itself from local storage; a redirect to a short-lived presigned link on S3."""
+    job = await job_or_404(request)
+    storage = request.app[SERVICES].storage
+    name = request.match_info["name"]
+    if name not in job.outputs:
+        raise OcrflowError(ErrorCode.OUTPUT_NOT_FOUND, f"job {job.id} has no output named {name!r}")
+    key, media_type = job.outputs[name], layout.output_media_type(name)
+    filename = f"{Path(job.source.filename).stem or job.id}-{layout.download_name(name)}"
+    url = await storage.download_url(key, filename=filename, content_type=media_type)
+    if url is not None:
+        raise web.HTTPFound(url)
+    path = storage.local_path(key)
+    if path is None:
+        raise OcrflowError(ErrorCode.OUTPUT_NOT_FOUND, f"output {name!r} of job {job.id} is gone")
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+    return web.FileResponse(
+        path, headers={"Content-Type": media_type, "Content-Disposition": disposition}
+    )
+
+
+async def job_or_404(request: web.Request) -> Job:
+    """The caller's job; anyone else's is as absent as a job that never was."""
+    job_id = request.match_info["job_id"]
+    job = await request.app[SERVICES].jobs.get(job_id) if job_id.startswith("j_") else None
+    if job is None or (job.owner != caller(request) and not is_operator(request)):
+        raise OcrflowError(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r}")
+    return job
+
+
+def _require_success(job: Job) -> None:
+    if job.state is JobState.FAILED and job.error:
+        raise OcrflowError(ErrorCode.JOB_FAILED, f"job {job.id} failed: {job.error.message}")
+    if job.state is not JobState.SUCCEEDED:
+        raise OcrflowError(
+            ErrorCode.JOB_NOT_FINISHED, f"job {job.id} is {job.state}, not succeeded"
+        )
+
+
+def render_job(job: Job, request: web.Request) -> dict[str, Any]:
+    """The job document a client sees: output names become download links."""
+    document = job.model_dump(mode="json")
+    document["outputs"] = {
+        name: str(request.url.join(request.app.router["output"].url_for(job_id=job.id, name=name)))
+        for name in job.outputs
+    }
+    return document
+
+
+LIST_LIMIT = 100
+# Records one listing request may look at: with a `state` filter that few jobs match, a page
+# can come back short (even empty) with a `next_cursor`, rather than walk every job there is.
+SCAN_BUDGET = 1000
+
+
+@routes.get("/v1/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    """Jobs newest first; `state` filters, `cursor` (the last id of a page) continues. The
+    listing is over when `next_cursor` is null."""
+    store, owner = request.app[SERVICES].jobs, caller(request)
+    limit = _int_query(request, "limit", 20, 1, LIST_LIMIT)
+    state = request.query.get("state")
+    if state is not None and state not in JobState.__members__.values():
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"unknown state {state!r}")
+    cursor = request.query.get("cursor") or None  # empty: from the start
+    if cursor is not None and not JOB_ID.fullmatch(cursor):
+        message = f"cursor {cursor[:40]!r} is not one this listing gave (a job id)"
+        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, message)
+    found: list[Job] = []
+    exhausted, scanned = False, 0
+    while len(found) < limit and not exhausted and scanned < SCAN_BUDGET:
+        chunk = min(LIST_LIMIT, SCAN_BUDGET)
+        ids = await store.newest(owner, before=cursor, count=chunk)
+        exhausted = len(ids) < chunk
+        scanned += len(ids)
+        jobs = await store.get_many(ids)
+        await store.forget(owner, [i for i, job in zip(ids, jobs, strict=True) if job is None])
+        for job_id, job in zip(ids, jobs, strict=True):
+            cursor = job_id
+            if job and (state is None or job.state == state):
+                found.append(job)
+            if len(found) == limit:
+                break
+    if len(found) < limit and exhausted:
+        cursor = None
+    body = {"jobs": [render_job(job, request) for job in found], "next_cursor": cursor}
+    return web.json_response(body)
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.query.get(name, default))
+    except ValueError as exc:
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"{name} must be a whole number") from exc
+    if not low <= value <= high:
+        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"{name} must be between {low} and {high}")
+    return value

@@ -1,0 +1,52 @@
+"""How a run (or a unit of one) ends: the outputs stored, and the job's success or failure
+recorded; and the signal that a job left the running state while its pages were being read."""
+
+import logging
+from pathlib import Path
+
+from ocrflow.jobs.records import JobError, JobState, Progress, now
+from ocrflow.jobs.services import Services
+from ocrflow.pipeline.options import Output
+from ocrflow.pipeline.outputs import MEDIA_TYPES
+from ocrflow.storage import layout
+
+log = logging.getLogger(__name__)
+
+RUNNING_ONLY = frozenset({JobState.RUNNING})
+
+
+class JobStopped(Exception):
+    """The job left the running state (cancelled) while its pages were being read."""
+
+
+async def store_outputs(
+    services: Services, job_id: str, files: dict[Output, Path]
+) -> dict[str, str]:
+    """Each output file into storage, at its fixed key (a rerun overwrites the same keys)."""
+    stored: dict[str, str] = {}
+    for name, path in files.items():
+        key = layout.output_key(job_id, path.name)
+        await services.storage.put_file(key, path, content_type=MEDIA_TYPES[name])
+        stored[name] = key
+    return stored
+
+
+async def succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
+    done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
+    await services.transitions.apply(
+        job_id,
+        JobState.SUCCEEDED,
+        only_from=RUNNING_ONLY,
+        outputs=outputs,
+        finished_at=now(),
+        progress=done,
+    )
+
+
+async def fail(
+    services: Services, job_id: str, error: JobError, only_from: frozenset[JobState] = RUNNING_ONLY
+) -> None:
+    log.info("job %s failed: %s: %s", job_id, error.code, error.message)
+    await services.transitions.apply(
+        job_id, JobState.FAILED, only_from=only_from, error=error, finished_at=now()
+    )
