@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool | None = None  # None: STARTTLS when the server offers it
     smtp_tls: bool = False  # implicit TLS (port 465)
     smtp_timeout: float = 30.0
+    mail_max_tries: int = Field(default=3, gt=0)  # sending attempts per e-mail
+    mail_backoff: float = Field(default=2.0, gt=0)  # seconds; doubles on each try
 
     # Authentication: with neither keys nor JWT settings, every request is `anonymous` and
     # `ocrflow up`/`ocrflow web` listen on loopback only (unless allow_unauthenticated).

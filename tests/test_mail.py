@@ -84,7 +84,7 @@ async def test_a_mail_server_that_is_down_does_not_fail_the_job(
             "smtp_host": "127.0.0.1",
             "smtp_port": free_port(),
             "smtp_starttls": False,
-            "callback_backoff": 0.05,
+            "mail_backoff": 0.05,
         }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))

@@ -24,7 +24,7 @@ from ocrflow.worker.fanout import merge_job, process_range
 from ocrflow.worker.heartbeat import beat_forever
 from ocrflow.worker.job import process_job
 from ocrflow.worker.leases import Watch, reap_forever
-from ocrflow.worker.mail import MAIL_TRIES, send_email
+from ocrflow.worker.mail import send_email
 from ocrflow.worker.retention import sweep_forever
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     callback = func(
         send_callback, name=redis_keys.SEND_CALLBACK, max_tries=settings.callback_max_tries
     )
-    mail = func(send_email, name=redis_keys.SEND_EMAIL, max_tries=MAIL_TRIES)
+    mail = func(send_email, name=redis_keys.SEND_EMAIL, max_tries=settings.mail_max_tries)
     return {
         "functions": [*runs, callback, mail],
         "queue_name": settings.queue_name,

@@ -17,6 +17,7 @@ from ocrflow.jobs.services import Services
 from ocrflow.runtime.addresses import AddressNotAllowed, check_url, connector_options
 from ocrflow.settings import Settings
 from ocrflow.worker.context import SERVICES
+from ocrflow.worker.retries import backoff
 
 log = logging.getLogger(__name__)
 
@@ -94,4 +95,4 @@ async def send_callback(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
     log.warning("job %s: callback attempt %d failed: %s", job_id, attempt, error)
     if final or attempt >= settings.callback_max_tries:
         return {"job_id": job_id, "callback": "failed"}
-    raise Retry(defer=settings.callback_backoff * 2 ** (attempt - 1))
+    raise Retry(defer=backoff(attempt, settings.callback_backoff))

@@ -6,19 +6,14 @@ records the job's end. The job stays `running` throughout, with one stream of ev
 
 import asyncio
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from arq import Retry
-
 from ocrflow.errors import ErrorCode, OcrflowError
-from ocrflow.jobs import redis_keys, stats
-from ocrflow.jobs.events import EventKind
+from ocrflow.jobs import redis_keys
 from ocrflow.jobs.ranges import MERGE, split
 from ocrflow.jobs.records import Job, JobError, JobState
 from ocrflow.jobs.services import Services
@@ -26,23 +21,23 @@ from ocrflow.pipeline.document import Plan, inspect_document
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.parts import merge_parts, save_part
-from ocrflow.pipeline.result import PageResult
 from ocrflow.runtime.logs import current_job
 from ocrflow.runtime.memory import release_freed
 from ocrflow.runtime.pool import OcrPool
 from ocrflow.settings import Settings
 from ocrflow.storage import layout
-from ocrflow.storage.backend import disk_errors
 from ocrflow.worker.context import POOL, SERVICES
 from ocrflow.worker.handlers import run_handlers
 from ocrflow.worker.leases import Watch
 from ocrflow.worker.outcomes import JobStopped, fail, store_outputs, succeed
-from ocrflow.worker.recognition import PageCallback, Reading, recognize
+from ocrflow.worker.progress import range_reporter
+from ocrflow.worker.recognition import Reading, recognize
+from ocrflow.worker.retries import retry_or_fail, uncancel
+from ocrflow.worker.scratch import fetch_source, scratch
 
 log = logging.getLogger(__name__)
 
 TEXT_PART = "text"
-MAX_BACKOFF = 60
 
 
 class FannedOut(Exception):
@@ -134,7 +129,7 @@ async def _unit(
             except asyncio.CancelledError:
                 if not watch.stopped:
                     raise  # the worker is stopping: arq runs the unit again
-                _uncancel()
+                uncancel()
                 outcome["outcome"] = "stopped"
             except (PipelineError, OcrflowError) as exc:
                 await _retry_or_fail(services, job, name, attempt, exc)
@@ -150,12 +145,6 @@ async def _unit(
     return outcome
 
 
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
-
-
 def _time_left(job: Job, settings: Settings) -> float:
     """The job timeout covers the whole job: what is left of it since the job started."""
     started = job.started_at.timestamp() if job.started_at else time.time()
@@ -167,89 +156,47 @@ async def _retry_or_fail(
 ) -> None:
     """A fault is tried again for this unit alone; bad input, or the last try, ends the job
     with the pages it concerns named."""
-    if exc.retryable and attempt < services.settings.job_max_tries:
-        delay = min(2**attempt, MAX_BACKOFF)
-        log.warning("job %s: %s failed (%s); retrying in %d s", job.id, name, exc.code, delay)
-        raise Retry(defer=delay)
     where = "merging the pages" if name == MERGE else f"pages {name}"
-    message = f"{where}: {exc.message}"
-    error = JobError(code=exc.code, message=message, retryable=exc.retryable)
-    await fail(services, job.id, error)
+    error = JobError(code=exc.code, message=f"{where}: {exc.message}", retryable=exc.retryable)
+    await retry_or_fail(services, job.id, error, attempt, what=name)
 
 
 async def _read_range(
     services: Services, pool: OcrPool, job: Job, name: str, pages: Sequence[int]
 ) -> None:
-    with disk_errors("the worker's scratch space"):
-        async with _scratch(services, job, name) as workdir:
-            source = await _fetch_source(services, job, workdir)
-            runtime = services.settings.runtime
-            media_type = MediaType(str(job.source.media_type))
-            inspect = partial(inspect_document, source, media_type, workdir, job.options)
-            plan = await pool.run(inspect, runtime)
-            wanted = set(pages)
-            tasks = [task for task in plan.tasks if task.number in wanted]
-            reading = Reading(len(tasks), runtime, _reporter(services, job))
-            await recognize(pool, tasks, reading.finished)
-            part = await pool.run(save_part, reading.pages, workdir / "part.json")
-            await _put_part(services, job, name, part)
+    async with scratch(services, job.id, name) as workdir:
+        source = await fetch_source(services, job.id, workdir)
+        runtime = services.settings.runtime
+        media_type = MediaType(str(job.source.media_type))
+        inspect = partial(inspect_document, source, media_type, workdir, job.options)
+        plan = await pool.run(inspect, runtime)
+        wanted = set(pages)
+        tasks = [task for task in plan.tasks if task.number in wanted]
+        reading = Reading(len(tasks), runtime, range_reporter(services, job))
+        await recognize(pool, tasks, reading.finished)
+        part = await pool.run(save_part, reading.pages, workdir / "part.json")
+        await _put_part(services, job, name, part)
 
 
 async def _merge(services: Services, pool: OcrPool, job: Job) -> dict[str, str]:
-    with disk_errors("the worker's scratch space"):
-        async with _scratch(services, job, MERGE) as workdir:
-            source = await _fetch_source(services, job, workdir)
-            names = await services.ranges.names(job.id)
-            parts = [await _get_part(services, job, part, workdir) for part in names]
-            text = await _get_part(services, job, TEXT_PART, workdir)
-            out_dir = workdir / "out"
-            out_dir.mkdir()
-            merge = partial(
-                merge_parts,
-                source=source,
-                media_type=MediaType(str(job.source.media_type)),
-                max_words=services.settings.max_document_words,
-            )
-            outputs = (*job.options.outputs, "json")  # the JSON result is always kept
-            files = await pool.run(merge, text, parts, out_dir, outputs)
-            stored = await store_outputs(services, job.id, files)
-            deadline = time.time() + _time_left(job, services.settings)
-            return stored | await run_handlers(services, job, files["json"], workdir, deadline)
-
-
-def _reporter(services: Services, job: Job) -> PageCallback:
-    total = job.progress.pages_total or 0
-
-    async def report(done: int, count: int, pages: Sequence[PageResult]) -> None:
-        if not pages:
-            return
-        await stats.count_pages(services.redis, pages)
-        events = [(EventKind.PAGE, page.summary()) for page in pages]
-        await services.events.publish_many(job.id, events)
-        if not await services.ranges.progress(job.id, job.run, len(pages), total):
-            raise JobStopped(job.id)
-
-    return report
-
-
-class _scratch:
-    """A directory of the unit's own in the worker's scratch space, removed after."""
-
-    def __init__(self, services: Services, job: Job, name: str) -> None:
-        self._path = services.settings.work_dir / job.id / f"{name}-{uuid.uuid4().hex[:8]}"
-
-    async def __aenter__(self) -> Path:
-        self._path.mkdir(parents=True)
-        return self._path
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(shutil.rmtree, self._path, True)
-
-
-async def _fetch_source(services: Services, job: Job, workdir: Path) -> Path:
-    source = workdir / "source"
-    await services.storage.fetch(layout.source_key(job.id), source)
-    return source
+    async with scratch(services, job.id, MERGE) as workdir:
+        source = await fetch_source(services, job.id, workdir)
+        names = await services.ranges.names(job.id)
+        parts = [await _get_part(services, job, part, workdir) for part in names]
+        text = await _get_part(services, job, TEXT_PART, workdir)
+        out_dir = workdir / "out"
+        out_dir.mkdir()
+        merge = partial(
+            merge_parts,
+            source=source,
+            media_type=MediaType(str(job.source.media_type)),
+            max_words=services.settings.max_document_words,
+        )
+        outputs = (*job.options.outputs, "json")  # the JSON result is always kept
+        files = await pool.run(merge, text, parts, out_dir, outputs)
+        stored = await store_outputs(services, job.id, files)
+        deadline = time.time() + _time_left(job, services.settings)
+        return stored | await run_handlers(services, job, files["json"], workdir, deadline)
 
 
 async def _put_part(services: Services, job: Job, name: str, path: Path) -> None:

@@ -3,19 +3,12 @@ progress announced, and its outcome recorded (or a retry asked of arq)."""
 
 import asyncio
 import logging
-import shutil
 import time
-import uuid
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from arq import Retry
-
 from ocrflow.errors import ErrorCode, OcrflowError
-from ocrflow.jobs import stats
-from ocrflow.jobs.events import EventKind
 from ocrflow.jobs.records import (
     ACTIVE,
     Job,
@@ -34,24 +27,19 @@ from ocrflow.runtime.logs import current_job
 from ocrflow.runtime.memory import release_freed
 from ocrflow.runtime.pool import OcrPool
 from ocrflow.storage import layout
-from ocrflow.storage.backend import disk_errors
 from ocrflow.worker import fanout
 from ocrflow.worker.context import POOL, SERVICES
 from ocrflow.worker.fetch import fetch_url
 from ocrflow.worker.handlers import run_handlers
 from ocrflow.worker.leases import Watch
-from ocrflow.worker.outcomes import (
-    RUNNING_ONLY,
-    JobStopped,
-    fail,
-    store_outputs,
-    succeed,
-)
+from ocrflow.worker.outcomes import RUNNING_ONLY, JobStopped, fail, store_outputs, succeed
+from ocrflow.worker.progress import run_reporter
 from ocrflow.worker.recognition import recognize, triage
+from ocrflow.worker.retries import retry_or_fail, uncancel
+from ocrflow.worker.scratch import fetch_source, scratch
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 60
 HANDED_BACK = "the worker stopped; the job will rerun"
 
 
@@ -114,7 +102,7 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
             await _retry_or_fail(services, job.id, ctx["job_id"], error, attempt)
         except asyncio.CancelledError:
             if watch.stopped:  # cancelled through the API; its work is already killed
-                _uncancel()
+                uncancel()
                 return {"job_id": job.id, "outcome": "cancelled"}
             # Worker shutdown: hand the job back so the next run starts it afresh.
             await asyncio.shield(_requeue(services, job.id, ctx["job_id"], HANDED_BACK))
@@ -130,32 +118,16 @@ async def _run(ctx: dict[str, Any], services: Services, job: Job, attempt: int) 
     return {"job_id": job.id, "outcome": "failed"}
 
 
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
-
-
 async def _ocr(
     services: Services, pool: OcrPool, job: Job, deadline: float
 ) -> tuple[dict[str, str], int]:
-    """Fetch the source, read every page, store the outputs; returns output keys and pages.
-    A full disk under the scratch space is `DiskFull` (retried later), not an internal error."""
-    with disk_errors("the worker's scratch space"):
-        return await _ocr_in_scratch(services, pool, job, deadline)
-
-
-async def _ocr_in_scratch(
-    services: Services, pool: OcrPool, job: Job, deadline: float
-) -> tuple[dict[str, str], int]:
+    """Fetch the source, read every page, store the outputs; returns output keys and pages."""
     settings = services.settings
-    workdir = settings.work_dir / job.id / uuid.uuid4().hex[:8]
-    workdir.mkdir(parents=True)
-    try:
+    async with scratch(services, job.id) as workdir:
         source = workdir / "source"
-        job = await _get_source(services, job, source)
+        job = await _get_source(services, job, workdir)
         media_type = MediaType(str(job.source.media_type))
-        report = _reporter(services, job.id)
+        report = run_reporter(services, job.id)
         options, runtime = job.options, settings.runtime
         plan, reading = await triage(pool, source, media_type, workdir, options, runtime, report)
         if fanout.worth_it(plan, settings):
@@ -166,17 +138,15 @@ async def _ocr_in_scratch(
         pages = reading.in_order()
         stored = await _store_outputs(services, pool, job, pages, source, deadline)
         return stored, len(pages)
-    finally:
-        await asyncio.to_thread(shutil.rmtree, workdir, True)
 
 
-async def _get_source(services: Services, job: Job, dest: Path) -> Job:
-    """The job's document into `dest`: from storage, or (a URL's first run) from the web, then
-    kept in storage so a rerun reads the same bytes."""
+async def _get_source(services: Services, job: Job, workdir: Path) -> Job:
+    """The job's document into `workdir/source`: from storage, or (a URL's first run) from the
+    web, then kept in storage so a rerun reads the same bytes."""
     if job.source.media_type is not None:
-        await services.storage.fetch(layout.source_key(job.id), dest)
+        await fetch_source(services, job.id, workdir)
         return job
-    settings = services.settings
+    settings, dest = services.settings, workdir / "source"
     fetched = await fetch_url(
         str(job.source.url),
         dest,
@@ -193,25 +163,6 @@ async def _get_source(services: Services, job: Job, dest: Path) -> Job:
     )
     await services.jobs.update(job.id, source=source)
     return job.model_copy(update={"source": source})
-
-
-def _reporter(services: Services, job_id: str) -> Any:
-    async def report(done: int, total: int, pages: Sequence[PageResult]) -> None:
-        progress = Progress(
-            stage="ocr",
-            pages_done=done,
-            pages_total=total,
-            fraction=round(done / total, 4) if total else 0.0,
-            message=f"page {done}/{total}",
-        )
-        if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, progress=progress):
-            raise JobStopped(job_id)
-        await stats.count_pages(services.redis, pages)
-        events = [(EventKind.PAGE, page.summary()) for page in pages]
-        progressed = (EventKind.PROGRESS, progress.model_dump())
-        await services.events.publish_many(job_id, [*events, progressed])
-
-    return report
 
 
 async def _store_outputs(
@@ -236,13 +187,8 @@ async def _store_outputs(
 async def _retry_or_fail(
     services: Services, job_id: str, arq_job_id: str, error: JobError, attempt: int
 ) -> None:
-    if not error.retryable or attempt >= services.settings.job_max_tries:
-        await fail(services, job_id, error)
-        return
-    delay = min(2**attempt, MAX_BACKOFF)
-    log.warning("job %s: run %d failed (%s); retrying in %d s", job_id, attempt, error.code, delay)
-    await _requeue(services, job_id, arq_job_id, f"retrying in {delay} s after: {error.message}")
-    raise Retry(defer=delay)
+    requeue = partial(_requeue, services, job_id, arq_job_id)
+    await retry_or_fail(services, job_id, error, attempt, what=f"run {attempt}", on_retry=requeue)
 
 
 async def _requeue(services: Services, job_id: str, arq_job_id: str, message: str) -> None:

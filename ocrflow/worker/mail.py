@@ -14,10 +14,9 @@ from ocrflow.jobs.records import HandlerRun, Job, now
 from ocrflow.jobs.services import Services
 from ocrflow.settings import Settings
 from ocrflow.worker.context import SERVICES
+from ocrflow.worker.retries import backoff
 
 log = logging.getLogger(__name__)
-
-MAIL_TRIES = 3
 
 
 def message_for(job: Job, settings: Settings) -> EmailMessage:
@@ -84,6 +83,6 @@ async def send_email(ctx: dict[str, Any], job_id: str) -> dict[str, str]:
         log.exception("job %s: e-mail to %s cannot be sent", job_id, job.notify_email)
     record = {"channel": "email", "attempt": attempt, "at": now().isoformat(), "error": error}
     await services.jobs.update(job_id, notifications=[*job.notifications, record])
-    if error and not final and attempt < MAIL_TRIES:
-        raise Retry(defer=settings.callback_backoff * 2 ** (attempt - 1))
+    if error and not final and attempt < settings.mail_max_tries:
+        raise Retry(defer=backoff(attempt, settings.mail_backoff))
     return {"job_id": job_id, "email": "sent" if error is None else "failed"}
