@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from ocrflow.cli import OUTPUTS, PRIORITIES
 from ocrflow.cli.ocr import pool_size
+from ocrflow.cli.parser import OUTPUTS, PRIORITIES
 from ocrflow.cli.targets import Target
 from ocrflow.jobs.records import Priority
 from ocrflow.pipeline import options
@@ -37,7 +37,7 @@ def ocr(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[
 def test_the_parser_loads_nothing_heavy_and_its_choices_are_the_pipelines() -> None:
     """`ocrflow --help` answers at once because building the parser imports no server stack."""
     probe = (
-        "import sys; from ocrflow.cli import build_parser; build_parser(); "
+        "import sys; from ocrflow.cli.parser import build_parser; build_parser(); "
         "print(sorted(m for m in ('aiohttp', 'pydantic', 'redis', 'arq', 'PIL', 'aioboto3') "
         "if m in sys.modules))"
     )

@@ -6,7 +6,7 @@ from aiohttp.multipart import parse_content_disposition
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ocrflow.http.forms import _PLAIN_DISPOSITION, parse_disposition
+from ocrflow.http.multipart import _PLAIN_DISPOSITION, parse_disposition
 
 TRICKY = " \t;=\"\\/*'%éa"
 values = st.one_of(

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from ocrflow.http import jobs as api
-from ocrflow.http.forms import MEMORY_BYTES
+from ocrflow.http.multipart import MEMORY_BYTES
 from ocrflow.jobs.sources import clean_filename
 from ocrflow.settings import Settings
 from ocrflow.storage import layout

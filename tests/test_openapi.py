@@ -17,7 +17,7 @@ from ocrflow.errors import ErrorCode, OcrflowError
 from ocrflow.http.app import create_app
 from ocrflow.http.auth import new_api_key
 from ocrflow.http.errors import STATUS
-from ocrflow.http.forms import parse_options
+from ocrflow.http.submission import parse_options
 from ocrflow.jobs.sources import MAX_FILENAME, clean_filename
 from ocrflow.pipeline.options import OcrOptions
 from ocrflow.settings import Settings

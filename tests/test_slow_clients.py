@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ocrflow.http.app import create_app
 from ocrflow.http.auth import new_api_key
-from ocrflow.http.forms import Pace
+from ocrflow.http.multipart import Pace
 from ocrflow.settings import Settings
 from tests.support import Service, wait_healthy
 

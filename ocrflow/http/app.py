@@ -16,9 +16,9 @@ from ocrflow.http import (
 )
 from ocrflow.http.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from ocrflow.http.errors import error_middleware
-from ocrflow.http.forms import JSON_BODY_LIMIT
 from ocrflow.http.pubsub import EventHub
 from ocrflow.http.state import HUB, SERVICES, SETTINGS
+from ocrflow.http.submission import JSON_BODY_LIMIT
 from ocrflow.jobs.services import open_services
 from ocrflow.pipeline.options import installed_languages
 from ocrflow.settings import Settings

@@ -1,49 +1,30 @@
 """The HTTP API: submit a job, read its document, its result and its output files."""
 
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from yarl import URL
 
 from ocrflow.errors import ErrorCode, OcrflowError
-from ocrflow.http.auth import NOTIFY_EMAIL, caller, is_operator
-from ocrflow.http.forms import (
-    JsonSubmission,
-    Upload,
-    discard,
-    json_fields,
-    parse_handlers,
-    parse_metadata,
-    parse_options,
-    receive_upload,
-)
+from ocrflow.http.auth import caller, is_operator
+from ocrflow.http.multipart import discard, receive_upload
 from ocrflow.http.state import SERVICES
+from ocrflow.http.submission import JsonSubmission, job_from_fields, json_fields, source_of
 from ocrflow.jobs import queue
 from ocrflow.jobs.intake import submit
 from ocrflow.jobs.records import (
     ACTIVE,
     JOB_ID,
-    HandlerRun,
     Job,
     JobState,
-    Priority,
     Progress,
-    Source,
-    new_job_id,
     now,
 )
 from ocrflow.pipeline.errors import PipelineCode
-from ocrflow.pipeline.options import check_languages
-from ocrflow.runtime.addresses import AddressNotAllowed, check_url
-from ocrflow.settings import Settings
 from ocrflow.storage import layout
 
-EMAIL = re.compile(r"[^@\s<>\"(),;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
-BOOLEAN_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 routes = web.RouteTableDef()
 
@@ -55,7 +36,7 @@ async def submit_job(request: web.Request) -> web.Response:
     source: Path | bytes | None = None
     if request.content_type == "application/json":
         fields = await json_fields(request, JsonSubmission)
-        url_source = _source(fields, None, services.settings.allow_private_urls)
+        url_source = source_of(fields, None, services.settings.allow_private_urls)
         job = job_from_fields(request, fields, url_source)
     elif request.content_type == "multipart/form-data":
         spool = services.settings.work_dir / "incoming"
@@ -67,7 +48,7 @@ async def submit_job(request: web.Request) -> web.Response:
         )
     try:
         if source is not None:
-            upload_source = _source(upload.fields, upload, services.settings.allow_private_urls)
+            upload_source = source_of(upload.fields, upload, services.settings.allow_private_urls)
             job = job_from_fields(request, upload.fields, upload_source)
         key = request.headers.get("Idempotency-Key")
         job, reused = await submit(services, job, source, idempotency_key=key)
@@ -79,91 +60,6 @@ async def submit_job(request: web.Request) -> web.Response:
     if reused:
         headers["Ocrflow-Reused"] = reused  # idempotent | shared | cached
     return web.json_response(render_job(job, request), status=202, headers=headers)
-
-
-def job_from_fields(request: web.Request, fields: dict[str, list[str]], source: Source) -> Job:
-    """The caller's new job from submitted fields (form or JSON), for a source described."""
-    settings = request.app[SERVICES].settings
-    options = parse_options(fields, settings.default_options)
-    check_languages(options)
-    return Job(
-        id=new_job_id(),
-        owner=caller(request),
-        created_at=now(),
-        priority=_priority(fields, caller(request), settings),
-        source=source,
-        options=options,
-        metadata=parse_metadata(fields),
-        handlers={
-            name: HandlerRun(params=params)
-            for name, params in parse_handlers(fields, settings.handlers).items()
-        },
-        callback_url=_callback_url(fields, settings.allow_private_urls),
-        notify_email=_email(fields, request.get(NOTIFY_EMAIL)),
-    )
-
-
-def _source(fields: dict[str, list[str]], upload: Upload | None, allow_private: bool) -> Source:
-    if upload is not None:
-        return Source(
-            filename=upload.filename,
-            sha256=upload.sha256,
-            bytes=upload.size,
-            media_type=upload.media_type,
-        )
-    if "url" not in fields:
-        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "a JSON submission needs a `url`")
-    url = _checked_url(fields["url"][-1], "url", allow_private)
-    return Source(kind="url", url=url, filename=URL(url).name or str(URL(url).host))
-
-
-def _email(fields: dict[str, list[str]], token_email: str | None) -> str | None:
-    """`notify_email`, or with `notify=true` the address in the caller's token."""
-    notify = fields.get("notify", ["false"])[-1].lower()
-    if notify not in BOOLEAN_TEXT:
-        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "notify must be true or false")
-    if "notify_email" not in fields:
-        if not BOOLEAN_TEXT[notify]:
-            return None
-        if token_email is None:
-            raise OcrflowError(
-                ErrorCode.INVALID_OPTIONS, "notify=true needs a token with an e-mail claim"
-            )
-        return token_email
-    address = fields["notify_email"][-1].strip()
-    if not EMAIL.fullmatch(address):
-        raise OcrflowError(
-            ErrorCode.INVALID_OPTIONS, f"notify_email {address[:100]!r} is not an e-mail address"
-        )
-    return address
-
-
-def _callback_url(fields: dict[str, list[str]], allow_private: bool) -> str | None:
-    if "callback_url" not in fields:
-        return None
-    return _checked_url(fields["callback_url"][-1], "callback_url", allow_private)
-
-
-def _checked_url(raw: str, name: str, allow_private: bool) -> str:
-    url = raw.strip()
-    try:
-        check_url(URL(url), allow_private=allow_private)
-    except (AddressNotAllowed, ValueError) as exc:
-        raise OcrflowError(ErrorCode.URL_NOT_ALLOWED, f"{name} refused: {exc}") from exc
-    return url
-
-
-def _priority(fields: dict[str, list[str]], who: str, settings: Settings) -> Priority:
-    value = fields.get("priority", [Priority.NORMAL])[-1]
-    if value not in Priority.__members__.values():
-        names = ", ".join(Priority)
-        raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"priority must be one of {names}")
-    if value == Priority.HIGH and not settings.may_use_high_priority(who):
-        raise OcrflowError(
-            ErrorCode.PRIORITY_NOT_ALLOWED,
-            "high priority is for the callers in OCRFLOW_HIGH_PRIORITY_CALLERS",
-        )
-    return Priority(value)
 
 
 @routes.get("/v1/jobs/{job_id}", name="job")

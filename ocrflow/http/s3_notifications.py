@@ -11,8 +11,8 @@ from aiohttp import web
 
 from ocrflow.errors import ErrorCode, OcrflowError
 from ocrflow.http.auth import signed
-from ocrflow.http.forms import read_json
 from ocrflow.http.state import SERVICES
+from ocrflow.http.submission import read_json
 from ocrflow.jobs import redis_keys
 from ocrflow.jobs.intake import submit
 from ocrflow.jobs.records import Job, Source, new_job_id, now

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from ocrflow.errors import ErrorCode, OcrflowError
 from ocrflow.http.auth import caller
-from ocrflow.http.forms import JsonOptions, UploadStart, json_fields
-from ocrflow.http.jobs import job_from_fields, render_job
+from ocrflow.http.jobs import render_job
 from ocrflow.http.state import SERVICES
+from ocrflow.http.submission import JsonOptions, UploadStart, job_from_fields, json_fields
 from ocrflow.jobs import redis_keys
 from ocrflow.jobs.intake import submit
 from ocrflow.jobs.records import Source

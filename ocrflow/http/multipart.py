@@ -1,26 +1,23 @@
-"""Reading a multipart submission: the file streamed to disk under a size limit, and its fields."""
+"""Reading a multipart upload: the file streamed into memory or a spool file under a size limit,
+and its other fields, each under a limit and a pace."""
 
 import asyncio
-import json
 import re
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from aiohttp import BodyPartReader, web
 from aiohttp.hdrs import CONTENT_DISPOSITION
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename
 from aiohttp.multipart import parse_content_disposition as _parse_content_disposition
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ocrflow.errors import ErrorCode, OcrflowError
-from ocrflow.handlers import registry
 from ocrflow.jobs.sources import Incoming
 from ocrflow.pipeline.media import MediaType
-from ocrflow.pipeline.options import OcrOptions
 from ocrflow.storage.backend import disk_errors
 
 CHUNK = 256 * 1024
@@ -29,17 +26,10 @@ CHUNK = 256 * 1024
 # submission). Memory held is bounded by this times the uploads in flight.
 MEMORY_BYTES = 512 * 1024
 MAX_FIELD_BYTES = 64 * 1024
-JSON_BODY_LIMIT = 1024 * 1024  # the most any JSON body may be (aiohttp's client_max_size)
-MAX_METADATA_BYTES = 16 * 1024
 MAX_FIELDS = 64
-MAX_DETAILS = 20
 # `form-data; name="…"; filename="…"`, no backslash, quote or semicolon inside the values.
 _PLAIN_DISPOSITION = re.compile(r'form-data((?:[ \t]*;[ \t]*(?:name|filename)="[^"\\;]*")*)[ \t]*')
 _DISPOSITION_PARAM = re.compile(r'(name|filename)="([^"\\;]*)"')
-LIST_FIELDS = frozenset({"languages", "outputs"})
-JOB_FIELDS = frozenset(
-    {"priority", "metadata", "callback_url", "url", "notify_email", "notify", "handlers"}
-)
 
 
 @dataclass
@@ -218,138 +208,3 @@ def _too_large(max_bytes: int) -> OcrflowError:
     return OcrflowError(
         ErrorCode.PAYLOAD_TOO_LARGE, f"the file is larger than the limit of {max_bytes} bytes"
     )
-
-
-def parse_options(fields: dict[str, list[str]], defaults: OcrOptions) -> OcrOptions:
-    """Form fields to validated options; repeated or comma/plus-separated lists both work."""
-    given: dict[str, Any] = {}
-    for name, values in fields.items():
-        if name in JOB_FIELDS:
-            continue
-        if name in LIST_FIELDS:
-            given[name] = [v.strip() for raw in values for v in re.split(r"[,+\s]+", raw) if v]
-        else:
-            given[name] = values[-1]
-    try:
-        return OcrOptions.model_validate({**defaults.model_dump(), **given})
-    except ValidationError as exc:
-        raise invalid_options(exc) from exc
-
-
-def invalid_options(exc: ValidationError) -> OcrflowError:
-    details = [
-        {"field": ".".join(str(p) for p in error["loc"]), "message": _complaint(error)}
-        for error in exc.errors()[:MAX_DETAILS]
-    ]
-    return OcrflowError(ErrorCode.INVALID_OPTIONS, "the job options are invalid", details=details)
-
-
-def _complaint(error: Any) -> str:
-    """pydantic's message, and what was given when it is a short scalar."""
-    given = error.get("input")
-    if isinstance(given, str | int | float | bool) and len(str(given)) <= 40:
-        return f"{error['msg']}, not {given!r}"
-    return str(error["msg"])
-
-
-class JsonOptions(BaseModel):
-    """A JSON body's job fields, strictly typed: a wrong type is a 422 naming the field."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    languages: str | list[str] | None = None
-    outputs: str | list[str] | None = None
-    dpi: int | None = None
-    psm: int | None = None
-    force_ocr: bool | None = None
-    rotate: bool | None = None
-    deskew: bool | None = None
-    rescale: bool | None = None
-    priority: str | None = None
-    metadata: dict[str, Any] | None = None
-    handlers: dict[str, dict[str, Any]] | list[str] | str | None = None
-    callback_url: str | None = None
-    notify_email: str | None = None
-    notify: bool | None = None
-
-
-class JsonSubmission(JsonOptions):
-    url: str
-
-
-class UploadStart(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    filename: str | None = None
-
-
-async def json_fields(request: web.Request, shape: type[BaseModel]) -> dict[str, list[str]]:
-    """A JSON body checked against `shape`, in the form of form fields, so both kinds of
-    submission go through the same parsing."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "the body must be a JSON object")
-    try:
-        given = shape.model_validate(body).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        raise invalid_options(exc) from exc
-    return {name: [_as_text(value)] for name, value in given.items()}
-
-
-async def read_json(request: web.Request) -> Any:
-    """The JSON body; 400 for anything that is not JSON, nested past reason included; 408 for
-    one that comes slower than an upload may."""
-    allowed = Pace.GRACE + JSON_BODY_LIMIT / Pace.MIN_RATE
-    try:
-        async with asyncio.timeout(allowed):
-            return await request.json()
-    except TimeoutError as exc:
-        message = f"the body came too slowly (more than {allowed:.0f} s)"
-        raise OcrflowError(ErrorCode.REQUEST_TIMEOUT, message) from exc
-    except ValueError as exc:
-        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "the body is not valid JSON") from exc
-    except RecursionError as exc:
-        raise OcrflowError(
-            ErrorCode.MALFORMED_REQUEST, "the JSON body is nested too deeply"
-        ) from exc
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(value)
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return str(value)
-
-
-def parse_handlers(fields: dict[str, list[str]], allow_list: tuple[str, ...]) -> dict[str, Any]:
-    """The handlers a job runs after recognition, each allowed and its parameters checked."""
-    if "handlers" not in fields:
-        return {}
-    # Checked first (a field is at most 64 KiB, a JSON body 1 MiB), then held to the size
-    # the job record keeps.
-    checked = registry.check_requests(registry.parse_requests(fields["handlers"][-1]), allow_list)
-    if len(json.dumps(checked)) > MAX_METADATA_BYTES:
-        message = f"`handlers` is larger than {MAX_METADATA_BYTES // 1024} KiB"
-        raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
-    return checked
-
-
-def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:
-    """The job's metadata, as small on every way in: it is kept with the job, in every
-    listing, callback and e-mail."""
-    if "metadata" not in fields:
-        return {}
-    raw = fields["metadata"][-1]
-    if len(raw.encode()) > MAX_METADATA_BYTES:
-        message = f"`metadata` is larger than {MAX_METADATA_BYTES // 1024} KiB"
-        raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
-    try:
-        metadata = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "`metadata` must be a JSON object") from exc
-    if not isinstance(metadata, dict):
-        raise OcrflowError(ErrorCode.INVALID_OPTIONS, "`metadata` must be a JSON object")
-    return metadata
