@@ -1,5 +1,5 @@
 """What the tests share, in one place: real workers started and stopped, jobs submitted and
-waited for, and (from `scripts/fixtures`, which the benchmarks use too) generated documents,
+waited for, and (from `tests/fixtures`, which the benchmarks use too) generated documents,
 hostile files, ocrflow as processes and an SSE reader. Tests import helpers from here only."""
 
 import asyncio
@@ -17,8 +17,8 @@ from arq.worker import Worker
 
 from ocrflow.settings import Settings
 from ocrflow.worker.app import worker_settings
-from scripts.fixtures import hostile
-from scripts.fixtures.corpus import (
+from tests.fixtures import hostile
+from tests.fixtures.corpus import (
     FormEntry,
     Style,
     available_fonts,
@@ -31,8 +31,8 @@ from scripts.fixtures.corpus import (
     write_png,
     write_searchable_pdf,
 )
-from scripts.fixtures.service import TERMINAL, Service, multipart, wait_healthy
-from scripts.fixtures.sse import Received, read_events
+from tests.fixtures.service import TERMINAL, Service, multipart, wait_healthy
+from tests.fixtures.sse import Received, read_events
 
 __all__ = [
     "TERMINAL",

@@ -3,7 +3,7 @@ for each, the HTTP answer and error code, how its job ended, the worker's and th
 peak memory while it ran, and whether the same worker went on to read a good document
 afterwards.
 
-Run it through `scripts/hostile_inputs`; it prints a Markdown table.
+Run it through `scripts/bench hostile_inputs`; it prints a Markdown table.
 """
 
 import argparse
@@ -23,12 +23,10 @@ from typing import Any
 import aiohttp
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.runtime.redis_server import RedisServer, free_port
-from scripts.fixtures import hostile
-from scripts.fixtures.corpus import write_png
-from scripts.fixtures.service import Service, multipart, wait_ended, wait_healthy
+from tests.fixtures import hostile
+from tests.fixtures.corpus import write_png
+from tests.fixtures.service import Service, multipart, wait_ended, wait_healthy
 
 MIB = 1024 * 1024
 UPLOAD_LIMIT = 16 * MIB

@@ -2,7 +2,7 @@
 
 Prints pages/s, their ratios and the character error rate (CER) per rotation for each, the
 text-layer read rate, and the peak memory of a 10-page and a 300-page document. Run it through
-`scripts/bench_pipeline`, which sets up first.
+`scripts/bench pipeline`, which sets up first.
 """
 
 import argparse
@@ -26,15 +26,13 @@ import psutil
 from pypdf import PdfReader, PdfWriter
 from rapidfuzz.distance import Levenshtein
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.result import Line, PageResult, Word
 from ocrflow.pipeline.searchable import write_searchable_pdf
 from ocrflow.runtime.pool import OcrPool
 from ocrflow.worker.recognition import run_document
-from scripts.fixtures.corpus import Style, available_fonts, page_image, scan_page
+from tests.fixtures.corpus import Style, available_fonts, page_image, scan_page
 
 ROTATIONS = (0, 90, 180, 270)
 OCRMYPDF_VENV = Path.home() / ".cache" / "ocrflow-bench" / "ocrmypdf-venv"

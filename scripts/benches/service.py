@@ -2,7 +2,7 @@
 and end-to-end pages/s with one and with two worker processes (one pool process each).
 
 Starts its own redis-server and `ocrflow web`, and workers as each part needs them. Run it
-through `scripts/bench_service`.
+through `scripts/bench service`.
 """
 
 import argparse
@@ -19,12 +19,10 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.runtime.redis_server import RedisServer, free_port
-from scripts.fixtures.corpus import page_image, write_png
-from scripts.fixtures.service import Service, multipart, wait_healthy
-from scripts.fixtures.sse import read_events
+from tests.fixtures.corpus import page_image, write_png
+from tests.fixtures.service import Service, multipart, wait_healthy
+from tests.fixtures.sse import read_events
 
 
 def form(body: bytes, name: str) -> tuple[bytes, dict[str, str]]:

@@ -14,7 +14,7 @@ many-page files), in one run, interleaved:
 Every command runs with OMP_THREAD_LIMIT=1 and 2 processes. Prints each document's seconds
 and the ratios, the totals against the targets (ocrflow >= 1.0x raw and >= 2x OCRmyPDF over
 the set, each one-page document within 1.15x of raw), the whole set as one `ocrflow ocr DIR
-OUT` command, and how long `ocrflow --help` takes. Run it through `scripts/bench_cli`."""
+OUT` command, and how long `ocrflow --help` takes. Run it through `scripts/bench cli`."""
 
 import argparse
 import os
@@ -28,10 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts.bench_pipeline import ensure_ocrmypdf
-from scripts.fixtures.corpus import bundle_pages, write_scan_pdf
+from scripts.benches.pipeline import ensure_ocrmypdf
+from tests.fixtures.corpus import bundle_pages, write_scan_pdf
 
 PROCESSES = 2
 ENV = {**os.environ, "OMP_THREAD_LIMIT": "1", "OCRFLOW_POOL_PROCESSES": str(PROCESSES)}

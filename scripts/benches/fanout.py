@@ -4,13 +4,12 @@ would be). Prints the times, the ratios against the targets, and each run's page
 
 The document is a bundle as scanners make them (1-bit CCITT G4 pages at 300 dpi, every third a
 150 dpi colour JPEG, letter, A4 and legal). Each setup runs on a fresh `ocrflow web` and fresh
-workers over one private redis-server. Run it through `scripts/bench_fanout`.
+workers over one private redis-server. Run it through `scripts/bench fanout`.
 """
 
 import argparse
 import asyncio
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +17,9 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.runtime.redis_server import RedisServer, free_port
-from scripts.fixtures.corpus import bundle_pages, write_scan_pdf
-from scripts.fixtures.service import Service, multipart, wait_ended, wait_healthy
+from tests.fixtures.corpus import bundle_pages, write_scan_pdf
+from tests.fixtures.service import Service, multipart, wait_ended, wait_healthy
 
 
 async def read_once(directory: Path, redis_url: str, pdf: Path, workers: int, split: int) -> float:

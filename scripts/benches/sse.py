@@ -3,7 +3,7 @@
 Starts a private redis-server and one `ocrflow web` process, creates running jobs, connects N
 SSE clients spread over them, then publishes progress events through the same EventLog the
 worker uses, and reports delivery latency p50/p99, missed events, and the ingress's memory per
-connected client. Run it through `scripts/bench_sse`.
+connected client. Run it through `scripts/bench sse`.
 """
 
 import argparse
@@ -21,8 +21,6 @@ import aiohttp
 import psutil
 from redis.asyncio import Redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.jobs.admission import Admission
 from ocrflow.jobs.events import EventKind, EventLog
 from ocrflow.jobs.records import ACTIVE, Job, JobState, Source, new_job_id, now
@@ -31,8 +29,8 @@ from ocrflow.pipeline.options import OcrOptions
 from ocrflow.runtime.deathsig import die_with_parent
 from ocrflow.runtime.redis_server import RedisServer, free_port
 from ocrflow.settings import Settings
-from scripts.fixtures.service import wait_healthy
-from scripts.fixtures.sse import read_events
+from tests.fixtures.service import wait_healthy
+from tests.fixtures.sse import read_events
 
 
 class Client:

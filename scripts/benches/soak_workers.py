@@ -5,7 +5,7 @@ processes, submits the jobs over HTTP (every second one also running the `fields
 workers die mid-handler too), SIGKILLs a worker every --kill-every seconds and starts it
 again, and waits until every job has ended. Prints how many succeeded, failed or were lost, how
 many ran more than once, how the handlers ended, and the wall time. Run it through
-`scripts/soak_workers`.
+`scripts/bench soak_workers`.
 """
 
 import argparse
@@ -13,18 +13,15 @@ import asyncio
 import collections
 import json
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.runtime.redis_server import RedisServer, free_port
-from scripts.fixtures.corpus import write_png
-from scripts.fixtures.service import TERMINAL, Service, wait_healthy
+from tests.fixtures.corpus import write_png
+from tests.fixtures.service import TERMINAL, Service, wait_healthy
 
 
 class Cluster(Service):

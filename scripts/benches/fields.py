@@ -8,7 +8,7 @@ field from its label with the `fields` handler's own code, and compares with wha
 
 Prints, for each kind of scan: fields, values read exactly, values found on the right page
 whose box lies on the drawn value, and values not found at all; and the whole set. Run it
-through `scripts/bench_fields`."""
+through `scripts/bench fields`."""
 
 import argparse
 import json
@@ -22,11 +22,9 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ocrflow.handlers.fields import FieldSpec, find
 from ocrflow.pipeline.result import PageResult
-from scripts.fixtures.corpus import FormEntry, Style, available_fonts, form_page, write_scan_pdf
+from tests.fixtures.corpus import FormEntry, Style, available_fonts, form_page, write_scan_pdf
 
 OCR = [sys.executable, "-m", "ocrflow", "ocr", "-q", "--outputs", "json"]
 FIRST = ["Maria", "John", "Aiko", "Pierre", "Olga", "Kwame", "Lucia", "Henrik", "Sara", "Tomas"]
