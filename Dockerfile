@@ -20,11 +20,14 @@ RUN packages=$(echo "$OCRFLOW_LANGUAGES" | tr ',+' '  ' | tr '[:upper:]_' '[:low
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# The locked dependencies first (a layer kept while only ocrflow's own code changes), then ocrflow.
+COPY requirements/service.lock ./requirements/
+RUN pip install -r requirements/service.lock
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY handlers ./handlers
 COPY ocrflow ./ocrflow
-RUN pip install .
+RUN pip install --no-deps .
 
 RUN useradd --create-home --uid 10001 ocrflow && mkdir /data && chown ocrflow /data
 USER ocrflow

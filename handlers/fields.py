@@ -32,13 +32,31 @@ class FieldSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    label: str | list[str] | None = None  # one label, or several ways it is written
-    pattern: str | None = None  # a regular expression; its first group, if any, is the value
-    position: Literal["auto", "right", "below"] = "auto"  # where the value sits from its label
-    lines: Annotated[int, Field(ge=1, le=20)] = 1  # below: lines the value may take (an address)
-    pages: str | None = None  # "1", "1-3,7", "2-": only these pages
-    region: tuple[float, float, float, float] | None = None  # left, top, right, bottom: 0-1
+    name: str = Field(
+        description="the field's name in the outputs: letters, digits, `_`, `.`, `-`; up to 64"
+    )
+    label: str | list[str] | None = Field(
+        None, description="the label the value sits by, or several ways it is written"
+    )
+    pattern: str | None = Field(
+        None,
+        description="a regular expression the value must match; its first group, if any, is the "
+        "value. Without a label it is looked for over the whole page",
+    )
+    position: Literal["auto", "right", "below"] = Field(
+        "auto",
+        description="where the value sits from its label: `right` (on the label's line), "
+        "`below` (the lines under it), `auto` (right, else below)",
+    )
+    lines: Annotated[int, Field(ge=1, le=20)] = Field(
+        1, description="below a label: how many lines the value may take (an address)"
+    )
+    pages: str | None = Field(None, description='only these pages: "1", "1-3,7", "2-"')
+    region: tuple[float, float, float, float] | None = Field(
+        None,
+        description="only this part of the page: left, top, right, bottom as fractions (0-1) "
+        "of the page's width and height",
+    )
 
     @field_validator("name")
     @classmethod
@@ -102,9 +120,14 @@ class FieldSpec(BaseModel):
 class FieldsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fields: Annotated[list[FieldSpec], Field(min_length=1, max_length=200)]
-    # How alike (0-1) OCR's words must be to a label: 1 is exact; lower forgives misread letters.
-    min_similarity: Annotated[float, Field(ge=0.5, le=1.0)] = 0.8
+    fields: Annotated[list[FieldSpec], Field(min_length=1, max_length=200)] = Field(
+        description="the fields to find (each below)"
+    )
+    min_similarity: Annotated[float, Field(ge=0.5, le=1.0)] = Field(
+        0.8,
+        description="how alike OCR's words must be to a label: 1 is exact; lower forgives "
+        "misread letters",
+    )
 
     @field_validator("fields")
     @classmethod

@@ -38,17 +38,35 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    check: Check
-    field: str | None = None
-    name: str | None = None  # how the report names it; `field:check` otherwise
-    pattern: str | None = None  # pattern: the value (or the text) must contain a match
-    min: float | None = None  # range: the value read as a number
-    max: float | None = None
-    formats: list[str] = Field(default_factory=lambda: list(DATE_FORMATS))  # date
-    after: str | None = None  # date: on or after (ISO date)
-    before: str | None = None  # date: on or before (ISO date)
-    values: list[str] | None = None  # one_of
-    ignore_case: bool = True
+    check: Check = Field(
+        description="`required`: the field was found; `pattern`: it (or the text) matches "
+        "`pattern`; `range`: read as a number, it lies within `min`-`max`; `date`: read as a "
+        "date in one of `formats`, it lies within `after`-`before`; `one_of`: it is one of "
+        "`values`"
+    )
+    field: str | None = Field(
+        None, description="the field the rule checks; without one, the document's text"
+    )
+    name: str | None = Field(
+        None, description="how the report names the rule; `field:check` otherwise"
+    )
+    pattern: str | None = Field(
+        None, description="`pattern`: a regular expression the value (or the text) must contain"
+    )
+    min: float | None = Field(
+        None, description="`range`: the least the number may be (1,234.50 and 1.234,50 both read)"
+    )
+    max: float | None = Field(None, description="`range`: the most the number may be")
+    formats: list[str] = Field(
+        default_factory=lambda: list(DATE_FORMATS),
+        description="`date`: the formats a date may be written in (Python strptime)",
+    )
+    after: str | None = Field(None, description="`date`: on or after this ISO date")
+    before: str | None = Field(None, description="`date`: on or before this ISO date")
+    values: list[str] | None = Field(None, description="`one_of`: the values allowed")
+    ignore_case: bool = Field(
+        True, description="`pattern` and `one_of`: upper and lower case count as the same"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> "Rule":
@@ -78,8 +96,14 @@ class Rule(BaseModel):
 class ValidateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rules: Annotated[list[Rule], Field(min_length=1, max_length=500)]
-    fields: FieldsParams | None = None  # find the fields here rather than read `fields.json`
+    rules: Annotated[list[Rule], Field(min_length=1, max_length=500)] = Field(
+        description="the rules to check (each below)"
+    )
+    fields: FieldsParams | None = Field(
+        None,
+        description="the fields to find, as the `fields` handler takes them; without it, the "
+        "rules read what a `fields` handler run before found",
+    )
 
 
 def number(value: str) -> float | None:

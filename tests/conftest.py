@@ -1,3 +1,8 @@
+import os
+import shutil
+import sys
+import tempfile
+import tomllib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +18,35 @@ from ocrflow.http.app import create_app
 from ocrflow.runtime.redis_server import RedisServer, free_port
 from ocrflow.settings import Settings
 from tests.support import running_worker
+
+MISBEHAVING = Path(__file__).parent / "plugins"  # handlers that fail on purpose
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the misbehaving handlers for this session only, by their entry points, for the
+    tests and every process they start (workers, handler processes): never installed, so they
+    never appear in the environment `scripts/run` serves from."""
+    project = tomllib.loads((MISBEHAVING / "pyproject.toml").read_text())["project"]
+    site = Path(tempfile.mkdtemp(prefix="ocrflow-test-handlers-"))
+    info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    )
+    points = project["entry-points"]["ocrflow.handlers"]
+    lines = [f"{name} = {target}" for name, target in points.items()]
+    (info / "entry_points.txt").write_text("[ocrflow.handlers]\n" + "\n".join(lines) + "\n")
+    paths = [str(site), str(MISBEHAVING)]
+    sys.path[:0] = paths
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])
+    config.stash[_SITE] = site
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_SITE, ""), ignore_errors=True)
+
+
+_SITE = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""What the README shows runs as written, and the deploy files say what they should."""
+"""What the README and docs/ show runs as written, the handlers' reference is made from their
+models, and the deploy files say what they should."""
 
 import asyncio
 import re
@@ -10,17 +11,41 @@ import yaml
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 
+from ocrflow.handlers import reference
 from ocrflow.http.app import create_app
 from ocrflow.settings import Settings
 from ocrflow.worker.callbacks import signature_header
 from tests.support import write_image_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    text = "".join(page.read_text() for page in PAGES)
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_the_handlers_reference_is_what_their_models_say(tmp_path: Path) -> None:
+    page = ROOT / "docs" / "handlers.md"
+    copy = tmp_path / "handlers.md"
+    copy.write_text(page.read_text())
+    assert not reference.rewrite(copy, reference.built_in()), (
+        "docs/handlers.md is stale: run .venv/bin/python -m ocrflow.handlers.reference "
+        "docs/handlers.md"
+    )
+    for name in ("min_similarity", "position", "lines", "region", "check", "values", "formats"):
+        assert f"| `{name}` |" in page.read_text()
+
+
+def test_the_readme_is_the_front_door_and_its_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 200
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), (
+                f"{page.name} links to {target}, which is not there"
+            )
 
 
 async def test_the_client_example_runs_as_written(
@@ -42,7 +67,7 @@ async def test_the_client_example_runs_as_written(
 def test_the_signature_check_verifies_what_ocrflow_signs() -> None:
     (block,) = [block for block in python_blocks() if "def verify(" in block]
     namespace: dict[str, Any] = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, "docs/usage.md", "exec"), namespace)
     body = b'{"id": "j_1", "state": "succeeded"}'
     header = signature_header("s3cret", body)
     assert namespace["verify"]("s3cret", header, body)

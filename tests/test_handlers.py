@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -383,3 +386,19 @@ async def test_the_python_client_asks_for_handlers(
         with pytest.raises(ApiFailure) as refused:
             await client.submit_url("https://example.com/a.pdf", handlers={"nosuch": {}})
     assert refused.value.status == 422 and refused.value.code == "unknown_handler"
+
+
+def test_the_misbehaving_handlers_are_not_in_the_environment_a_user_runs() -> None:
+    listing = "from importlib.metadata import entry_points as e; "
+    listing += "print(' '.join(sorted(p.name for p in e(group='ocrflow.handlers'))))"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    found = subprocess.run(
+        [sys.executable, "-c", listing],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {"fields", "validate"} <= set(found)
+    assert not {"raises", "sleeps", "hoards", "lingers"} & set(found)
