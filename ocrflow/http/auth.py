@@ -28,27 +28,27 @@ NOTIFY_EMAIL = web.RequestKey("notify_email", str)
 # headers. Nowhere else, so keys stay out of access logs for everything but those streams.
 QUERY_TOKEN_ROUTES = frozenset({"job_events", "all_events", "operator_events"})
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-H = TypeVar("H", bound=Handler)
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Route)
 
 
-def public(handler: H) -> H:
+def public(route: H) -> H:
     """No caller needed (the page, health checks, the API description)."""
-    handler.ocrflow_access = "public"  # type: ignore[attr-defined]
-    return handler
+    route.ocrflow_access = "public"  # type: ignore[attr-defined]
+    return route
 
 
-def monitoring(handler: H) -> H:
+def monitoring(route: H) -> H:
     """For operators: the monitoring token, or a request from a monitoring network."""
-    handler.ocrflow_access = "monitoring"  # type: ignore[attr-defined]
-    return handler
+    route.ocrflow_access = "monitoring"  # type: ignore[attr-defined]
+    return route
 
 
-def operator(handler: H) -> H:
+def operator(route: H) -> H:
     """For operators: an authenticated caller named in OCRFLOW_ADMIN_CALLERS (anyone, when
     ocrflow authenticates no one)."""
-    handler.ocrflow_access = "operator"  # type: ignore[attr-defined]
-    return handler
+    route.ocrflow_access = "operator"  # type: ignore[attr-defined]
+    return route
 
 
 def is_operator(request: web.Request) -> bool:
@@ -56,10 +56,10 @@ def is_operator(request: web.Request) -> bool:
     return not settings.authenticated or request[CALLER] in settings.admin_callers
 
 
-def signed(handler: H) -> H:
+def signed(route: H) -> H:
     """Checks its own shared secret (inbound webhooks)."""
-    handler.ocrflow_access = "signed"  # type: ignore[attr-defined]
-    return handler
+    route.ocrflow_access = "signed"  # type: ignore[attr-defined]
+    return route
 
 
 def new_api_key(name: str) -> tuple[str, str]:
@@ -204,12 +204,15 @@ def caller(request: web.Request) -> str:
 
 
 def access_of(request: web.Request) -> str:
-    handler = request.match_info.handler
-    return str(getattr(handler, "ocrflow_access", "caller"))
+    route = request.match_info.handler
+    return str(getattr(route, "ocrflow_access", "caller"))
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def auth_middleware(
+    request: web.Request,
+    handler: Route,  # the route, under the name aiohttp's middleware protocol gives it
+) -> web.StreamResponse:
     if request.match_info.http_exception is not None:
         return await handler(request)  # no such route (or method): say so, to anyone
     authenticator = request.app[AUTHENTICATOR]

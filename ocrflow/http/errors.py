@@ -112,11 +112,14 @@ def _unavailable(what: str) -> web.Response:
     )
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def error_middleware(
+    request: web.Request,
+    handler: Route,  # the route, under the name aiohttp's middleware protocol gives it
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except OcrflowError as exc:
