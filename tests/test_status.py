@@ -1,13 +1,17 @@
 """/v1/status and /metrics after real jobs: counts, workers alive, the page-time histogram."""
 
 import asyncio
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
-from tests.support import submit, wait_for_job, write_png
+from ocrflow.http.app import create_app
+from ocrflow.settings import Settings
+from tests.support import form, running_worker, submit, wait_for_job, write_png
 
 
 async def test_status_and_metrics_count_real_work(
@@ -55,10 +59,47 @@ async def test_status_and_metrics_count_real_work(
 
 
 async def test_queue_depth_by_priority(client: TestClient[Any, Any], tmp_path: Path) -> None:
-    from tests.support import form
-
     for n, priority in enumerate(["high", "low", "low", "normal"]):
         png = write_png(tmp_path / f"{n}.png", [f"queued {n}"])
         assert (await client.post("/v1/jobs", data=form(png, priority=priority))).status == 202
     status = await (await client.get("/v1/status")).json()
     assert status["queue"] == {"high": 1, "normal": 1, "low": 2}
+
+
+async def test_waiting_and_running_units_are_counted_apart(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """What autoscaling reads: a unit a worker runs is running, not also waiting."""
+    own = settings.model_copy(
+        update={"handlers": ("fields", "validate", "lingers"), "worker_max_jobs": 2}
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
+    lingering = json.dumps({"lingers": {"seconds": 60}})
+    ids = []
+    async with running_worker(own):
+        for n in range(2):
+            png = write_png(tmp_path / f"{n}.png", [f"held {n}"])
+            reply = await client.post("/v1/jobs", data=form(png, handlers=lingering))
+            ids.append((await reply.json())["id"])
+        await _until(client, lambda units: units["running"] == 2)
+        status = await (await client.get("/v1/status")).json()
+        assert status["units"] == {"queued": 0, "running": 2}
+        assert status["queue"] == {"high": 0, "normal": 0, "low": 0}
+        metrics = await (await client.get("/metrics")).text()
+        assert "ocrflow_units_queued 0" in metrics and "ocrflow_units_running 2" in metrics
+
+        png = write_png(tmp_path / "waits.png", ["waits its turn"])
+        ids.append((await (await client.post("/v1/jobs", data=form(png))).json())["id"])
+        status = await (await client.get("/v1/status")).json()
+        assert status["units"] == {"queued": 1, "running": 2}
+        assert status["queue"] == {"high": 0, "normal": 1, "low": 0}
+        metrics = await (await client.get("/metrics")).text()
+        assert "ocrflow_units_queued 1" in metrics and "ocrflow_units_running 2" in metrics
+        for job_id in ids:
+            await client.post(f"/v1/jobs/{job_id}/cancel")
+
+
+async def _until(client: TestClient[Any, Any], done: Callable[[dict[str, int]], bool]) -> None:
+    async with asyncio.timeout(60):
+        while not done((await (await client.get("/v1/status")).json())["units"]):
+            await asyncio.sleep(0.05)

@@ -44,17 +44,36 @@ async def workers(redis: Redis) -> list[dict[str, Any]]:
     return [json.loads(value) for value in values if value]
 
 
+# Waiting units by priority band: arq keeps a unit in its queue while a worker runs it (it leaves
+# only when it ends), so those with arq's in-progress key are running, not waiting.
+_WAITING = """
+local high, normal = tonumber(ARGV[1]), tonumber(ARGV[2])
+local counts = {0, 0, 0}
+local queued = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #queued, 2 do
+  if redis.call('EXISTS', ARGV[3] .. queued[i]) == 0 then
+    local score = tonumber(queued[i + 1])
+    local band = score <= high and 1 or (score <= normal and 2 or 3)
+    counts[band] = counts[band] + 1
+  end
+end
+return counts
+"""
+
+
 async def queue_depth(redis: Redis, queue_name: str) -> dict[str, int]:
-    """Jobs waiting, by priority: each priority is a band of arq scores (see queue.py)."""
+    """Units waiting for a worker, by priority: each priority is a band of arq scores (see
+    queue.py); a unit a worker has taken is running, not waiting."""
     now_ms = time.time() * 1000
     head = PRIORITY_HEAD_START
     high_band = now_ms - head[Priority.HIGH] + head[Priority.NORMAL] / 2
     normal_band = now_ms - head[Priority.NORMAL] / 2
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcount(queue_name, "-inf", high_band)
-        pipe.zcount(queue_name, f"({high_band}", normal_band)
-        pipe.zcount(queue_name, f"({normal_band}", "+inf")
-        high, normal, low = await pipe.execute()
+    bands = (f"{high_band:.0f}", f"{normal_band:.0f}")
+    counts = await cast(
+        Awaitable[list[int]],
+        redis.eval(_WAITING, 1, queue_name, *bands, redis_keys.ARQ_IN_PROGRESS),
+    )
+    high, normal, low = counts
     return {Priority.HIGH: int(high), Priority.NORMAL: int(normal), Priority.LOW: int(low)}
 
 
@@ -68,7 +87,8 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         "queue": queue,
         "running": running,
         # What an autoscaler scales workers on: units of work (a job's run, a range of a large
-        # document's pages, a merge) waiting and under way.
+        # document's pages, a merge) waiting and under way; a unit is counted once, as one or
+        # the other.
         "units": {"queued": sum(queue.values()), "running": running},
         "jobs": _group(counters, "jobs:"),
         "pages": _group(counters, "pages:"),
