@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ocrflow.handlers.api import Context, Document, Handler
+from ocrflow.pipeline.pages import in_pages, parse_pages
 from ocrflow.pipeline.result import Box, Line, PageResult, Word
 
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-PAGES = re.compile(r"^\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*$")
 # A gap wider than this many line heights ends a value on its line (the next column begins).
 COLUMN_GAP = 2.5
 # A value below its label starts within this many line heights of the label's line.
@@ -78,8 +78,11 @@ class FieldSpec(BaseModel):
     @field_validator("pages")
     @classmethod
     def _pages(cls, value: str | None) -> str | None:
-        if value is not None and not PAGES.match(value):
-            raise ValueError("pages are numbers and ranges, e.g. 1-3,7 or 2-")
+        if value is not None:
+            try:
+                parse_pages(value)
+            except ValueError as exc:
+                raise ValueError(f"pages are numbers and ranges, e.g. 1-3,7 or 2-: {exc}") from None
         return value
 
     @field_validator("region")
@@ -106,15 +109,7 @@ class FieldSpec(BaseModel):
         return [self.label] if isinstance(self.label, str) else list(self.label)
 
     def on(self, number: int) -> bool:
-        if self.pages is None:
-            return True
-        for part in self.pages.replace(" ", "").split(","):
-            first, _, last = part.partition("-")
-            low = int(first)
-            high = low if not _ else (int(last) if last else number)
-            if low <= number <= high:
-                return True
-        return False
+        return self.pages is None or in_pages(parse_pages(self.pages), number)
 
 
 class FieldsParams(BaseModel):

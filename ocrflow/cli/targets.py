@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocrflow.pipeline import pages
 from ocrflow.pipeline.options import Output
 
 # A directory given as IN is walked for these; a file named on the command line is read
@@ -156,15 +157,11 @@ def _check_overwrites(targets: list[Target], documents: list[tuple[Path, Path]])
 def parse_pages(text: str, last: int) -> frozenset[int]:
     """`1-3,7,10-` as page numbers; an open range runs to `last` (the most pages a document
     may have)."""
+    try:
+        spans = pages.parse_pages(text)
+    except ValueError as exc:
+        raise UsageError(f"--pages {text}: {exc}") from None
     numbers: set[int] = set()
-    for part in text.replace(" ", "").split(","):
-        first, dash, end = part.partition("-")
-        try:
-            start = int(first)
-            stop = (int(end) if end else last) if dash else start
-        except ValueError:
-            raise UsageError(f"--pages {text}: {part!r} is not a page or a range") from None
-        if start < 1 or stop < start:
-            raise UsageError(f"--pages {text}: {part!r} is no range of pages (they count from 1)")
-        numbers.update(range(start, min(stop, last) + 1))
+    for start, stop in spans:
+        numbers.update(range(start, min(last if stop is None else stop, last) + 1))
     return frozenset(numbers)
