@@ -92,6 +92,7 @@ class OutputWriter:
         source: Path,
         media_type: MediaType,
         totals: Totals,
+        pages_only: bool = False,
     ) -> None:
         self.files = dict(files)
         self._handles = {
@@ -105,7 +106,7 @@ class OutputWriter:
             # pypdf is imported where a PDF is written (a pool process), not by every command.
             from ocrflow.pipeline.searchable import SearchablePdf
 
-            self._pdf = SearchablePdf(source, media_type, pdf)
+            self._pdf = SearchablePdf(source, media_type, pdf, added_only=pages_only)
         table = self._handles.get("csv")
         self._csv = csv.DictWriter(table, fieldnames=CSV_COLUMNS) if table else None
         self._first = True
@@ -160,9 +161,14 @@ def write_files(
     *,
     source: Path,
     media_type: MediaType,
+    pages_only: bool = False,
 ) -> dict[Output, Path]:
-    """Write each output to its file, pages in page order; returns the files by output name."""
+    """Write each output to its file, pages in page order; returns the files by output name.
+    `pages_only`: the searchable PDF holds these pages alone (a selection was read)."""
     ordered = sorted(pages, key=lambda page: page.number)
-    writer = OutputWriter(files, source=source, media_type=media_type, totals=Totals.of(ordered))
+    totals = Totals.of(ordered)
+    writer = OutputWriter(
+        files, source=source, media_type=media_type, totals=totals, pages_only=pages_only
+    )
     writer.add(ordered)
     return writer.close()

@@ -58,10 +58,13 @@ def write_searchable_pdf(
 
 class SearchablePdf:
     """The searchable PDF built a page at a time (pages not added keep what they had: their
-    own text layer), then written once."""
+    own text layer, or, with `added_only`, are left out), then written once."""
 
-    def __init__(self, source: Path, media_type: MediaType, path: Path) -> None:
-        self._source, self._path = source, path
+    def __init__(
+        self, source: Path, media_type: MediaType, path: Path, *, added_only: bool = False
+    ) -> None:
+        self._source, self._path, self._added_only = source, path, added_only
+        self._added: set[int] = set()
         self._original = source if media_type is MediaType.PDF else _image_pdf(source, path)
         reader = PdfReader(self._original)
         if reader.is_encrypted:
@@ -70,6 +73,7 @@ class SearchablePdf:
         self._font = _font(self._writer)
 
     def add(self, result: PageResult) -> None:
+        self._added.add(result.number)
         if result.method != "ocr" or not result.lines:
             return
         pdf_page = self._writer.pages[result.number - 1]
@@ -79,6 +83,10 @@ class SearchablePdf:
         pdf_page.compress_content_streams()
 
     def close(self) -> None:
+        if self._added_only:
+            for index in reversed(range(len(self._writer.pages))):
+                if index + 1 not in self._added:
+                    self._writer.remove_page(index)
         with self._path.open("wb") as handle:
             self._writer.write(handle)
         if self._original != self._source:

@@ -61,13 +61,23 @@ def test_a_pdf_into_a_directory_then_only_some_pages(tmp_path: Path) -> None:
         "scan.json",
         "scan.txt",
     ]
-    some = ocr(pdf, "-o", tmp_path / "some", "--outputs", "json", "--pages", "1,3-")
+    some = ocr(pdf, "-o", tmp_path / "some", "--outputs", "json,pdf", "--pages", "1,3-")
     assert some.returncode == 0, some.stderr
     result = json.loads((tmp_path / "some" / "scan.json").read_text())
     assert [page["number"] for page in result["pages"]] == [1, 3]
     assert words(" ".join(page["text"] for page in result["pages"])) == words(
         "Alpha page one Gamma page three"
     )
+    # The searchable PDF holds the chosen pages alone, each with its text.
+    kept = PdfReader(tmp_path / "some" / "scan.pdf")
+    assert [words(page.extract_text()) for page in kept.pages] == [
+        words("Alpha page one"),
+        words("Gamma page three"),
+    ]
+    none = ocr(pdf, tmp_path / "none", "--pages", "9-12")
+    assert none.returncode == 2, none.stderr
+    assert "scan.pdf: it has 3 pages, none of those --pages asks for" in none.stderr
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
 
 
 def test_a_directory_in_keeps_its_layout_and_a_searchable_pdf_with_its_text_out(
@@ -205,3 +215,16 @@ async def test_a_lone_page_read_beside_its_orientation_is_read_as_in_turn(tmp_pa
 
 async def _nothing(done: int, total: int, batch: Sequence[PageResult]) -> None:
     return None
+
+
+def test_each_commands_help_lists_every_exit_code_it_returns() -> None:
+    returned = {"status": ("0", "2", "3"), "submit": ("0", "1", "2", "3")}
+    returned["ocr"] = ("0", "1", "2", "3", "4", "130")
+    for command, codes in returned.items():
+        run = subprocess.run(
+            [sys.executable, "-m", "ocrflow", command, "--help"], capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        listed = run.stdout.split("exit codes:")[1]
+        found = {line.split()[0] for line in listed.splitlines() if line[:5].strip().isdigit()}
+        assert found == set(codes), (command, found)

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from ocrflow.cli.targets import STDOUT, Target, UsageError
+from ocrflow.pipeline.document import count_pages
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import SNIFF_BYTES, sniff
 from ocrflow.pipeline.options import OcrOptions, Output
@@ -25,7 +26,7 @@ from ocrflow.runtime.pool import OcrPool
 from ocrflow.settings import Settings
 from ocrflow.worker.recognition import run_document
 
-OK, PARTIAL, UNREADABLE = 0, 1, 3
+OK, PARTIAL, USAGE, UNREADABLE = 0, 1, 2, 3
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Result:
     target: Target
     pages: list[PageResult] = field(default_factory=list)
     error: str | None = None  # why the document was not read, code first where it has one
+    usage: bool = False  # the error is the command's (pages the document does not have)
     seconds: float = 0.0
 
     @property
@@ -145,9 +147,16 @@ async def _read_one(
                 speculate=progress.documents == 1,
             )
             if not result.pages:
-                raise UsageError(f"it has none of the pages asked for ({len(pages or ())})")
+                result.usage = True
+                count = count_pages(target.source, media_type, timeout=settings.page_timeout)
+                raise UsageError(f"it has {_count(count, 'page')}, none of those --pages asks for")
             staged = {name: _staging(path, Path(workdir)) for name, path in target.files.items()}
-            write = partial(write_files, source=target.source.resolve(), media_type=media_type)
+            write = partial(
+                write_files,
+                source=target.source.resolve(),
+                media_type=media_type,
+                pages_only=pages is not None,
+            )
             await pool.run(write, result.pages, staged)
             _put_in_place(staged, target.files)
     except PipelineError as exc:
@@ -210,7 +219,7 @@ def report(results: list[Result], progress: Progress, *, quiet: bool) -> int:
             file=sys.stderr,
         )
     if not read:
-        return UNREADABLE
+        return USAGE if all(result.usage for result in results) else UNREADABLE
     if len(read) < len(results) or any(result.failed_pages for result in read):
         return PARTIAL
     return OK
