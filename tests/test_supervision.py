@@ -4,6 +4,9 @@ into a real Redis, a real app and real storage."""
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from ocrflow.http.state import SERVICES
 from ocrflow.jobs import redis_keys
 from ocrflow.jobs.records import JobState
 from ocrflow.runtime import tasks
+from ocrflow.runtime.redis_server import free_port
 from ocrflow.runtime.tasks import Supervised
 from ocrflow.settings import Settings
 from ocrflow.worker.leases import Watch, reap
@@ -115,3 +119,42 @@ async def test_a_loop_that_fails_is_restarted_and_its_health_shows_it(
     assert loop.health.last_error == "RuntimeError: the first round fails"
     await loop.stop()
     assert loop.health.state == "stopped"
+
+
+def _worker(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    given = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
+    given.update(OCRFLOW_POOL_PROCESSES="1", OCRFLOW_LOG_LEVEL="INFO", **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ocrflow", "worker"],
+        env=given,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+
+
+def test_a_worker_that_cannot_write_its_data_directory_says_so_and_exits(
+    tmp_path: Path, redis_url: str
+) -> None:
+    occupied = tmp_path / "data"
+    occupied.write_text("a file where the data directory should be")
+    worker = _worker(tmp_path, OCRFLOW_REDIS_URL=redis_url, OCRFLOW_DATA_DIR=str(occupied))
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 2, err
+    assert f"{occupied}/work cannot be written" in err and "OCRFLOW_DATA_DIR" in err
+    assert "lost Redis" not in err
+
+
+@pytest.mark.slow  # the worker rides out ~30 s of a missing Redis before its first restart
+def test_a_worker_waiting_to_reconnect_stops_at_once_when_told(tmp_path: Path) -> None:
+    nobody = f"redis://127.0.0.1:{free_port()}"
+    worker = _worker(tmp_path, OCRFLOW_REDIS_URL=nobody, OCRFLOW_DATA_DIR=str(tmp_path / "d"))
+    assert worker.stderr is not None
+    with worker.stderr:
+        deadline = time.monotonic() + 60
+        while "starting again in" not in worker.stderr.readline():
+            assert time.monotonic() < deadline and worker.poll() is None
+        told = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+        assert time.monotonic() - told < 2

@@ -4,7 +4,11 @@ heartbeat); and running it until told to stop."""
 
 import asyncio
 import contextlib
+import errno
 import logging
+import signal
+import socket
+import tempfile
 import time
 from typing import Any
 
@@ -121,9 +125,29 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     }
 
 
+# What a lost connection raises besides redis-py's own errors: only these are worth a restart.
+NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+    }
+)
+CANNOT_RUN = 2  # the worker's configuration or machine will not let it run: no restart helps
+
+
 def run_until_stopped(settings: Settings, *, burst: bool = False) -> int:
     """Run the arq worker (in `burst`, until the queue is empty); when Redis goes away under
-    it, wait and start again."""
+    it, wait and start again. A data directory it cannot write, or any other fault that is
+    not a lost connection, ends it with the reason, non-zero."""
+    if (problem := unwritable(settings)) is not None:
+        log.error("worker cannot run: %s", problem)
+        return CANNOT_RUN
     delay = 1.0
     while True:
         asyncio.set_event_loop(asyncio.new_event_loop())
@@ -140,6 +164,56 @@ def run_until_stopped(settings: Settings, *, burst: bool = False) -> int:
                 asyncio.get_event_loop().run_until_complete(shutdown(worker.ctx))
             if signalled:  # told to stop (perhaps its parent died): no restart
                 return 0
+            if not lost_connection(exc):
+                log.error("worker cannot run: %s: %s", type(exc).__name__, exc)
+                return CANNOT_RUN
             delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
             log.warning("worker lost Redis (%s); starting again in %.0f s", exc, delay)
-            time.sleep(delay)
+            if _stopped_during(delay):
+                return 0
+
+
+def lost_connection(exc: BaseException) -> bool:
+    if isinstance(exc, RedisError | ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    return isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS
+
+
+def unwritable(settings: Settings) -> str | None:
+    """Why the worker could not write where it keeps files (scratch, and local storage)."""
+    places = [settings.work_dir]
+    if settings.storage_backend == "local":
+        places.append(settings.storage_dir)
+    for place in places:
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=place).close()
+        except OSError as exc:
+            return (
+                f"{place} cannot be written ({exc.strerror or exc}): give OCRFLOW_DATA_DIR "
+                "a directory this user may write"
+            )
+    return None
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopped_during(delay: float) -> bool:
+    """Wait `delay` seconds; True (at once) if SIGTERM or SIGINT comes first: a platform stopping
+    the worker gives it a short grace, and a restart backoff must not use it up."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        time.sleep(delay)
+    except _Stop:
+        log.info("worker told to stop while waiting to start again")
+        return True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return False
