@@ -44,6 +44,39 @@ async def submit(session: aiohttp.ClientSession, base: str, key: str, path: Path
         return await response.json()
 
 
+# Each visible table cell's words, measured alone in the cell's font, against the cell's width.
+BROKEN_WORDS = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("td, th")) {
+    if (!cell.offsetParent) continue;
+    const style = getComputedStyle(cell);
+    const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    for (const word of cell.textContent.split(/\\s+/).filter(Boolean)) {
+      const probe = document.createElement("span");
+      probe.style.cssText = "position:absolute;visibility:hidden;white-space:nowrap";
+      for (const name of ["fontFamily", "fontSize", "fontWeight", "fontStyle", "letterSpacing"]) {
+        probe.style[name] = style[name];
+      }
+      probe.textContent = word;
+      document.body.append(probe);
+      const needs = probe.getBoundingClientRect().width;
+      probe.remove();
+      if (needs > room + 1) {
+        const where = `${cell.closest("table").id} ${cell.tagName.toLowerCase()}`;
+        broken.push(`${where}: ${word} (${needs.toFixed(0)} px in ${room.toFixed(0)})`);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
+async def broken_words(page: Page) -> list[str]:
+    """Words that a table cell is too narrow for: the browser would break them letter by letter."""
+    found: list[str] = await page.evaluate(BROKEN_WORDS)
+    return found
+
+
 async def job_state(session: aiohttp.ClientSession, base: str, key: str, job_id: str) -> str:
     async with session.get(
         f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}
@@ -116,6 +149,23 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                     await page.locator("#detail-links a", has_text="text").click()
                 saved = Path(await (await download.value).path())
                 assert saved.read_text().startswith("Line 0 of a page")
+                assert await broken_words(page) == []
+
+                # On a phone: every word whole, every label readable, nothing wider than it.
+                phone = await browser.new_page(viewport={"width": 390, "height": 844})
+                phone.set_default_timeout(WAIT)
+                await open_with_key(phone, f"{service.base}/dashboard", ops_key)
+                await phone.locator(f'#jobs tr[data-job="{done["id"]}"] td.succeeded').wait_for()
+                await phone.locator("#jobs-top", has_text="/min").wait_for()
+                await phone.locator(f'#jobs tr[data-job="{done["id"]}"]').click()
+                await phone.locator("#pages tbody tr").nth(2).wait_for()
+                assert await broken_words(phone) == []
+                assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+                scale = await phone.locator(".chart-scale").inner_text()
+                assert "jobs/min" in scale or "job/min" in scale
+                assert "pages/min" in scale or "page/min" in scale
+                assert " 1 jobs" not in await phone.locator("#rate").inner_text()
+                await phone.close()
 
                 # Cancel from the dashboard ends a running job cancelled.
                 slow = await submit(
