@@ -1,8 +1,6 @@
 """The built-in `fields` handler: named values found beside or below a label, or by a pattern,
 out as `fields.json` and `fields.csv` with value, confidence, page and box."""
 
-import csv
-import io
 import json
 import math
 import re
@@ -18,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ocrflow.handlers.api import Context, Document, Handler
 from ocrflow.pipeline.pages import in_pages, parse_pages
 from ocrflow.pipeline.result import Box, Line, PageResult, Word
+from ocrflow.pipeline.sheets import csv_text
 
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 # A gap wider than this many line heights ends a value on its line (the next column begins).
@@ -379,15 +378,14 @@ def _value(
 
 
 def fields_csv(found: dict[str, Found | None]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["field", "value", "confidence", "page", "left", "top", "right", "bottom"])
-    for name, item in found.items():
-        if item is None:
-            writer.writerow([name, "", "", "", "", "", "", ""])
-        else:
-            writer.writerow([name, item.value, item.confidence, item.page, *item.box])
-    return buffer.getvalue()
+    header = ["field", "value", "confidence", "page", "left", "top", "right", "bottom"]
+    rows = [
+        [name, "", "", "", "", "", "", ""]
+        if item is None
+        else [name, item.value, item.confidence, item.page, *item.box]
+        for name, item in found.items()
+    ]
+    return csv_text(header, rows)
 
 
 def fields_json(found: dict[str, Found | None]) -> str:

@@ -4,9 +4,7 @@
 The fields come from the `fields` handler run before it in the same job, or from a `fields`
 spec of its own."""
 
-import csv
 import html
-import io
 import json
 import re
 from collections.abc import Callable
@@ -17,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ocrflow.handlers.api import Context, Document, Handler, HandlerFailed
 from ocrflow.handlers.fields import FieldsParams, fields_json, find_fields
+from ocrflow.pipeline.sheets import csv_text
 
 Check = Literal["required", "pattern", "range", "date", "one_of"]
 DATE_FORMATS = (
@@ -237,13 +236,10 @@ def report(
 
 
 def report_csv(results: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
     columns = ["rule", "field", "check", "passed", "value", "page", "reason"]
-    writer.writerow(columns)
-    for row in results:
-        writer.writerow(["" if row[c] is None else row[c] for c in columns])
-    return buffer.getvalue()
+    return csv_text(
+        columns, (["" if row[c] is None else row[c] for c in columns] for row in results)
+    )
 
 
 def report_html(document: Document, passed: bool, results: list[dict[str, Any]]) -> str:

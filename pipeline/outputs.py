@@ -12,6 +12,7 @@ from ocrflow.pipeline.hocr import HOCR_HEAD, HOCR_TAIL, hocr_page
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import Output
 from ocrflow.pipeline.result import PageResult
+from ocrflow.pipeline.sheets import safe_cell
 
 FILENAMES: dict[Output, str] = {
     "text": "text.txt",
@@ -122,7 +123,7 @@ class OutputWriter:
             self._write("json", gap + json.dumps(page.to_json(), ensure_ascii=False))
             self._write("hocr", hocr_page(page) + "\n")
             if self._csv:
-                self._csv.writerow(page.summary())
+                self._csv.writerow({k: safe_cell(v) for k, v in page.summary().items()})
             if self._pdf:
                 self._pdf.add(page)
             self._first = False

@@ -32,6 +32,7 @@ from tests.support import (
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 WAIT = 60_000  # ms
+IMAGE_WIDTH = "document.getElementById('page-image').naturalWidth"
 
 
 async def submit(session: aiohttp.ClientSession, base: str, key: str, path: Path) -> Any:
@@ -117,6 +118,8 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                     viewport={"width": 1280, "height": 1000}, accept_downloads=True
                 )
                 page.set_default_timeout(WAIT)
+                refused: list[str] = []  # what the page's Content-Security-Policy blocked
+                page.on("console", lambda m: refused.append(m.text) if "Policy" in m.text else None)
                 await open_with_key(page, f"{service.base}/dashboard", ops_key)
                 workers_table = page.locator("#workers tbody tr")
                 await page.locator("#workers td.alive").nth(1).wait_for()  # both workers
@@ -142,14 +145,16 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                 await page.locator("#timeline", has_text="done").wait_for()
                 assert await page.locator("#pages tbody tr").count() == 3
                 await page.locator("#page-text", has_text="Line 1 of a page").wait_for()
-                await page.wait_for_function(
-                    "document.getElementById('page-image').naturalWidth === 900"
-                )
+                # (polled from outside: the page's CSP lets it evaluate no string of script)
+                async with asyncio.timeout(WAIT / 1000):
+                    while await page.evaluate(IMAGE_WIDTH) != 900:
+                        await asyncio.sleep(0.1)
                 async with page.expect_download() as download:  # with the operator's key
                     await page.locator("#detail-links a", has_text="text").click()
                 saved = Path(await (await download.value).path())
                 assert saved.read_text().startswith("Line 0 of a page")
                 assert await broken_words(page) == []
+                assert refused == []
 
                 # On a phone: every word whole, every label readable, nothing wider than it.
                 phone = await browser.new_page(viewport={"width": 390, "height": 844})

@@ -237,3 +237,17 @@ async def test_metadata_is_capped_on_every_way_in(
         "/v1/jobs", json={"url": "https://example.com/a.pdf", "metadata": small}
     )
     assert fine.status == 202
+
+
+async def test_pages_run_only_their_own_code_and_nothing_is_sniffed(
+    client: TestClient[Any, Any],
+) -> None:
+    for path in ("/", "/dashboard"):
+        page = await client.get(path)
+        policy = page.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+        assert "unsafe-inline" not in policy and "'sha256-" in policy
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+    for path in ("/ocrflow.js", "/healthz", "/openapi.json", "/v1/jobs/j_missing"):
+        assert (await client.get(path)).headers["X-Content-Type-Options"] == "nosniff", path

@@ -10,6 +10,7 @@ from ocrflow.http import (
     monitoring,
     openapi,
     operators,
+    pages,
     s3_notifications,
     sse,
     uploads,
@@ -33,7 +34,8 @@ def create_app(settings: Settings) -> web.Application:
     app[operators.OVERVIEWS] = operators.Overviews()
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_stop_feeds)
-    for module in (jobs, sse, monitoring, operators, s3_notifications, uploads, openapi):
+    app.on_response_prepare.append(_never_sniffed)
+    for module in (jobs, sse, pages, monitoring, operators, s3_notifications, uploads, openapi):
         app.add_routes(module.routes)
     return app
 
@@ -49,6 +51,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     yield
     await hub.stop()
     await services.close()
+
+
+async def _never_sniffed(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer is what its Content-Type says: a browser never guesses it is HTML."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 async def _stop_feeds(app: web.Application) -> None:

@@ -160,10 +160,13 @@ async def get_output(request: web.Request) -> web.StreamResponse:
     path = storage.local_path(key)
     if path is None:
         raise OcrflowError(ErrorCode.OUTPUT_NOT_FOUND, f"output {name!r} of job {job.id} is gone")
-    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
-    return web.FileResponse(
-        path, headers={"Content-Type": media_type, "Content-Disposition": disposition}
-    )
+    headers = {
+        "Content-Type": media_type,
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}",
+        # An HTML output (hOCR, a handler's report) opened anyway runs nothing, in no origin.
+        "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'",
+    }
+    return web.FileResponse(path, headers=headers)
 
 
 async def job_or_404(request: web.Request) -> Job:

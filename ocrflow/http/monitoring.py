@@ -3,7 +3,6 @@
 import asyncio
 import os
 import shutil
-from pathlib import Path
 
 from aiohttp import web
 
@@ -13,25 +12,7 @@ from ocrflow.jobs import stats
 from ocrflow.settings import MIB
 from ocrflow.storage.backend import DiskFull
 
-STATIC = Path(__file__).parent / "static"
-
 routes = web.RouteTableDef()
-
-
-@routes.get("/")
-@public
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-@routes.get("/ocrflow.js")
-@public
-async def page_script(request: web.Request) -> web.FileResponse:
-    """What the two pages share (the key, API calls, downloads)."""
-    return web.FileResponse(
-        STATIC / "ocrflow.js",
-        headers={"Cache-Control": "no-cache", "Content-Type": "text/javascript"},
-    )
 
 
 @routes.get("/v1/status")

@@ -12,9 +12,8 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from ocrflow.errors import ErrorCode, OcrflowError
-from ocrflow.http.auth import caller, operator, public
+from ocrflow.http.auth import caller, operator
 from ocrflow.http.jobs import job_or_404, render_job
-from ocrflow.http.monitoring import STATIC
 from ocrflow.http.pubsub import Subscription
 from ocrflow.http.state import HUB, SERVICES
 from ocrflow.jobs import stats
@@ -34,14 +33,6 @@ SCAN_BUDGET = 1000  # recent jobs one listing looks at
 PREVIEW_WIDTH = (100, 2000, 900)  # least, most, default
 PREVIEW_TIMEOUT = 20.0
 _previews = asyncio.Semaphore(2)  # pages drawn at once by one ingress process
-
-
-@routes.get("/dashboard")
-@public
-async def dashboard(request: web.Request) -> web.FileResponse:
-    """The page holds no data: what it shows comes from the operator API, with the caller's
-    key, so a caller who is not an operator sees a 403 there."""
-    return web.FileResponse(STATIC / "dashboard.html", headers={"Cache-Control": "no-cache"})
 
 
 class Overviews:
