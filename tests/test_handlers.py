@@ -1,6 +1,8 @@
 """Handlers: plug-ins that run after recognition, on a real worker, each in its own process."""
 
 import asyncio
+import csv
+import io
 import json
 import os
 import subprocess
@@ -18,6 +20,7 @@ from ocrflow.handlers.fields import FieldSpec, find, normalize
 from ocrflow.handlers.validate import Rule, check, number
 from ocrflow.http.app import create_app
 from ocrflow.pipeline.result import Line, PageResult, Word
+from ocrflow.pipeline.sheets import csv_text, safe_cell
 from ocrflow.settings import Settings
 from tests.support import (
     FormEntry,
@@ -402,3 +405,11 @@ def test_the_misbehaving_handlers_are_not_in_the_environment_a_user_runs() -> No
     ).stdout.split()
     assert {"fields", "validate"} <= set(found)
     assert not {"raises", "sleeps", "hoards", "lingers"} & set(found)
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    hostile = ["=cmd|' /C calc'!A0", "@SUM(1+1)*cmd", "+1+1", "-2+3", "\t=1", "\r=1"]
+    rows = list(csv.reader(io.StringIO(csv_text(["=name", "value"], [[v, v] for v in hostile]))))
+    assert rows[0] == ["'=name", "value"]
+    assert [row[0] for row in rows[1:]] == ["'" + value for value in hostile]
+    assert safe_cell("plain 12") == "plain 12" and safe_cell(-3) == -3
