@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ocrflow.errors import ErrorCode, OcrflowError
 from ocrflow.handlers.api import Handler
+from ocrflow.nesting import check_nesting
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def parse_requests(raw: str) -> dict[str, Any]:
     list of names, or names separated by commas."""
     text = raw.strip()
     if text.startswith(("{", "[")):
+        check_nesting(text, "handlers")
         try:
             given = json.loads(text)
         except json.JSONDecodeError as exc:

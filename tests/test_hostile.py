@@ -13,11 +13,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
+from ocrflow.nesting import json_depth
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.pages import in_pages, parse_pages
 from ocrflow.runtime.pool import OcrPool
+from ocrflow.settings import Settings
 from ocrflow.worker.recognition import run_document
 from tests.support import (
     Service,
@@ -249,3 +251,38 @@ def test_page_lists_read_as_people_write_them() -> None:
     for bad in ("", "0", "3-1", "1,,2", "1-2-3", "a", "²", "1" * 10, "1," * 600):
         with pytest.raises(ValueError):
             parse_pages(bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("metadata", "[" * 900 + "]" * 900),
+        ("metadata", '{"a":' * 40 + "1" + "}" * 40),
+        ("handlers", '{"fields": ' + "[" * 30_000 + "]" * 30_000 + "}"),
+        ("handlers", '{"fields": {"fields": ' + "[" * 3_000 + "]" * 3_000 + "}}"),
+    ],
+)
+async def test_deeply_nested_fields_are_refused_before_anything_is_stored(
+    client: TestClient[Any, Any], settings: Settings, tmp_path: Path, field: str, value: str
+) -> None:
+    png = write_png(tmp_path / "p.png", ["nested"])
+    reply = await client.post("/v1/jobs", data=form(png, **{field: value}))
+    assert reply.status == 422
+    error = (await reply.json())["error"]
+    assert error["code"] == "invalid_options" and f"`{field}` nests deeper" in error["message"]
+    stored = settings.storage_dir
+    assert not stored.exists() or not any(path.is_file() for path in stored.rglob("*"))
+
+
+async def test_deep_metadata_in_a_json_body_is_refused_too(client: TestClient[Any, Any]) -> None:
+    deep = '{"a": ' * 500 + "1" + "}" * 500
+    body = '{"url": "https://example.com/a.pdf", "metadata": ' + deep + "}"
+    reply = await client.post("/v1/jobs", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status == 422, await reply.text()
+    assert "`metadata` nests deeper" in (await reply.json())["error"]["message"]
+
+
+def test_json_depth_skips_brackets_in_strings() -> None:
+    assert json_depth('{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
+    assert json_depth('["\\"[[[", {"k": "]]]"}]') == 2
+    assert json_depth("[" * 100_000, most=32) == 33

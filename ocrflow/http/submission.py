@@ -16,6 +16,7 @@ from ocrflow.http.auth import NOTIFY_EMAIL, caller
 from ocrflow.http.multipart import Pace, Upload
 from ocrflow.http.state import SERVICES
 from ocrflow.jobs.records import HandlerRun, Job, Priority, Source, new_job_id, now
+from ocrflow.nesting import check_nesting
 from ocrflow.pipeline.options import OcrOptions, check_languages
 from ocrflow.runtime.addresses import AddressNotAllowed, check_url
 from ocrflow.settings import Settings
@@ -242,6 +243,7 @@ def parse_metadata(fields: dict[str, list[str]]) -> dict[str, Any]:
     if len(raw.encode()) > MAX_METADATA_BYTES:
         message = f"`metadata` is larger than {MAX_METADATA_BYTES // 1024} KiB"
         raise OcrflowError(ErrorCode.PAYLOAD_TOO_LARGE, message)
+    check_nesting(raw, "metadata")
     try:
         metadata = json.loads(raw)
     except json.JSONDecodeError as exc:

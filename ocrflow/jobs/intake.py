@@ -133,6 +133,9 @@ async def accept(services: Services, job: Job, source: Incoming) -> Job:
             retryable=True,
             retry_after=UNAVAILABLE_RETRY_AFTER,
         ) from exc
+    except BaseException:  # whatever it was, the request leaves nothing stored behind
+        await _abandon(services, job)
+        raise
     log.info("job %s accepted: %s", job.id, job.source.url or job.source.media_type)
     return job
 
