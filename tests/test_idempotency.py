@@ -53,6 +53,19 @@ async def test_identical_submissions_in_flight_share_one_job(
     assert other_options["id"] != first["id"]
 
 
+async def test_a_submission_with_other_metadata_is_a_job_of_its_own(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    png = write_png(tmp_path / "p.png", ["credited to its own order"])
+    a = await (await post(client, png, metadata='{"order": "A-1"}')).json()
+    b = await (await post(client, png, metadata='{"order": "B-2"}')).json()
+    assert a["id"] != b["id"]
+    assert b["metadata"] == {"order": "B-2"}
+    again = await post(client, png, metadata='{"order": "A-1"}')
+    assert (await again.json())["id"] == a["id"]
+    assert again.headers["Ocrflow-Reused"] == "shared"
+
+
 async def test_identical_bytes_and_options_are_answered_from_the_cache(
     client: TestClient[Any, Any], worker: Worker, tmp_path: Path
 ) -> None:

@@ -36,8 +36,10 @@ def content_identity(source: Source) -> str | None:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Same caller, same content, same options: the same result. Never another caller's job:
-    that would show one caller's job to another, and tell it what others have submitted."""
+    """Same caller, same content, same options, handlers and metadata: the same job. Never
+    another caller's job: that would show one caller's job to another, and tell it what others
+    have submitted. Metadata counts because the job answered carries it: a submission for
+    order B-2 is never answered with the job recorded for order A-1."""
 
     value: str
     cacheable: bool  # the content itself is known (not only its address): a result answers it
@@ -60,8 +62,9 @@ def fingerprint(job: Job) -> Fingerprint:
     it shares nothing."""
     identity = content_identity(job.source)
     content = identity or f"job:{job.id}"
-    options = asked_of(job)
-    value = hashlib.sha256(f"{job.owner}\n{content}\n{options}".encode()).hexdigest()
+    options, metadata = asked_of(job), json.dumps(job.metadata, sort_keys=True)
+    text = f"{job.owner}\n{content}\n{options}\n{metadata}"
+    value = hashlib.sha256(text.encode()).hexdigest()
     return Fingerprint(value, cacheable=identity is not None and not identity.startswith("url:"))
 
 
