@@ -23,7 +23,7 @@ from ocrflow.pipeline.errors import (
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import Engine as EngineName
 from ocrflow.pipeline.options import OcrOptions
-from ocrflow.pipeline.resolution import capped_dpi, scan_dpi
+from ocrflow.pipeline.resolution import MAX_SIDE, capped_dpi, scan_dpi
 from ocrflow.pipeline.result import Line, PageError, PageResult, Word
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,11 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
     if scale < 1:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         read = image.resize(size, Image.Resampling.BILINEAR)
+    if max(read.size) > MAX_SIDE:
+        raise PageTooLarge(
+            f"page {task.number} is {read.width}x{read.height} pixels: Tesseract reads pages up "
+            f"to {MAX_SIDE} pixels a side"
+        )
     found = engine.recognize(
         read,
         lang=task.options.tesseract_lang,

@@ -6,6 +6,7 @@ POINTS_PER_INCH = 72
 LOW_RESOLUTION = 250
 TARGET_DPI = 300
 MAX_SCAN_DPI = 600
+MAX_SIDE = 32767  # the longest side, in pixels, Tesseract reads
 
 
 def scan_dpi(native: int) -> int:
@@ -17,7 +18,11 @@ def scan_dpi(native: int) -> int:
 
 
 def capped_dpi(size: tuple[float, float], dpi: int, max_pixels: int) -> int:
-    """`dpi`, lowered where a page of `size` points would render to more than `max_pixels`."""
+    """`dpi`, lowered where a page of `size` points would render to more than `max_pixels`, or
+    to a side longer than Tesseract reads (a strip 200 inches tall is read at ~160 dpi)."""
+    longest = max(size)
+    if longest > 0 and math.ceil(longest / POINTS_PER_INCH * dpi) > MAX_SIDE:
+        dpi = max(1, math.floor(MAX_SIDE * POINTS_PER_INCH / longest))
     if pixels(size, dpi) <= max_pixels:
         return dpi
     scaled = math.floor(dpi * math.sqrt(max_pixels / pixels(size, dpi)))

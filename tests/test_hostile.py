@@ -3,6 +3,7 @@ code, none takes the worker down. The full table, with memory, is scripts/hostil
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
+from PIL import Image
 
 from ocrflow.nesting import json_depth
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.options import OcrOptions, Runtime
 from ocrflow.pipeline.pages import in_pages, parse_pages
+from ocrflow.pipeline.resolution import MAX_SIDE, capped_dpi
 from ocrflow.runtime.pool import OcrPool
 from ocrflow.settings import Settings
 from ocrflow.worker.recognition import run_document
@@ -286,3 +289,29 @@ def test_json_depth_skips_brackets_in_strings() -> None:
     assert json_depth('{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
     assert json_depth('["\\"[[[", {"k": "]]]"}]') == 2
     assert json_depth("[" * 100_000, most=32) == 33
+
+
+def test_a_page_taller_than_tesseract_reads_is_rendered_to_fit() -> None:
+    strip = (38.0, 14_400.0)  # points: a 200-inch receipt roll
+    dpi = capped_dpi(strip, 300, 80_000_000)
+    assert max(math.ceil(side / 72 * dpi) for side in strip) <= MAX_SIDE
+    assert dpi >= 150  # still readable
+    assert capped_dpi((612.0, 792.0), 300, 80_000_000) == 300  # a letter page is untouched
+
+
+async def test_an_image_taller_than_tesseract_reads_fails_as_too_large(tmp_path: Path) -> None:
+    tall = tmp_path / "tall.png"
+    Image.new("L", (60, MAX_SIDE + 500), 255).save(tall)
+
+    async def ignore(*_: object) -> None:
+        return None
+
+    pool = OcrPool(1)
+    options = OcrOptions(rotate=False, deskew=False, rescale=False)
+    try:
+        with pytest.raises(PipelineError) as failure:
+            await run_document(pool, tall, MediaType.PNG, tmp_path, options, Runtime(), ignore)
+        assert failure.value.code == "page_too_large"
+        assert "32767 pixels a side" in failure.value.message
+    finally:
+        pool.close()

@@ -357,10 +357,14 @@ async def test_a_new_version_of_an_object_is_a_new_job_and_redelivery_finds_a_re
     old = await event("v1", "The old version")
     new = await event("v2", "The new version")  # while the old one's job is still queued
     assert new != old
-    same_bytes = await event("v3", "The new version")  # identical content: shares its job
-    assert same_bytes == new
-    # Redelivered, the event that another job answered names that job, which exists.
-    assert await event("v3", "The new version") == new
+    # Identical content as another version: a job of its own, which names its own version (a
+    # job's metadata is part of what makes two submissions the same).
+    same_bytes = await event("v3", "The new version")
+    assert same_bytes not in (old, new)
+    named = (await (await client.get(f"/v1/jobs/{same_bytes}")).json())["metadata"]["s3"]
+    assert named["version"] == "v3"
+    # Redelivered, an event names the job it made, which exists.
+    assert await event("v3", "The new version") == same_bytes
     async with running_worker(own):
         for job_id, word in ((old, "old"), (new, "new")):
             done = await wait_for_job(client, job_id)
