@@ -17,12 +17,18 @@ RUN packages=$(echo "$OCRFLOW_LANGUAGES" | tr ',+' '  ' | tr '[:upper:]_' '[:low
     && apt-get update \
     && apt-get install -y --no-install-recommends \
         tesseract-ocr tesseract-ocr-osd $packages poppler-utils \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/man/* /usr/share/locale/* \
+    && find /usr/share/doc -depth -type f ! -name copyright -delete
 
 WORKDIR /app
 # The locked dependencies first (a layer kept while only ocrflow's own code changes), then ocrflow.
+# (Every dependency installs from a wheel: nothing is compiled, so a build stage would save
+# nothing. numpy's own test suite is the one large part the service never runs.)
 COPY requirements/service.lock ./requirements/
-RUN pip install -r requirements/service.lock
+RUN pip install -r requirements/service.lock \
+    && find "$(python -c 'import numpy, os; print(os.path.dirname(numpy.__file__))')" \
+        -depth -type d -name tests -exec rm -rf {} +
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY handlers ./handlers
