@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ocrflow.handlers.api import Context, Document, Handler
+from ocrflow.handlers.patterns import compile_pattern
 from ocrflow.pipeline.pages import in_pages, parse_pages
 from ocrflow.pipeline.result import Box, Line, PageResult, Word
 from ocrflow.pipeline.sheets import csv_text
@@ -21,6 +22,7 @@ from ocrflow.pipeline.sheets import csv_text
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 # A gap wider than this many line heights ends a value on its line (the next column begins).
 COLUMN_GAP = 2.5
+Pattern = Any  # a compiled pattern (RE2's, which has no type stubs)
 # A value below its label starts within this many line heights of the label's line.
 BELOW_REACH = 2.5
 
@@ -39,7 +41,8 @@ class FieldSpec(BaseModel):
     )
     pattern: str | None = Field(
         None,
-        description="a regular expression the value must match; its first group, if any, is the "
+        description="a regular expression (RE2: no backreferences or lookaround) the value must "
+        "match; its first group, if any, is the "
         "value. Without a label it is looked for over the whole page",
     )
     position: Literal["auto", "right", "below"] = Field(
@@ -68,10 +71,7 @@ class FieldSpec(BaseModel):
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
+            compile_pattern(value)
         return value
 
     @field_validator("pages")
@@ -163,7 +163,7 @@ def find_fields(document: Document, params: FieldsParams) -> dict[str, Found | N
 
 
 def find(pages: Sequence[PageResult], spec: FieldSpec, min_similarity: float) -> Found | None:
-    pattern = re.compile(spec.pattern) if spec.pattern else None
+    pattern = compile_pattern(spec.pattern) if spec.pattern else None
     for page in pages:
         if not spec.on(page.number):
             continue
@@ -246,7 +246,7 @@ def _by_label(
     page: PageResult,
     lines: Sequence[Line],
     spec: FieldSpec,
-    pattern: re.Pattern[str] | None,
+    pattern: Pattern | None,
     min_similarity: float,
 ) -> Found | None:
     for label in _labels(lines, spec.labels, min_similarity):
@@ -332,9 +332,7 @@ def _run_under(
     return under[0] if under else []
 
 
-def _by_pattern(
-    page: PageResult, lines: Sequence[Line], pattern: re.Pattern[str] | None
-) -> Found | None:
+def _by_pattern(page: PageResult, lines: Sequence[Line], pattern: Pattern | None) -> Found | None:
     for line in lines:
         found = _value(page, list(line.words), pattern, None)
         if found is not None:
@@ -345,7 +343,7 @@ def _by_pattern(
 def _value(
     page: PageResult,
     words: Sequence[Word],
-    pattern: re.Pattern[str] | None,
+    pattern: Pattern | None,
     similarity: float | None,
 ) -> Found | None:
     """The value among `words`: all of them, or what the pattern matches (its first group)."""
@@ -357,7 +355,7 @@ def _value(
         match = pattern.search(text)
         if match is None:
             return None
-        group = 1 if match.re.groups else 0
+        group = 1 if pattern.groups else 0
         start, end = match.span(group)
     chosen, offset = [], 0
     for word in words:  # the words the value's characters fall in

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ocrflow.handlers.api import Context, Document, Handler, HandlerFailed
 from ocrflow.handlers.fields import FieldsParams, fields_json, find_fields
+from ocrflow.handlers.patterns import compile_pattern
 from ocrflow.pipeline.sheets import csv_text
 
 Check = Literal["required", "pattern", "range", "date", "one_of"]
@@ -50,7 +51,9 @@ class Rule(BaseModel):
         None, description="how the report names the rule; `field:check` otherwise"
     )
     pattern: str | None = Field(
-        None, description="`pattern`: a regular expression the value (or the text) must contain"
+        None,
+        description="`pattern`: a regular expression (RE2: no backreferences or lookaround) "
+        "the value (or the text) must contain",
     )
     min: float | None = Field(
         None, description="`range`: the least the number may be (1,234.50 and 1.234,50 both read)"
@@ -72,10 +75,7 @@ class Rule(BaseModel):
         if self.check == "pattern":
             if not self.pattern:
                 raise ValueError("a pattern rule needs `pattern`")
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
+            compile_pattern(self.pattern, ignore_case=self.ignore_case)
         if self.check == "range" and self.min is None and self.max is None:
             raise ValueError("a range rule needs `min`, `max` or both")
         if self.check == "one_of" and not self.values:
@@ -152,8 +152,8 @@ def _required(rule: Rule, value: str) -> str:
 
 def _pattern(rule: Rule, value: str) -> str:
     assert rule.pattern is not None
-    flags = re.IGNORECASE if rule.ignore_case else 0
-    return "" if re.search(rule.pattern, value, flags) else f"does not match {rule.pattern}"
+    found = compile_pattern(rule.pattern, ignore_case=rule.ignore_case).search(value)
+    return "" if found else f"does not match {rule.pattern}"
 
 
 def _range(rule: Rule, value: str) -> str:

@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import ValidationError
 from yarl import URL
 
 from ocrflow.client import ApiFailure, OcrflowClient
@@ -413,3 +415,17 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
     assert rows[0] == ["'=name", "value"]
     assert [row[0] for row in rows[1:]] == ["'" + value for value in hostile]
     assert safe_cell("plain 12") == "plain 12" and safe_cell(-3) == -3
+
+
+def test_callers_patterns_run_in_linear_time_and_backtracking_ones_are_refused() -> None:
+    rule = Rule(check="pattern", field="code", pattern="(a+)+$")
+    started = time.perf_counter()
+    assert check(rule, "a" * 200_000 + "b") == (False, "does not match (a+)+$")
+    assert time.perf_counter() - started < 1  # a backtracking engine would never return
+    for pattern in (r"(a)\1", "(?=a)a", "(?<!x)a"):
+        with pytest.raises(ValidationError, match="no backreferences or lookaround"):
+            Rule(check="pattern", field="code", pattern=pattern)
+        with pytest.raises(ValidationError, match="no backreferences or lookaround"):
+            FieldSpec(name="code", pattern=pattern)
+    spec = FieldSpec(name="no", label="Invoice No", pattern=r"(\d+)")
+    assert spec.pattern == r"(\d+)"
