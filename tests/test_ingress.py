@@ -15,7 +15,7 @@ from ocrflow.jobs.sources import clean_filename
 from ocrflow.settings import Settings
 from ocrflow.storage import layout
 from ocrflow.storage.local import LocalStorage
-from tests.support import form, write_png
+from tests.support import form, submit, write_png
 
 
 async def error_of(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
@@ -251,3 +251,15 @@ async def test_pages_run_only_their_own_code_and_nothing_is_sniffed(
         assert page.headers["X-Content-Type-Options"] == "nosniff"
     for path in ("/ocrflow.js", "/healthz", "/openapi.json", "/v1/jobs/j_missing"):
         assert (await client.get(path)).headers["X-Content-Type-Options"] == "nosniff", path
+
+
+async def test_query_values_are_held_to_what_the_schema_says(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    assert (await client.get("/v1/admin/jobs?before=")).status == 200  # empty: no cursor
+    job = await (await submit(client, write_png(tmp_path / "p.png", ["pictured"]))).json()
+    for width in ("99999", "10", "wide"):
+        reply = await client.get(f"/v1/jobs/{job['id']}/pages/1/image?width={width}")
+        assert reply.status == 422, width
+        assert (await reply.json())["error"]["code"] == "invalid_options"
+    assert (await client.get("/v1/admin/jobs?limit=100000")).status == 422

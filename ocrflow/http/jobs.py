@@ -208,7 +208,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     """Jobs newest first; `state` filters, `cursor` (the last id of a page) continues. The
     listing is over when `next_cursor` is null."""
     store, owner = request.app[SERVICES].jobs, caller(request)
-    limit = _int_query(request, "limit", 20, 1, LIST_LIMIT)
+    limit = int_query(request, "limit", 20, 1, LIST_LIMIT)
     state = request.query.get("state")
     if state is not None and state not in JobState.__members__.values():
         raise OcrflowError(ErrorCode.INVALID_OPTIONS, f"unknown state {state!r}")
@@ -237,7 +237,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(request.query.get(name, default))
     except ValueError as exc:

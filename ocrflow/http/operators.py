@@ -13,7 +13,7 @@ from aiohttp_sse import EventSourceResponse
 
 from ocrflow.errors import ErrorCode, OcrflowError
 from ocrflow.http.auth import caller, operator
-from ocrflow.http.jobs import job_or_404, render_job
+from ocrflow.http.jobs import int_query, job_or_404, render_job
 from ocrflow.http.pubsub import Subscription
 from ocrflow.http.state import HUB, SERVICES
 from ocrflow.jobs import stats
@@ -82,11 +82,8 @@ async def recent_jobs(request: web.Request) -> web.Response:
     if state is not None and state not in set(JobState):
         raise OcrflowError(ErrorCode.MALFORMED_REQUEST, f"no state {state[:40]!r}")
     owner = request.query.get("caller") or None
-    try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), LIST_LIMIT)
-    except ValueError:
-        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "limit is a number") from None
-    before = request.query.get("before")
+    limit = int_query(request, "limit", 50, 1, LIST_LIMIT)
+    before = request.query.get("before") or None  # empty: no cursor, as absent
     if before is not None and not JOB_ID.fullmatch(before):
         raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "a cursor the listing never gave")
     # With a caller, that caller's own index: all its jobs, not only the recent ones.
@@ -154,10 +151,10 @@ async def page_image(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
         number = int(request.match_info["number"])
-        least, most, default = PREVIEW_WIDTH
-        width = min(max(int(request.query.get("width", default)), least), most)
     except ValueError:
-        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "page and width are numbers") from None
+        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "a page is a number") from None
+    least, most, default = PREVIEW_WIDTH
+    width = int_query(request, "width", default, least, most)
     pages = job.progress.pages_total
     if job.source.media_type is None or number < 1 or (pages is not None and number > pages):
         raise OcrflowError(ErrorCode.NOT_FOUND, f"job {job.id} has no page {number} to show")

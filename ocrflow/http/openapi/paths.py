@@ -169,7 +169,7 @@ def operations(handlers: list[str]) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "the page", "content": {"image/png": {}}},
-                    **errors(400, 404, *CALLER_ERRORS),
+                    **errors(400, 404, 422, *CALLER_ERRORS),
                 },
             }
         },
@@ -207,7 +207,7 @@ def operations(handlers: list[str]) -> dict[str, Any]:
                 ],
                 "responses": {
                     **ok(200, "jobs", ref("JobList")),
-                    **errors(400, 403, *CALLER_ERRORS),
+                    **errors(400, 403, 422, *CALLER_ERRORS),
                 },
             }
         },
