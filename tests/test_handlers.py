@@ -429,3 +429,33 @@ def test_callers_patterns_run_in_linear_time_and_backtracking_ones_are_refused()
             FieldSpec(name="code", pattern=pattern)
     spec = FieldSpec(name="no", label="Invoice No", pattern=r"(\d+)")
     assert spec.pattern == r"(\d+)"
+
+
+async def test_a_cancelled_jobs_handlers_say_they_were_cancelled(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    settings = app_settings(settings, "lingers", "wordcount")
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    document = write_png(tmp_path / "note.png", ["A note"])
+    async with running_worker(settings):
+        asked = json.dumps({"lingers": {"seconds": 60}, "wordcount": {}})
+        job_id = (
+            await (await client.post("/v1/jobs", data=form(document, handlers=asked))).json()
+        )["id"]
+        async with asyncio.timeout(60):
+            while (await (await client.get(f"/v1/jobs/{job_id}")).json())["handlers"]["lingers"][
+                "state"
+            ] != "running":
+                await asyncio.sleep(0.05)
+        assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status == 200
+        async with asyncio.timeout(10):
+            while True:
+                job = await (await client.get(f"/v1/jobs/{job_id}")).json()
+                if job["handlers"]["lingers"]["state"] != "running":
+                    break
+                await asyncio.sleep(0.05)
+    assert job["state"] == "cancelled"
+    assert {name: run["state"] for name, run in job["handlers"].items()} == {
+        "lingers": "cancelled",
+        "wordcount": "cancelled",
+    }

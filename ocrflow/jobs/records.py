@@ -83,7 +83,8 @@ class HandlerRun(BaseModel):
     """One handler a job runs after recognition: what it was asked, and how its run went."""
 
     params: dict[str, Any] = Field(default_factory=dict)
-    state: Literal["pending", "running", "succeeded", "failed"] = "pending"
+    # cancelled: the job was cancelled before this handler ended (or began)
+    state: Literal["pending", "running", "succeeded", "failed", "cancelled"] = "pending"
     summary: dict[str, Any] | None = None
     error: JobError | None = None
     outputs: list[str] = Field(default_factory=list)  # names in the job's outputs

@@ -16,7 +16,7 @@ from typing import Any
 from ocrflow.errors import ErrorCode
 from ocrflow.handlers.api import HandlerFailed, check_output_name
 from ocrflow.jobs.events import EventKind
-from ocrflow.jobs.records import HandlerRun, Job, JobError
+from ocrflow.jobs.records import HandlerRun, Job, JobError, JobState
 from ocrflow.jobs.services import Services
 from ocrflow.runtime.pool import kill_tree
 from ocrflow.storage import layout
@@ -29,6 +29,7 @@ LINE_LIMIT = 1024 * 1024  # the longest answer line a handler's process may send
 # outputs and end the job: a handler times out alone, before the job would.
 JOB_MARGIN = 10.0
 STDERR_TAIL = 20  # lines of a handler's standard error kept for its error message
+CANCELLED_ONLY = frozenset({JobState.CANCELLED})
 
 
 async def run_handlers(
@@ -42,6 +43,34 @@ async def run_handlers(
     out_dir = workdir / "handlers"
     out_dir.mkdir()
     runs = {name: run.fresh() for name, run in job.handlers.items()}
+    try:
+        return await _run_all(services, job, runs, result, out_dir, deadline)
+    except (JobStopped, asyncio.CancelledError):
+        await asyncio.shield(_cancelled(services, job.id, runs))
+        raise
+
+
+async def _cancelled(services: Services, job_id: str, runs: dict[str, HandlerRun]) -> None:
+    """A job cancelled while its handlers ran: the one running and those that never began say
+    so on its record, rather than running or pending for ever. (A worker stopping hands the job
+    back instead: it is not cancelled, and this writes nothing.)"""
+    ended = {
+        name: run
+        if run.state in ("succeeded", "failed")
+        else run.model_copy(update={"state": "cancelled"})
+        for name, run in runs.items()
+    }
+    await services.jobs.update(job_id, only_from=CANCELLED_ONLY, handlers=ended)
+
+
+async def _run_all(
+    services: Services,
+    job: Job,
+    runs: dict[str, HandlerRun],
+    result: Path,
+    out_dir: Path,
+    deadline: float,
+) -> dict[str, str]:
     stored: dict[str, str] = {}
     earlier: dict[str, Any] = {}
     for name, asked in runs.items():
@@ -96,6 +125,15 @@ async def _record(
     services: Services, job_id: str, runs: dict[str, HandlerRun], name: str, event: dict[str, Any]
 ) -> None:
     if not await services.jobs.update(job_id, only_from=RUNNING_ONLY, handlers=runs):
+        # Cancelled meanwhile (its handler's process killed): the record says so of this handler
+        # and of those that never began, rather than leave them running or pending for ever.
+        ended = {
+            other: run
+            if run.state in ("succeeded", "failed") and other != name
+            else run.model_copy(update={"state": "cancelled", "error": None, "summary": None})
+            for other, run in runs.items()
+        }
+        await services.jobs.update(job_id, only_from=CANCELLED_ONLY, handlers=ended)
         raise JobStopped(job_id)
     await services.events.publish(job_id, EventKind.HANDLER, {"handler": name, **event})
 
