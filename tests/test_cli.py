@@ -1,8 +1,10 @@
 """`ocrflow ocr` as a shell user meets it: its shapes, its exit codes, and a quick start."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -228,3 +230,22 @@ def test_each_commands_help_lists_every_exit_code_it_returns() -> None:
         listed = run.stdout.split("exit codes:")[1]
         found = {line.split()[0] for line in listed.splitlines() if line[:5].strip().isdigit()}
         assert found == set(codes), (command, found)
+
+
+def test_ctrl_c_ends_a_run_cleanly_whenever_it_comes(tmp_path: Path) -> None:
+    documents = [
+        write_image_pdf(tmp_path / f"{name}.pdf", [[f"Page {n} of {name}"] * 20 for n in range(8)])
+        for name in "ab"
+    ]
+    for n, delay in enumerate((0.3, 0.9, 1.5, 3.0)):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "ocrflow", "ocr", *map(str, documents), str(tmp_path / f"o{n}")],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 130, (delay, err)
+        assert "Traceback" not in err and "Exception" not in err, (delay, err)
+        assert "interrupted" in err

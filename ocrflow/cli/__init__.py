@@ -12,8 +12,18 @@ from ocrflow.cli.parser import build_parser, ocr_parser
 __all__ = ["main"]
 
 
+INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    given = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _run(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling of it begins
+        print("ocrflow: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _run(given: list[str]) -> int:
     if given[:1] == ["ocr"]:
         args = ocr_parser().parse_intermixed_args(given[1:])
         from ocrflow.cli.ocr import run_ocr

@@ -7,8 +7,11 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
+import threading
+import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -57,6 +60,21 @@ def _children(pid: int) -> list[int]:
         return [int(c) for task in tasks for c in (task / "children").read_text().split()]
     except OSError:
         return []
+
+
+def _quiet_broken_pool_race(args: threading.ExceptHookArgs) -> None:
+    """CPython 3.11's executor thread, marking a killed pool's calls failed, raises on a call
+    cancelled meanwhile (3.12 ignores it: the same race, and nothing is lost), and the thread's
+    traceback landed on the terminal of whoever pressed Ctrl-C. Only that one is kept quiet."""
+    frames = traceback.extract_tb(args.exc_traceback) if args.exc_traceback else []
+    if args.exc_type is InvalidStateError and any(f.name == "terminate_broken" for f in frames):
+        return
+    _THREAD_HOOK(args)
+
+
+_THREAD_HOOK = threading.excepthook
+if sys.version_info < (3, 12):
+    threading.excepthook = _quiet_broken_pool_race
 
 
 class OcrPool:
