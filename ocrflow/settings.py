@@ -235,6 +235,7 @@ class Settings(BaseSettings):
             max_document_words=self.max_document_words,
             page_timeout=self.page_timeout,
             engine=self.ocr_engine,
+            previews=True,
         )
 
     @property

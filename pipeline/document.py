@@ -186,4 +186,5 @@ def _task(
         timeout=runtime.page_timeout,
         max_pixels=runtime.max_page_pixels,
         engine=runtime.engine,
+        preview=runtime.previews,
     )

@@ -72,6 +72,8 @@ class Runtime:
     # tesserocr keeps the model loaded in each pool process; tesseract spawns the binary per
     # page (through pytesseract); auto takes tesserocr when it is installed.
     engine: Engine = "auto"
+    # Keep a small picture of each page read (`preview_path`): the service's page pictures.
+    previews: bool = False
 
 
 @dataclass(frozen=True)

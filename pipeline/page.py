@@ -61,6 +61,22 @@ class PageTask:
     # Degrees to turn the page, when already known (`page_orientation` found them); None: find
     # them here, if options.rotate says to.
     rotation: int | None = None
+    preview: bool = False  # keep a small picture of the page as it came (`preview_path`)
+
+
+PREVIEW_WIDTH = 900  # pixels: what the dashboard shows beside a page's text
+PREVIEW_QUALITY = 70  # JPEG: a dense scanned page in ~100 KB, its words still legible
+
+
+def preview_path(workdir: Path, number: int) -> Path:
+    return workdir / f"preview-{number:05d}.jpg"
+
+
+def save_preview(image: Image.Image, path: Path) -> None:
+    """The page as it came (before it is turned or levelled), `PREVIEW_WIDTH` wide at most."""
+    small = image.copy()
+    small.thumbnail((PREVIEW_WIDTH, PREVIEW_WIDTH * 4), Image.Resampling.BILINEAR)
+    small.convert("L").save(path, "JPEG", quality=PREVIEW_QUALITY)
 
 
 # A page image narrower or lower than this holds nothing to read.
@@ -132,6 +148,8 @@ def _recognize(task: PageTask, engine: Engine, started: float) -> PageResult:
         message = f"page {task.number} has no area ({image.width} x {image.height} pixels)"
         raise kind(f"{message}: it is damaged (a page tree that loops, a box of no size)")
     source_size = image.size
+    if task.preview:
+        save_preview(image, preview_path(task.workdir, task.number))
     # Unique per call: a retried or duplicated page may run beside another in the same workdir.
     scratch = task.workdir / f"ocr-{task.number:05d}-{secrets.token_hex(4)}"
     rotation = task.rotation or 0

@@ -283,8 +283,11 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
     assert (await client.get("/v1/admin/jobs", headers=as_alice)).status == 403
     assert (await client.get(f"/v1/jobs/{waiting}", headers=as_alice)).status == 404
     assert (await client.get(f"/v1/jobs/{ids[0]}", headers=as_alice)).status == 200
-    # A page to look at, as large as asked.
+    # A page to look at, as large as asked: the worker's picture (shrunk), or one drawn.
     picture = await client.get(f"/v1/jobs/{ids[0]}/pages/1/image?width=300", headers=as_ops)
-    assert picture.status == 200 and picture.content_type == "image/png"
+    assert picture.status == 200 and picture.content_type == "image/jpeg"
     assert Image.open(io.BytesIO(await picture.read())).width == 300
+    drawn = await client.get(f"/v1/jobs/{ids[0]}/pages/1/image?width=1200", headers=as_ops)
+    assert drawn.status == 200 and drawn.content_type == "image/png"
+    assert Image.open(io.BytesIO(await drawn.read())).width == 1200
     assert (await client.get(f"/v1/jobs/{ids[0]}/pages/2/image", headers=as_ops)).status == 404

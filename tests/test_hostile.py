@@ -4,6 +4,7 @@ code, none takes the worker down. The full table, with memory, is scripts/hostil
 import asyncio
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 from PIL import Image
 
+from ocrflow.http.auth import new_api_key
 from ocrflow.nesting import json_depth
 from ocrflow.pipeline.errors import PipelineError
 from ocrflow.pipeline.media import MediaType
@@ -315,3 +317,54 @@ async def test_an_image_taller_than_tesseract_reads_fails_as_too_large(tmp_path:
         assert "32767 pixels a side" in failure.value.message
     finally:
         pool.close()
+
+
+async def test_page_pictures_never_grow_the_ingress_nor_hold_other_callers(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Three drawings at once of a 200-inch strip and of an 8,900 px PNG: each refused or
+    drawn small outside the ingress, and another caller's picture meanwhile within a second."""
+    alice_key, alice = new_api_key("alice")
+    bob_key, bob = new_api_key("bob")
+    service = Service(tmp_path / "service", redis_url, OCRFLOW_API_KEYS=f"{alice},{bob}")
+    try:
+        ingress = psutil.Process(service.web.pid)
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, service.base)
+            jobs = {}
+            for who, key, path in (
+                ("strip", alice_key, hostile.tall_strip_pdf(tmp_path)),
+                ("wide", alice_key, hostile.wide_png(tmp_path)),
+                ("bob", bob_key, write_png(tmp_path / "bob.png", ["Bob's page"])),
+            ):
+                body, content_type = multipart({}, path.name, path.read_bytes())
+                headers = {"Content-Type": content_type, "Authorization": f"Bearer {key}"}
+                async with session.post(f"{service.base}/v1/jobs", data=body, headers=headers) as r:
+                    jobs[who] = (await r.json())["id"]
+            before = ingress.memory_info().rss
+            as_alice = {"Authorization": f"Bearer {alice_key}"}
+
+            async def picture(job: str, width: int, headers: dict[str, str]) -> int:
+                url = f"{service.base}/v1/jobs/{job}/pages/1/image?width={width}"
+                async with session.get(url, headers=headers) as reply:
+                    await reply.read()
+                    return reply.status
+
+            peak = before
+            heavy = [
+                asyncio.create_task(picture(jobs[name], 2000, as_alice))
+                for name in ("strip", "strip", "strip", "wide", "wide", "wide")
+            ]
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            bobs = await picture(jobs["bob"], 300, {"Authorization": f"Bearer {bob_key}"})
+            waited = time.monotonic() - started
+            while not all(task.done() for task in heavy):
+                peak = max(peak, ingress.memory_info().rss)
+                await asyncio.sleep(0.05)
+            statuses = [task.result() for task in heavy]
+    finally:
+        service.close()
+    assert bobs == 200 and waited < 1.0, waited
+    assert all(status in (200, 404) for status in statuses), statuses
+    assert peak < 256 * MIB, peak / MIB

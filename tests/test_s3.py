@@ -94,8 +94,11 @@ async def test_a_job_keeps_its_source_and_outputs_in_the_bucket(
         prefix + "outputs/result.json",
         prefix + "outputs/searchable.pdf",
         prefix + "outputs/text.txt",
+        prefix + "previews/00001.jpg",  # the page's picture, kept as it was read
         prefix + "source",
     ]
+    picture = await client.get(f"/v1/jobs/{job['id']}/pages/1/image")
+    assert picture.status == 200 and picture.content_type == "image/jpeg"
     redirect = await client.get(f"/v1/jobs/{job['id']}/outputs/text", allow_redirects=False)
     assert redirect.status == 302
     presigned = redirect.headers["Location"]

@@ -11,6 +11,7 @@ from ocrflow.http import (
     openapi,
     operators,
     pages,
+    pictures,
     s3_notifications,
     sse,
     uploads,
@@ -35,7 +36,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_stop_feeds)
     app.on_response_prepare.append(_never_sniffed)
-    for module in (jobs, sse, pages, monitoring, operators, s3_notifications, uploads, openapi):
+    routed = (jobs, sse, pictures, pages, monitoring, operators, s3_notifications, uploads, openapi)
+    for module in routed:
         app.add_routes(module.routes)
     return app
 

@@ -3,9 +3,7 @@ page; `/v1/admin/…` the API behind it (OCRFLOW_ADMIN_CALLERS say who may use i
 
 import asyncio
 import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -13,16 +11,12 @@ from aiohttp_sse import EventSourceResponse
 
 from ocrflow.errors import ErrorCode, OcrflowError
 from ocrflow.http.auth import caller, operator
-from ocrflow.http.jobs import int_query, job_or_404, render_job
+from ocrflow.http.jobs import int_query, render_job
 from ocrflow.http.pubsub import Subscription
 from ocrflow.http.state import HUB, SERVICES
 from ocrflow.jobs import stats
 from ocrflow.jobs.records import JOB_ID, JobState
 from ocrflow.jobs.services import Services
-from ocrflow.pipeline.errors import PipelineError
-from ocrflow.pipeline.media import MediaType
-from ocrflow.pipeline.preview import preview
-from ocrflow.storage import layout
 
 routes = web.RouteTableDef()
 
@@ -30,9 +24,6 @@ OVERVIEW_INTERVAL = 2.0  # seconds between the feed's snapshots of workers, queu
 PING_INTERVAL = 15.0
 LIST_LIMIT = 200
 SCAN_BUDGET = 1000  # recent jobs one listing looks at
-PREVIEW_WIDTH = (100, 2000, 900)  # least, most, default
-PREVIEW_TIMEOUT = 20.0
-_previews = asyncio.Semaphore(2)  # pages drawn at once by one ingress process
 
 
 class Overviews:
@@ -141,46 +132,3 @@ async def _follow(request: web.Request, sse: EventSourceResponse, feed: Subscrip
             job = await services.jobs.get(item.job_id)
             data = {**data, "job": render_job(job, request) if job else None}
         await sse.send(json.dumps({"job_id": item.job_id, "ts": item.ts, **data}), event=item.kind)
-
-
-@routes.get("/v1/jobs/{job_id}/pages/{number}/image")
-async def page_image(request: web.Request) -> web.Response:
-    """A page of the job's document as a PNG (`?width=`, 900 px by default): to look at beside
-    its text. The caller's own job, or any job for an operator."""
-    job = await job_or_404(request)
-    services = request.app[SERVICES]
-    try:
-        number = int(request.match_info["number"])
-    except ValueError:
-        raise OcrflowError(ErrorCode.MALFORMED_REQUEST, "a page is a number") from None
-    least, most, default = PREVIEW_WIDTH
-    width = int_query(request, "width", default, least, most)
-    pages = job.progress.pages_total
-    if job.source.media_type is None or number < 1 or (pages is not None and number > pages):
-        raise OcrflowError(ErrorCode.NOT_FOUND, f"job {job.id} has no page {number} to show")
-    media_type = MediaType(job.source.media_type)
-    settings = services.settings
-    async with _previews:
-        # From S3, the source comes down to a scratch file first.
-        with tempfile.TemporaryDirectory(prefix="ocrflow-preview-") as scratch:
-            source = services.storage.local_path(layout.source_key(job.id))
-            if source is None:
-                source = Path(scratch) / "source"
-                await services.storage.fetch(layout.source_key(job.id), source)
-            elif not source.exists():
-                raise OcrflowError(ErrorCode.NOT_FOUND, f"the document of job {job.id} is gone")
-            try:
-                png = await asyncio.to_thread(
-                    preview,
-                    source,
-                    media_type,
-                    number=number,
-                    width=width,
-                    max_pixels=settings.max_page_pixels,
-                    timeout=PREVIEW_TIMEOUT,
-                )
-            except PipelineError as exc:
-                raise OcrflowError(ErrorCode.NOT_FOUND, exc.message) from exc
-    return web.Response(
-        body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
-    )

@@ -37,6 +37,11 @@ def download_name(name: str) -> str:
     return cast("dict[str, str]", FILENAMES).get(name, name)
 
 
+def preview_key(job_id: str, number: int) -> str:
+    """A page's picture, kept by the worker that read it (served by the page-image route)."""
+    return f"{JOBS}{job_id}/previews/{number:05d}.jpg"
+
+
 def parts_prefix(job_id: str) -> str:
     """Where the parts of a document read in ranges are kept until its outputs are merged."""
     return f"{JOBS}{job_id}/parts/"

@@ -29,7 +29,7 @@ from ocrflow.storage import layout
 from ocrflow.worker.context import POOL, SERVICES
 from ocrflow.worker.handlers import run_handlers
 from ocrflow.worker.leases import Watch
-from ocrflow.worker.outcomes import JobStopped, fail, store_outputs, succeed
+from ocrflow.worker.outcomes import JobStopped, fail, store_outputs, store_previews, succeed
 from ocrflow.worker.progress import range_reporter
 from ocrflow.worker.recognition import Reading, recognize
 from ocrflow.worker.retries import retry_or_fail, uncancel
@@ -174,6 +174,7 @@ async def _read_range(
         tasks = [task for task in plan.tasks if task.number in wanted]
         reading = Reading(len(tasks), runtime, range_reporter(services, job))
         await recognize(pool, tasks, reading.finished)
+        await store_previews(services, job.id, workdir)
         part = await pool.run(save_part, reading.pages, workdir / "part.json")
         await _put_part(services, job, name, part)
 

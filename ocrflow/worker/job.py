@@ -32,7 +32,14 @@ from ocrflow.worker.context import POOL, SERVICES
 from ocrflow.worker.fetch import fetch_url
 from ocrflow.worker.handlers import run_handlers
 from ocrflow.worker.leases import Watch
-from ocrflow.worker.outcomes import RUNNING_ONLY, JobStopped, fail, store_outputs, succeed
+from ocrflow.worker.outcomes import (
+    RUNNING_ONLY,
+    JobStopped,
+    fail,
+    store_outputs,
+    store_previews,
+    succeed,
+)
 from ocrflow.worker.progress import run_reporter
 from ocrflow.worker.recognition import recognize, triage
 from ocrflow.worker.retries import retry_or_fail, uncancel
@@ -134,6 +141,7 @@ async def _ocr(
             await fanout.start(services, pool, job, plan, reading, workdir)
             raise fanout.FannedOut(job.id)
         await recognize(pool, plan.tasks, reading.finished)
+        await store_previews(services, job.id, workdir)
         check_pages(reading.pages)
         pages = reading.in_order()
         stored = await _store_outputs(services, pool, job, pages, source, deadline)

@@ -31,6 +31,16 @@ async def store_outputs(
     return stored
 
 
+async def store_previews(services: Services, job_id: str, workdir: Path) -> None:
+    """The pictures the pool kept of the pages it read, beside the job's outputs: a page picture
+    is then a file served, never a page drawn by the ingress."""
+    pictures = sorted(workdir.glob("preview-*.jpg"))
+    for picture in pictures:
+        number = int(picture.stem.removeprefix("preview-"))
+        key = layout.preview_key(job_id, number)
+        await services.storage.put_file(key, picture, content_type="image/jpeg", move=True)
+
+
 async def succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:
     done = Progress(stage="done", pages_done=pages, pages_total=pages, fraction=1.0, message="done")
     await services.transitions.apply(

@@ -168,7 +168,11 @@ def operations(handlers: list[str]) -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": {"description": "the page", "content": {"image/png": {}}},
+                    "200": {
+                        "description": "the page: the picture kept when it was read (JPEG), or "
+                        "one drawn (PNG; wider than 900 px, or a page read from its text layer)",
+                        "content": {"image/jpeg": {}, "image/png": {}},
+                    },
                     **errors(400, 404, 422, *CALLER_ERRORS),
                 },
             }
