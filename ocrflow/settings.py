@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     job_max_tries: int = Field(default=3, gt=0)
     # Handler plug-ins (entry-point group `ocrflow.handlers`) jobs may name; "*": every installed.
     handlers: Annotated[tuple[str, ...], NoDecode] = ("fields", "validate")
-    handler_timeout: float = Field(default=300.0, gt=0)  # seconds, for one handler's run
+    handler_timeout: float = Field(default=300.0, gt=0)  # seconds, for all of a job's handlers
     handler_memory_limit: int = Field(default=2048 * MIB, ge=0)  # address space; 0: no cap
     shutdown_grace: int = Field(default=20, ge=0)  # under Render's 30 s shutdown delay
     result_cache_ttl: int = Field(default=24 * 3600, ge=0)  # 0 turns the result cache off

@@ -459,3 +459,24 @@ async def test_a_cancelled_jobs_handlers_say_they_were_cancelled(
         "lingers": "cancelled",
         "wordcount": "cancelled",
     }
+
+
+async def test_a_jobs_handlers_share_one_time_budget(
+    aiohttp_client: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """Two slow handlers take at most OCRFLOW_HANDLER_TIMEOUT together, not each."""
+    settings = app_settings(settings, "lingers", "wordcount").model_copy(
+        update={"handler_timeout": 3}
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    document = write_png(tmp_path / "note.png", ["A note"])
+    async with running_worker(settings):
+        asked = json.dumps({"lingers": {"seconds": 60}, "wordcount": {}})
+        response = await client.post("/v1/jobs", data=form(document, handlers=asked))
+        job = await wait_for_job(client, (await response.json())["id"], timeout=60)
+    lingered, counted = job["handlers"]["lingers"], job["handlers"]["wordcount"]
+    assert lingered["error"]["code"] == "handler_timeout" and lingered["seconds"] < 5
+    assert counted["error"]["code"] == "handler_timeout"
+    assert counted["error"]["message"] == (
+        "no time was left of the 3 s the job's handlers share (OCRFLOW_HANDLER_TIMEOUT)"
+    )

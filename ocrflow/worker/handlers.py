@@ -73,6 +73,8 @@ async def _run_all(
 ) -> dict[str, str]:
     stored: dict[str, str] = {}
     earlier: dict[str, Any] = {}
+    # One budget for all the job's handlers: together they take at most OCRFLOW_HANDLER_TIMEOUT.
+    budget_end = time.monotonic() + services.settings.handler_timeout
     for name, asked in runs.items():
         runs[name] = asked.model_copy(update={"state": "running"})
         await _record(services, job.id, runs, name, {"state": "running"})
@@ -92,7 +94,8 @@ async def _run_all(
             "memory_limit": services.settings.handler_memory_limit,
         }
         left = deadline - JOB_MARGIN - time.time()
-        ended = await _HandlerProcess(services, job.id, name, left).run(request)
+        budget = budget_end - time.monotonic()
+        ended = await _HandlerProcess(services, job.id, name, left, budget).run(request)
         seconds = round(time.monotonic() - started, 3)
         if ended.error is None:
             for output, media_type in ended.outputs.items():
@@ -148,20 +151,32 @@ class _Ended:
 class _HandlerProcess:
     """One handler's process, from its request to its answer (or its death)."""
 
-    def __init__(self, services: Services, job_id: str, name: str, job_left: float) -> None:
+    def __init__(
+        self, services: Services, job_id: str, name: str, job_left: float, budget: float
+    ) -> None:
         self._services = services
         self._job_id = job_id
         self._name = name
         self._ended = _Ended()
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL)
-        self._timeout = services.settings.handler_timeout
+        self._timeout = budget
         self._job_left = job_left
-        self._limit = "OCRFLOW_HANDLER_TIMEOUT"
+        whole = services.settings.handler_timeout
+        shared = f"what was left of the {whole:g} s the job's handlers share"
+        self._limit = "OCRFLOW_HANDLER_TIMEOUT" if budget >= whole else shared
 
     async def run(self, request: dict[str, Any]) -> _Ended:
         if self._job_left < 1:
             timeout = self._services.settings.job_timeout
             message = f"no time was left of the job's {timeout:g} s (OCRFLOW_JOB_TIMEOUT)"
+            self._fail(ErrorCode.HANDLER_TIMEOUT, message)
+            return self._ended
+        if self._timeout < 1:
+            whole = self._services.settings.handler_timeout
+            message = (
+                f"no time was left of the {whole:g} s the job's handlers share "
+                "(OCRFLOW_HANDLER_TIMEOUT)"
+            )
             self._fail(ErrorCode.HANDLER_TIMEOUT, message)
             return self._ended
         if self._job_left < self._timeout:
