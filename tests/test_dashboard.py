@@ -35,8 +35,12 @@ WAIT = 60_000  # ms
 IMAGE_WIDTH = "document.getElementById('page-image').naturalWidth"
 
 
-async def submit(session: aiohttp.ClientSession, base: str, key: str, path: Path) -> Any:
+async def submit(
+    session: aiohttp.ClientSession, base: str, key: str, path: Path, **fields: str
+) -> Any:
     data = aiohttp.FormData()
+    for name, value in fields.items():
+        data.add_field(name, value)
     data.add_field("file", io.BytesIO(path.read_bytes()), filename=path.name)
     async with session.post(
         f"{base}/v1/jobs", data=data, headers={"Authorization": f"Bearer {key}"}
@@ -100,6 +104,7 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
         redis_url,
         OCRFLOW_API_KEYS=f"{ops},{alice}",
         OCRFLOW_ADMIN_CALLERS="key:ops",
+        OCRFLOW_HANDLERS="fields,validate,raises",
     )
     workers = [service.start("worker"), service.start("worker")]
     broken = tmp_path / "broken.pdf"
@@ -139,6 +144,14 @@ async def test_the_dashboard_follows_workers_and_jobs_live(redis_url: str, tmp_p
                 bad = page.locator(f'#jobs tr[data-job="{failed["id"]}"]')
                 await bad.locator("td.failed").wait_for()
                 assert "invalid_pdf" in await bad.inner_text()
+                # A job that read its text but whose handler failed says which, in its row.
+                note = write_png(tmp_path / "note.png", ["A note"])
+                half = await submit(
+                    session, service.base, alice_key, note, handlers='{"raises": {}}'
+                )
+                partly = page.locator(f'#jobs tr[data-job="{half["id"]}"]')
+                await partly.locator("td.succeeded").wait_for()
+                await partly.locator("td.bad", has_text="raises: handler_failed").wait_for()
 
                 # A job's detail: its timeline, its pages, a page beside its text.
                 await row.click()

@@ -86,6 +86,9 @@ async def test_handlers_asked_on_the_page_show_their_state_and_outputs(
             steps = await card.locator(".steps li").all_inner_texts()
             assert steps[0] == 'fields: succeeded — {"found":1,"missing":[]}'
             assert steps[1].startswith("raises: failed — handler_failed: ValueError: invoice.png")
+            # The job read its text, but a handler did not do its part: the card says so.
+            ending = await card.locator(".reason").inner_text()
+            assert ending == "succeeded, but raises (handler_failed) did not finish"
             names = await card.locator(".links a").all_inner_texts()
             assert sorted(names) == ["fields.csv", "fields.json", "json", "pdf", "text"]
             recent = page.locator("#recent tr", has_text="invoice.png")
