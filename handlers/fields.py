@@ -34,7 +34,8 @@ class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
-        description="the field's name in the outputs: letters, digits, `_`, `.`, `-`; up to 64"
+        description="the field's name in the outputs: letters, digits, `_`, `.`, `-`; up to 64",
+        json_schema_extra={"pattern": FIELD_NAME.pattern},
     )
     label: str | list[str] | None = Field(
         None, description="the label the value sits by, or several ways it is written"

@@ -15,7 +15,10 @@ from ocrflow.http.openapi.parts import (
     ref,
 )
 from ocrflow.jobs.records import JobState
+from ocrflow.pipeline.media import MediaType
 from ocrflow.pipeline.outputs import FILENAMES
+
+UPLOAD_TYPES = tuple(media.value for media in MediaType)
 
 
 def operations(handlers: list[str]) -> dict[str, Any]:
@@ -30,7 +33,11 @@ def operations(handlers: list[str]) -> dict[str, Any]:
     idempotency = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
     form = body(
         {
-            "file": {"type": "string", "format": "binary"},
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "a PDF, PNG, JPEG or TIFF (told from its bytes)",
+            },
             **option_properties(json_body=False, handlers=handlers),
         },
         required=["file"],
@@ -51,7 +58,11 @@ def operations(handlers: list[str]) -> dict[str, Any]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "multipart/form-data": {"schema": form},
+                        "multipart/form-data": {
+                            "schema": form,
+                            # The type is told from the file's bytes, never from its name.
+                            "encoding": {"file": {"contentType": ", ".join(UPLOAD_TYPES)}},
+                        },
                         JSON: {"schema": by_url},
                     },
                 },
