@@ -22,6 +22,7 @@ from ocrflow.pipeline.sheets import csv_text
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 # A gap wider than this many line heights ends a value on its line (the next column begins).
 COLUMN_GAP = 2.5
+MAX_GAP = 40.0  # label heights a value may sit right of its label (a column of values)
 Pattern = Any  # a compiled pattern (RE2's, which has no type stubs)
 # A value below its label starts within this many line heights of the label's line.
 BELOW_REACH = 2.5
@@ -53,6 +54,12 @@ class FieldSpec(BaseModel):
     )
     lines: Annotated[int, Field(ge=1, le=20)] = Field(
         1, description="below a label: how many lines the value may take (an address)"
+    )
+    max_gap: Annotated[float, Field(gt=0, le=200)] = Field(
+        MAX_GAP,
+        description="beside a label: how far its value may sit from it, in label heights (the "
+        "height of the label's line; 40 is about 4 inches of 10-point text at any resolution). "
+        "Within the value, words are never further apart than 2.5 heights",
     )
     pages: str | None = Field(None, description='only these pages: "1", "1-3,7", "2-"')
     region: tuple[float, float, float, float] | None = Field(
@@ -254,7 +261,9 @@ def _by_label(
         places = ("right", "below") if spec.position == "auto" else (spec.position,)
         for place in places:
             words = (
-                _right_of(lines, label) if place == "right" else _below(lines, label, spec.lines)
+                _right_of(lines, label, spec.max_gap)
+                if place == "right"
+                else _below(lines, label, spec.lines)
             )
             found = _value(page, words, pattern, label.similarity)
             if found is not None:
@@ -262,9 +271,13 @@ def _by_label(
     return None
 
 
-def _right_of(lines: Sequence[Line], label: _Label) -> list[Word]:
-    """The words after the label at its height, up to a gap that starts another column. They
-    may sit on lines of their own: Tesseract splits a line where its baseline wavers."""
+def _right_of(lines: Sequence[Line], label: _Label, max_gap: float) -> list[Word]:
+    """The value after the label in its row: past the rest of the printed label (`Customer ID:`
+    for the label `Customer`) and across a gap of up to `max_gap` label heights (a value in a
+    column of its own), the run of words up to the next wide gap. Never a label: a run that
+    reads as one (`Date:`) is the next field's, and the value is not beside this label. The
+    words may sit on lines of their own: Tesseract splits a row at a wide gap or where its
+    baseline wavers."""
     line = lines[label.line]
     height = max(1, line.bbox[3] - line.bbox[1])
     top, bottom = line.words[label.start].bbox[1], line.words[label.end - 1].bbox[3]
@@ -274,15 +287,38 @@ def _right_of(lines: Sequence[Line], label: _Label) -> list[Word]:
         if index != label.line and _same_height(other.bbox, top, bottom):
             beside.extend(word for word in other.words if word.bbox[0] >= end)
     beside.sort(key=lambda word: word.bbox[0])
+    if not line.words[label.end - 1].text.endswith(":"):
+        end, beside = _past_label(beside, end, height)
     words: list[Word] = []
     previous = end
     for word in beside:
+        gap = word.bbox[0] - previous
+        if not words and not normalize(word.text):  # a lone ':' after the label is not the value
+            previous = word.bbox[2]
+            continue
+        if gap > (COLUMN_GAP if words else max_gap) * height:
+            break
+        words.append(word)
+        previous = word.bbox[2]
+    return [] if _reads_as_label(words) else words
+
+
+def _past_label(beside: list[Word], end: int, height: int) -> tuple[int, list[Word]]:
+    """The printed label may go on past the words that matched (`Customer ID:` for `Customer`):
+    up to two close words ending with a colon are the label's, not its value."""
+    previous = end
+    for index, word in enumerate(beside[:2]):
         if word.bbox[0] - previous > COLUMN_GAP * height:
             break
-        if words or normalize(word.text):  # a lone ':' after the label is not the value
-            words.append(word)
+        if word.text.endswith(":"):
+            return word.bbox[2], beside[index + 1 :]
         previous = word.bbox[2]
-    return words
+    return end, beside
+
+
+def _reads_as_label(words: Sequence[Word]) -> bool:
+    """A run that begins as a label does (a word of its first three ends with a colon)."""
+    return any(word.text.endswith(":") and len(word.text) > 1 for word in words[:3])
 
 
 def _same_height(box: Box, top: int, bottom: int) -> bool:
@@ -330,7 +366,7 @@ def _run_under(
         else:
             runs.append([word])
     under = [run for run in runs if run[0].bbox[0] < right + height and run[-1].bbox[2] > left]
-    return under[0] if under else []
+    return under[0] if under and not _reads_as_label(under[0]) else []
 
 
 def _by_pattern(page: PageResult, lines: Sequence[Line], pattern: Pattern | None) -> Found | None:

@@ -480,3 +480,38 @@ async def test_a_jobs_handlers_share_one_time_budget(
     assert counted["error"]["message"] == (
         "no time was left of the 3 s the job's handlers share (OCRFLOW_HANDLER_TIMEOUT)"
     )
+
+
+def test_values_in_a_column_of_their_own_are_their_labels_and_never_another_label() -> None:
+    """The commonest form: labels in one column, values ~230 px (and up to 2 inches) right of
+    the longest label; Tesseract reads each value as a line of its own."""
+
+    def at(top: int, *words: tuple[str, int]) -> Line:
+        boxes = [
+            Word(text, 90.0, (left, top, left + 22 * len(text), top + 34)) for text, left in words
+        ]
+        return Line((boxes[0].bbox[0], top, boxes[-1].bbox[2], top + 34), tuple(boxes))
+
+    rows = [("Invoice No:", "INV-4417"), ("Date:", "2026-11-02"), ("Due date:", None)]
+    rows += [("Customer ID:", "C-0098"), ("Total:", "1,250.00")]
+    lines = []
+    for n, (label, value) in enumerate(rows):
+        top = 400 + 70 * n
+        lines.append(at(top, *[(word, 200 + 160 * i) for i, word in enumerate(label.split())]))
+        if value:
+            lines.append(at(top + 3, (value, 800 if n % 2 else 1100)))
+    page = PageResult(
+        number=1, method="ocr", width=2550, height=3300, dpi=300, text="", lines=tuple(lines)
+    )
+
+    def value(label: str, **spec: Any) -> str | None:
+        found = find([page], FieldSpec(name="x", label=label, **spec), 0.8)
+        return found.value if found else None
+
+    assert value("Invoice No") == "INV-4417"
+    assert value("Date") == "2026-11-02"
+    assert value("Customer") == "C-0098"  # past the rest of its printed label, `ID:`
+    assert value("Customer ID", position="right") == "C-0098"
+    assert value("Total") == "1,250.00"
+    assert value("Due date") is None  # empty: not `Customer ID:` below, nor a value further on
+    assert value("Invoice No", max_gap=5) is None  # a value further than asked is not its

@@ -1,7 +1,9 @@
 """How well the built-in `fields` handler reads generated forms, scanned as users send them.
 
 Makes forms of labelled values (names, dates, amounts, account codes, e-mail addresses, places;
-some values beside their label, some below it), in several fonts and sizes, scanned as 1-bit
+some values beside their label, some below it; and forms laid out as most are, labels in one
+column and values in a second 0.3 to 2 inches right of it), in several fonts and sizes, scanned
+as 1-bit
 CCITT pages at 300 dpi or colour JPEG at 150 dpi, upright or turned (90, 180, 270), some skewed,
 some noisy. Reads them all with one `ocrflow ocr DIR OUT --outputs json`, then finds each
 field from its label with the `fields` handler's own code, and compares with what was drawn.
@@ -24,7 +26,14 @@ from pathlib import Path
 
 from ocrflow.handlers.fields import FieldSpec, find
 from ocrflow.pipeline.result import PageResult
-from tests.fixtures.corpus import FormEntry, Style, available_fonts, form_page, write_scan_pdf
+from tests.fixtures.corpus import (
+    FormEntry,
+    Style,
+    available_fonts,
+    column_form_page,
+    form_page,
+    write_scan_pdf,
+)
 
 OCR = [sys.executable, "-m", "ocrflow", "ocr", "-q", "--outputs", "json"]
 FIRST = ["Maria", "John", "Aiko", "Pierre", "Olga", "Kwame", "Lucia", "Henrik", "Sara", "Tomas"]
@@ -47,6 +56,9 @@ def value_of(kind: str, rng: random.Random) -> str:
 
 
 LABELS = [
+    ("Invoice No", "code"),
+    ("Customer ID", "code"),
+    ("Due date", "date"),
     ("Applicant", "name"),
     ("Date of birth", "date"),
     ("Amount requested", "amount"),
@@ -104,11 +116,21 @@ def make_forms(directory: Path, count: int, seed: int) -> list[Form]:
             noise=noise,
         )
         chosen = rng.sample(LABELS, 6)
+        columns = n % 2 == 1  # every other form: values in a column of their own
         entries = tuple(
-            FormEntry(text, value_of(kind, rng), below=rng.random() < 0.3) for text, kind in chosen
+            FormEntry(text, value_of(kind, rng), below=not columns and rng.random() < 0.3)
+            for text, kind in chosen
         )
-        page = form_page(entries, style, seed=n)
-        upright = form_page(entries, replace(style, rotation=0, skew=0.0), seed=n)
+        gap = rng.choice((90, 200, 350, 600))  # 0.3 to 2 inches at 300 dpi
+        if columns:
+            label = f"{label}, values in a column"
+            page = column_form_page(entries, style, gap=gap, seed=n)
+            upright = column_form_page(
+                entries, replace(style, rotation=0, skew=0.0), gap=gap, seed=n
+            )
+        else:
+            page = form_page(entries, style, seed=n)
+            upright = form_page(entries, replace(style, rotation=0, skew=0.0), seed=n)
         name = f"form-{n:03d}"
         scan = "jpeg" if label.startswith("jpeg") else "ccitt"
         write_scan_pdf(directory / f"{name}.pdf", [(page.image, scan)])
@@ -129,7 +151,7 @@ def overlaps(found: tuple[int, int, int, int], drawn: tuple[int, int, int, int])
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--forms", type=int, default=28, help="forms to make (default: 28)")
+    parser.add_argument("--forms", type=int, default=56, help="forms to make (default: 56)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocrflow-fields-") as scratch:
