@@ -122,14 +122,25 @@ class FieldSpec(BaseModel):
 class FieldsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fields: Annotated[list[FieldSpec], Field(min_length=1, max_length=200)] = Field(
-        description="the fields to find (each below)"
+    fields: Annotated[list[FieldSpec], Field(max_length=200)] = Field(
+        default_factory=list, description="the fields to find (each below)"
+    )
+    pairs: bool = Field(
+        False,
+        description="also every `Label: value` pair the pages hold, with no labels given (to see "
+        "what a form holds before writing `fields`): `pairs` in fields.json, rows in fields.csv",
     )
     min_similarity: Annotated[float, Field(ge=0.5, le=1.0)] = Field(
         0.8,
         description="how alike OCR's words must be to a label: 1 is exact; lower forgives "
         "misread letters",
     )
+
+    @model_validator(mode="after")
+    def _something_to_find(self) -> "FieldsParams":
+        if not self.fields and not self.pairs:
+            raise ValueError("give `fields`, or `pairs: true`, or both")
+        return self
 
     @field_validator("fields")
     @classmethod
@@ -412,33 +423,73 @@ def _value(
     return Found(value, confidence, page.number, box, similarity)
 
 
-def fields_csv(found: dict[str, Found | None]) -> str:
+Pair = tuple[str, Found]  # a label as printed (without its colon), and its value
+
+
+def find_pairs(pages: Sequence[PageResult]) -> list[Pair]:
+    """Every `Label: value` the pages hold, in reading order: a run of up to five words ending
+    with a colon, and its value found as a named field's would be (beside, else below)."""
+    pairs: list[Pair] = []
+    for page in pages:
+        lines = list(page.lines)
+        for index, line in enumerate(lines):
+            start = 0
+            while (label := _next_label(line, index, start)) is not None:
+                words = _right_of(lines, label, MAX_GAP) or _below(lines, label)
+                found = _value(page, words, None, None)
+                text = " ".join(word.text for word in line.words[label.start : label.end])
+                if found is not None:
+                    pairs.append((text.rstrip(":").strip(), found))
+                beside = [word for word in words if word in line.words[label.end :]]
+                start = line.words.index(beside[-1]) + 1 if beside else label.end
+    return pairs
+
+
+def _next_label(line: Line, index: int, start: int) -> _Label | None:
+    for end in range(start, len(line.words)):
+        word = line.words[end].text
+        if word.endswith(":") and normalize(word) and not normalize(word).isdigit():
+            first = max(start, end - 4)
+            return _Label(1.0, index, first, end + 1)
+    return None
+
+
+def fields_csv(found: dict[str, Found | None], pairs: Sequence[Pair] = ()) -> str:
     header = ["field", "value", "confidence", "page", "left", "top", "right", "bottom"]
     rows = [
         [name, "", "", "", "", "", "", ""]
         if item is None
         else [name, item.value, item.confidence, item.page, *item.box]
-        for name, item in found.items()
+        for name, item in [*found.items(), *pairs]
     ]
     return csv_text(header, rows)
 
 
-def fields_json(found: dict[str, Found | None]) -> str:
-    document = {name: item.to_json() if item else None for name, item in found.items()}
-    return json.dumps({"fields": document}, ensure_ascii=False, indent=1)
+def fields_json(found: dict[str, Found | None], pairs: Sequence[Pair] | None = None) -> str:
+    document: dict[str, Any] = {
+        "fields": {name: item.to_json() if item else None for name, item in found.items()}
+    }
+    if pairs is not None:
+        document["pairs"] = [{"label": label} | item.to_json() for label, item in pairs]
+    return json.dumps(document, ensure_ascii=False, indent=1)
 
 
 async def run(document: Document, params: FieldsParams, context: Context) -> dict[str, Any]:
     found = await context.run(find_fields, document, params)
-    context.write("fields.json", fields_json(found), "application/json")
-    context.write("fields.csv", fields_csv(found), "text/csv")
+    pairs = await context.run(find_pairs, document.pages) if params.pairs else None
+    context.write("fields.json", fields_json(found, pairs), "application/json")
+    context.write("fields.csv", fields_csv(found, pairs or ()), "text/csv")
     missing = [name for name, item in found.items() if item is None]
-    return {"found": len(found) - len(missing), "missing": missing}
+    summary: dict[str, Any] = {"found": len(found) - len(missing), "missing": missing}
+    if pairs is not None:
+        summary["pairs"] = len(pairs)
+    return summary
 
 
 handler = Handler(
     name="fields",
     run=run,
     params=FieldsParams,
-    description="named values beside or below a label, or by a pattern: fields.json, fields.csv",
+    description="named values beside or below a label, or by a pattern, and (pairs: true) every "
+    "Label: value pair: fields.json, fields.csv",
 )

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from yarl import URL
 
 from ocrflow.client import ApiFailure, OcrflowClient
-from ocrflow.handlers.fields import FieldSpec, find, normalize
+from ocrflow.handlers.fields import FieldsParams, FieldSpec, find, find_pairs, normalize
 from ocrflow.handlers.validate import Rule, check, number
 from ocrflow.http.app import create_app
 from ocrflow.pipeline.result import Line, PageResult, Word
@@ -515,3 +515,41 @@ def test_values_in_a_column_of_their_own_are_their_labels_and_never_another_labe
     assert value("Total") == "1,250.00"
     assert value("Due date") is None  # empty: not `Customer ID:` below, nor a value further on
     assert value("Invoice No", max_gap=5) is None  # a value further than asked is not its
+
+
+def test_pairs_lists_every_label_and_value_a_page_holds() -> None:
+    def at(top: int, *words: tuple[str, int]) -> Line:
+        boxes = [
+            Word(text, 90.0, (left, top, left + 22 * len(text), top + 34)) for text, left in words
+        ]
+        return Line((boxes[0].bbox[0], top, boxes[-1].bbox[2], top + 34), tuple(boxes))
+
+    lines = (
+        at(200, ("INVOICE", 200)),
+        at(
+            400,
+            ("Invoice", 200),
+            ("No:", 370),
+            ("INV-4417", 600),
+            ("Date:", 1400),
+            ("2026-11-02", 1560),
+        ),
+        at(470, ("Customer", 200), ("ID:", 400)),
+        at(473, ("C-0098", 900)),
+        at(540, ("Ship", 200), ("to:", 310)),
+        at(600, ("Rua", 200), ("Augusta", 290), ("12", 470)),
+        at(700, ("Paid", 200), ("at", 300), ("10:30", 360), ("today", 500)),
+    )
+    page = PageResult(
+        number=1, method="ocr", width=2550, height=3300, dpi=300, text="", lines=lines
+    )
+    found = {label: item.value for label, item in find_pairs([page])}
+    assert found == {
+        "Invoice No": "INV-4417",
+        "Date": "2026-11-02",
+        "Customer ID": "C-0098",
+        "Ship to": "Rua Augusta 12",
+    }
+    assert FieldsParams(pairs=True).fields == []
+    with pytest.raises(ValidationError, match="give `fields`, or `pairs: true`"):
+        FieldsParams()
