@@ -3,11 +3,13 @@ job record, one job's files that cannot be swept, a loop that raises. Each fault
 into a real Redis, a real app and real storage."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,15 @@ async def test_a_loop_that_fails_is_restarted_and_its_health_shows_it(
     assert loop.health.state == "stopped"
 
 
+@contextlib.contextmanager
+def _killed_after(process: subprocess.Popen[str]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
 def _worker(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
     given = {k: v for k, v in os.environ.items() if not k.startswith("OCRFLOW_")}
     given.update(OCRFLOW_POOL_PROCESSES="1", OCRFLOW_LOG_LEVEL="INFO", **env)
@@ -139,7 +150,10 @@ def test_a_worker_that_cannot_write_its_data_directory_says_so_and_exits(
     occupied = tmp_path / "data"
     occupied.write_text("a file where the data directory should be")
     worker = _worker(tmp_path, OCRFLOW_REDIS_URL=redis_url, OCRFLOW_DATA_DIR=str(occupied))
-    _, err = worker.communicate(timeout=30)
+    try:
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()  # a worker that never ends (the bug) must not outlive the test
     assert worker.returncode == 2, err
     assert f"{occupied}/work cannot be written" in err and "OCRFLOW_DATA_DIR" in err
     assert "lost Redis" not in err
@@ -150,7 +164,7 @@ def test_a_worker_waiting_to_reconnect_stops_at_once_when_told(tmp_path: Path) -
     nobody = f"redis://127.0.0.1:{free_port()}"
     worker = _worker(tmp_path, OCRFLOW_REDIS_URL=nobody, OCRFLOW_DATA_DIR=str(tmp_path / "d"))
     assert worker.stderr is not None
-    with worker.stderr:
+    with worker.stderr, _killed_after(worker):
         deadline = time.monotonic() + 60
         while "starting again in" not in worker.stderr.readline():
             assert time.monotonic() < deadline and worker.poll() is None
