@@ -482,24 +482,24 @@ async def test_a_jobs_handlers_share_one_time_budget(
     )
 
 
+def line_at(top: int, *words: tuple[str, int]) -> Line:
+    """A line of words 34 px high, each 22 px a letter, starting where given."""
+    boxes = [Word(text, 90.0, (left, top, left + 22 * len(text), top + 34)) for text, left in words]
+    return Line((boxes[0].bbox[0], top, boxes[-1].bbox[2], top + 34), tuple(boxes))
+
+
 def test_values_in_a_column_of_their_own_are_their_labels_and_never_another_label() -> None:
     """The commonest form: labels in one column, values ~230 px (and up to 2 inches) right of
     the longest label; Tesseract reads each value as a line of its own."""
-
-    def at(top: int, *words: tuple[str, int]) -> Line:
-        boxes = [
-            Word(text, 90.0, (left, top, left + 22 * len(text), top + 34)) for text, left in words
-        ]
-        return Line((boxes[0].bbox[0], top, boxes[-1].bbox[2], top + 34), tuple(boxes))
 
     rows = [("Invoice No:", "INV-4417"), ("Date:", "2026-11-02"), ("Due date:", None)]
     rows += [("Customer ID:", "C-0098"), ("Total:", "1,250.00")]
     lines = []
     for n, (label, value) in enumerate(rows):
         top = 400 + 70 * n
-        lines.append(at(top, *[(word, 200 + 160 * i) for i, word in enumerate(label.split())]))
+        lines.append(line_at(top, *[(word, 200 + 160 * i) for i, word in enumerate(label.split())]))
         if value:
-            lines.append(at(top + 3, (value, 800 if n % 2 else 1100)))
+            lines.append(line_at(top + 3, (value, 800 if n % 2 else 1100)))
     page = PageResult(
         number=1, method="ocr", width=2550, height=3300, dpi=300, text="", lines=tuple(lines)
     )
@@ -518,15 +518,9 @@ def test_values_in_a_column_of_their_own_are_their_labels_and_never_another_labe
 
 
 def test_pairs_lists_every_label_and_value_a_page_holds() -> None:
-    def at(top: int, *words: tuple[str, int]) -> Line:
-        boxes = [
-            Word(text, 90.0, (left, top, left + 22 * len(text), top + 34)) for text, left in words
-        ]
-        return Line((boxes[0].bbox[0], top, boxes[-1].bbox[2], top + 34), tuple(boxes))
-
     lines = (
-        at(200, ("INVOICE", 200)),
-        at(
+        line_at(200, ("INVOICE", 200)),
+        line_at(
             400,
             ("Invoice", 200),
             ("No:", 370),
@@ -534,11 +528,11 @@ def test_pairs_lists_every_label_and_value_a_page_holds() -> None:
             ("Date:", 1400),
             ("2026-11-02", 1560),
         ),
-        at(470, ("Customer", 200), ("ID:", 400)),
-        at(473, ("C-0098", 900)),
-        at(540, ("Ship", 200), ("to:", 310)),
-        at(600, ("Rua", 200), ("Augusta", 290), ("12", 470)),
-        at(700, ("Paid", 200), ("at", 300), ("10:30", 360), ("today", 500)),
+        line_at(470, ("Customer", 200), ("ID:", 400)),
+        line_at(473, ("C-0098", 900)),
+        line_at(540, ("Ship", 200), ("to:", 310)),
+        line_at(600, ("Rua", 200), ("Augusta", 290), ("12", 470)),
+        line_at(700, ("Paid", 200), ("at", 300), ("10:30", 360), ("today", 500)),
     )
     page = PageResult(
         number=1, method="ocr", width=2550, height=3300, dpi=300, text="", lines=lines
