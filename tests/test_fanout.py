@@ -208,7 +208,10 @@ async def test_a_worker_killed_mid_range_costs_only_that_range(
             async with asyncio.timeout(60):
                 while not [u for u in await redis.hkeys(redis_keys.RUNNING) if b"#" in u]:  # type: ignore[misc]
                     await asyncio.sleep(0.05)
-            await asyncio.sleep(1)  # a page or so into it
+            # Killed once its range has announced a page: the range read again must not
+            # announce that page a second time.
+            victim = await _range_with_a_page_told(redis, job["id"], workers[0].pid)
+            assert victim is not None
             workers[0].kill()
             workers[0].wait()
             async with asyncio.timeout(120):
@@ -225,3 +228,34 @@ async def test_a_worker_killed_mid_range_costs_only_that_range(
         tries[unit] = json.loads(raw)["t"] if raw else None
     assert sorted(tries.values(), key=str) == [1, 1, 1, 1, 2], tries
     assert tries["merge"] == 1
+    # The range read twice announced each of its pages once, and the count says 8 of 8.
+    stream = await redis.xrange(redis_keys.events_key(job["id"]))
+    history = [json.loads(fields[b"event"]) for _, fields in stream]
+    told = [event["data"]["number"] for event in history if event["kind"] == "page"]
+    assert sorted(told) == list(range(1, 9)), told
+    assert job["progress"]["pages_done"] == 8
+
+
+async def _range_with_a_page_told(redis: Redis, job_id: str, pid: int) -> str | None:
+    """Wait until the worker `pid` runs a range one of whose pages has been announced."""
+    async with asyncio.timeout(60):
+        while True:
+            beats = [
+                json.loads(raw) for raw in await redis.mget(await redis.keys("ocrflow:worker:*"))
+            ]
+            mine = [unit for beat in beats if beat and beat["pid"] == pid for unit in beat["jobs"]]
+            stream = await redis.xrange(redis_keys.events_key(job_id))
+            told = {
+                event["data"]["number"]
+                for event in (json.loads(fields[b"event"]) for _, fields in stream)
+                if event["kind"] == "page"
+            }
+            for unit in mine:
+                first, _, last = unit.partition("#")[2].partition("-")
+                if (
+                    first.isdigit()
+                    and last.isdigit()
+                    and told & set(range(int(first), int(last) + 1))
+                ):
+                    return unit
+            await asyncio.sleep(0.05)

@@ -25,8 +25,11 @@ QUEUED = "ocrflow:queued"
 RUNNING = "ocrflow:running"
 LEASE_PREFIX = "ocrflow:lease:"
 REAP_PREFIX = "ocrflow:reap:"
-# A document read in ranges: each range's pages and state (queued, done), by range name.
+# A document read in ranges: each range's pages and state (queued, done), by range name; and
+# the pages of a run already announced (a range run again after its worker died reads them
+# again, but its page events and page counts are sent once).
 RANGES_PREFIX = "ocrflow:ranges:"
+ANNOUNCED_PREFIX = "ocrflow:announced:"
 # Answering a submission with another job (Idempotency-Key, in flight, result cache).
 IDEMPOTENCY_PREFIX = "ocrflow:idempotency:"
 IN_FLIGHT_PREFIX = "ocrflow:inflight:"
@@ -67,6 +70,10 @@ def events_key(job_id: str) -> str:
 
 def owner_events_key(owner: str) -> str:
     return OWNER_EVENTS_PREFIX + owner
+
+
+def announced_key(job_id: str, run: int) -> str:
+    return f"{ANNOUNCED_PREFIX}{job_id}:{run}"
 
 
 def lease_key(job_id: str) -> str:

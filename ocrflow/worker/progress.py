@@ -4,7 +4,7 @@ progress (on its record for a whole run, on the shared range counters for a rang
 from collections.abc import Sequence
 from typing import Any
 
-from ocrflow.jobs import stats
+from ocrflow.jobs import redis_keys, stats
 from ocrflow.jobs.events import EventKind
 from ocrflow.jobs.records import Job, Progress
 from ocrflow.jobs.services import Services
@@ -38,11 +38,27 @@ def range_reporter(services: Services, job: Job) -> PageCallback:
     async def report(done: int, count: int, pages: Sequence[PageResult]) -> None:
         if not pages:
             return
-        await _announce(services, job.id, pages)
-        if not await services.ranges.progress(job.id, job.run, len(pages), total):
+        fresh = await _first_told(services, job, pages)
+        if fresh:
+            await _announce(services, job.id, fresh)
+        if not await services.ranges.progress(job.id, job.run, len(fresh), total):
             raise JobStopped(job.id)
 
     return report
+
+
+async def _first_told(
+    services: Services, job: Job, pages: Sequence[PageResult]
+) -> list[PageResult]:
+    """The pages not yet announced in this run: a range run again after its worker died reads
+    its pages again, and each is told (and counted) once."""
+    key = redis_keys.announced_key(job.id, job.run)
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for page in pages:
+            pipe.sadd(key, page.number)
+        pipe.expire(key, int(services.settings.job_timeout) + 3600)
+        *added, _ = await pipe.execute()
+    return [page for page, new in zip(pages, added, strict=True) if new]
 
 
 async def _announce(
