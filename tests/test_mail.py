@@ -4,6 +4,7 @@ import asyncio
 import json
 from email import message_from_bytes
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,16 @@ async def test_an_email_arrives_when_the_job_is_done(
     (message,) = inbox.messages
     assert message["To"] == "ana@example.org"
     assert "letter.png succeeded" in message["Subject"]
+    # What mail filters look for: a date, and an id of the message's own.
+    assert parsedate_to_datetime(message["Date"]).tzinfo is not None
+    assert message["Message-ID"].startswith("<") and job["id"] in message["Message-ID"]
     parts = {
         part.get_content_type(): part.get_payload(decode=True).decode()
         for part in message.walk()
         if not part.is_multipart()
     }
     assert f"https://ocr.example/v1/jobs/{job['id']}" in parts["text/plain"]
+    assert "1 page read" in parts["text/plain"]
     assert f'href="https://ocr.example/v1/jobs/{job["id"]}/outputs/text"' in parts["text/html"]
     # A handler's summary is in the message, and its outputs are among the links.
     verdict = 'validate: succeeded: {"passed": true, "rules": 1, "failed": []}'

@@ -5,6 +5,7 @@ import html
 import json
 import logging
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import aiosmtplib
@@ -22,11 +23,17 @@ log = logging.getLogger(__name__)
 def message_for(job: Job, settings: Settings) -> EmailMessage:
     base = (settings.public_url or "").rstrip("/")
     link = f"{base}/v1/jobs/{job.id}"
-    outcome = job.error.message if job.error else f"{job.progress.pages_total or 0} pages read"
+    pages = job.progress.pages_total or 0
+    outcome = job.error.message if job.error else f"{pages} page{'' if pages == 1 else 's'} read"
     message = EmailMessage()
     message["Subject"] = f"ocrflow: {job.source.filename} {job.state}"
     message["From"] = settings.smtp_from
     message["To"] = str(job.notify_email)
+    # Mail filters mark down a message without these; the id names the job, so a retried send
+    # of the same ending is seen as the same message.
+    message["Date"] = formatdate(usegmt=True)
+    domain = settings.smtp_from.rpartition("@")[2] or "ocrflow.invalid"
+    message["Message-ID"] = make_msgid(idstring=f"{job.id}.{job.run}", domain=domain)
     steps = [(name, handler_line(run)) for name, run in job.handlers.items()]
     plain = "".join(f"{name}: {line}\n" for name, line in steps)
     message.set_content(
