@@ -38,23 +38,18 @@ async def test_bulk_submission_with_manifest_and_resume(
 
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"fields": [{"name": "number", "label": "Receipt"}]}))
-    code, stdout, _ = await run_submit(
+    code, stdout, stderr = await run_submit(
         str(inbox),
         *("--server", base, "--out", str(out), "--outputs", "text,json", "-c", "2"),
         *("--handler", f"fields=@{spec}"),
     )
-    assert code == 1, stdout  # notes.txt failed
-    assert f"failed: {inbox / 'notes.txt'}: unsupported_media_type: " in stdout  # named
+    assert code == 0, stdout  # a directory's notes.txt is no document: skipped, not failed
+    assert f"skipped 1 files that are not documents: {inbox / 'notes.txt'}" in stderr
     lines = manifest_lines(out / "manifest.jsonl")
     by_file = {Path(line["file"]).name: line for line in lines}
+    assert set(by_file) == {"receipt.png", "letter.pdf"}
     assert by_file["receipt.png"]["state"] == "succeeded"
     assert by_file["letter.pdf"]["state"] == "succeeded"
-    assert by_file["notes.txt"] == {
-        **by_file["notes.txt"],
-        "state": "failed",
-        "error": "unsupported_media_type",
-        "job_id": None,
-    }
     assert all(len(line["sha256"]) == 64 for line in lines)
     assert (out / "receipt.txt").read_text().split() == ["Receipt", "one"]
     assert (out / "2026" / "march" / "letter.txt").read_text().split() == ["Letter", "page"]
@@ -65,10 +60,18 @@ async def test_bulk_submission_with_manifest_and_resume(
     assert (out / "receipt.fields.csv").read_text().startswith("field,value,")
 
     code, stdout, _ = await run_submit(str(inbox), "--server", base, "--out", str(out))
-    assert code == 1
-    again = manifest_lines(out / "manifest.jsonl")[len(lines) :]
-    assert [Path(line["file"]).name for line in again] == ["notes.txt"], "finished files resent"
+    assert code == 0
+    assert manifest_lines(out / "manifest.jsonl")[len(lines) :] == [], "finished files resent"
     assert "skipped 2" in stdout
+    # A file named on the command line is sent whatever it is: the service says what it is not.
+    code, stdout, _ = await run_submit(
+        str(inbox / "notes.txt"), "--server", base, "--out", str(out)
+    )
+    assert code == 1
+    assert f"failed: {inbox / 'notes.txt'}: unsupported_media_type: " in stdout
+    (named,) = manifest_lines(out / "manifest.jsonl")[len(lines) :]
+    assert named["state"] == "failed" and named["error"] == "unsupported_media_type"
+    assert named["job_id"] is None
 
 
 async def test_bulk_submission_waits_out_rate_limits_and_authenticates(

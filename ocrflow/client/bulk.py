@@ -52,22 +52,34 @@ class OptionsRefused(Exception):
     """The service refused the options themselves: every file would fail the same way."""
 
 
-def collect(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Every file under the arguments (directories walked, globs expanded), with the root each
-    one's output path is made relative to; and the arguments that matched nothing."""
-    found: list[tuple[Path, Path]] = []
-    missing: list[str] = []
+# What a directory walked holds that is worth sending (as `ocrflow ocr` reads); a file named
+# on the command line is always sent, and the service tells its type from its bytes.
+DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+
+
+@dataclass
+class Collected:
+    files: list[tuple[Path, Path]]  # each file, and the root its outputs' paths are made from
+    missing: list[str]  # arguments that matched nothing
+    skipped: list[Path]  # files in directories walked that are not documents (a readme.txt)
+
+
+def collect(paths: list[str]) -> Collected:
+    """Every document under the arguments (directories walked, globs expanded)."""
+    found = Collected([], [], [])
     for argument in paths:
         # Patterns come from the command line and may be absolute: Path.glob cannot take those.
         matches = [Path(p) for p in glob.glob(argument, recursive=True)] or [Path(argument)]  # noqa: PTH207
         if not any(match.exists() for match in matches):
-            missing.append(argument)
+            found.missing.append(argument)
         for match in matches:
             if match.is_dir():
-                found += [(f, match) for f in sorted(match.rglob("*")) if f.is_file()]
+                inside = [f for f in sorted(match.rglob("*")) if f.is_file()]
+                found.files += [(f, match) for f in inside if f.suffix.lower() in DOCUMENT_SUFFIXES]
+                found.skipped += [f for f in inside if f.suffix.lower() not in DOCUMENT_SUFFIXES]
             elif match.is_file():
-                found.append((match, match.parent))
-    return found, missing
+                found.files.append((match, match.parent))
+    return found
 
 
 def read_url_list(path: Path) -> list[str]:
@@ -179,9 +191,18 @@ def _sha256(path: Path) -> str:
 
 async def submit_many(plan: Plan, paths: list[str], urls: list[str]) -> int:
     """Submit everything; the exit code (ALL_DONE, SOME_FAILED, BAD_INPUT, UNREACHABLE)."""
-    files, missing = collect(paths)
+    collected = collect(paths)
+    files, missing = collected.files, collected.missing
     for argument in missing:
         _complain(f"{argument}: no such file or directory")
+    if collected.skipped:
+        names = ", ".join(str(path) for path in collected.skipped[:SUMMARY_FAILURES])
+        more = len(collected.skipped) - SUMMARY_FAILURES
+        print(
+            f"skipped {len(collected.skipped)} files that are not documents: {names}"
+            + (f" and {more} more" if more > 0 else ""),
+            file=sys.stderr,
+        )
     if missing or not (files or urls):
         if not missing:
             _complain("nothing to submit: give files, directories, globs or --url-list")
