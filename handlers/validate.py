@@ -31,6 +31,8 @@ DATE_FORMATS = (
     "%d %b %Y",
 )
 _NUMBER = re.compile(r"-?[\d.,]+")
+MAX_LISTED = 50  # failed rules named in the summary
+MAX_REASON = 200  # characters of a failed rule's reason there
 
 
 class Rule(BaseModel):
@@ -292,7 +294,19 @@ async def run(document: Document, params: ValidateParams, context: Context) -> d
     )
     context.write("report.csv", report_csv(results), "text/csv")
     context.write("report.html", report_html(document, passed, results), "text/html")
-    return {"passed": passed, "rules": len(results), "failed": failed[:50]}
+    # Why each failed, in words, for where people look (the job's verdict, its e-mail).
+    reasons = {row["rule"]: _said(row) for row in results if not row["passed"]}
+    return {
+        "passed": passed,
+        "rules": len(results),
+        "failed": failed[:MAX_LISTED],
+        "reasons": dict(list(reasons.items())[:MAX_LISTED]),
+    }
+
+
+def _said(row: dict[str, Any]) -> str:
+    """A failed rule in words: `amount: 75000 is more than 50000`."""
+    return f"{row['field'] or 'the text'}: {row['reason']}"[:MAX_REASON]
 
 
 handler = Handler(

@@ -116,7 +116,8 @@ async def test_fields_and_validate_read_a_packet_and_fail_a_bad_one(
     assert list(runs) == ["fields", "validate"]
     assert runs["fields"]["state"] == "succeeded", runs["fields"]
     assert runs["fields"]["summary"] == {"found": 6, "missing": []}
-    assert runs["validate"]["summary"] == {"passed": True, "rules": 6, "failed": []}
+    assert runs["validate"]["summary"] == {"passed": True, "rules": 6, "failed": [], "reasons": {}}
+    assert good_job["verdict"] == {"passed": True, "failed": []}
     for name in ("fields.json", "fields.csv", "report.json", "report.csv", "report.html"):
         assert name in good_job["outputs"], name
     found = (await (await client.get(URL(good_job["outputs"]["fields.json"]).path)).json())[
@@ -160,6 +161,10 @@ async def test_fields_and_validate_read_a_packet_and_fail_a_bad_one(
     reasons = {row["rule"]: row["reason"] for row in report["rules"] if not row["passed"]}
     assert reasons["amount:range"] == "99000 is more than 50000"
     assert "is not one of Portugal, Spain, France" in reasons["country:one_of"]
+    # The job's verdict says the same in one place, each failed rule in words.
+    said = {item["rule"]: item["reason"] for item in bad_job["verdict"]["failed"]}
+    assert bad_job["verdict"]["passed"] is False and list(said) == verdict["failed"]
+    assert said["amount:range"] == "amount: 99000 is more than 50000"
     page = await client.get(URL(bad_job["outputs"]["report.html"]).path)
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "attachment" in page.headers["Content-Disposition"]

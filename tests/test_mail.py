@@ -53,17 +53,26 @@ async def test_an_email_arrives_when_the_job_is_done(
     client: TestClient[Any, Any] = await aiohttp_client(create_app(own))
     async with running_worker(own):
         png = write_png(tmp_path / "letter.png", ["mail me"])
-        rule = {"check": "pattern", "pattern": "mail", "name": "says mail"}
-        spec = json.dumps({"validate": {"rules": [rule]}})
+        rules = [
+            {"check": "pattern", "pattern": "mail", "name": "says mail"},
+            {"check": "pattern", "pattern": "invoice", "name": "says invoice"},
+        ]
+        spec = json.dumps({"validate": {"rules": rules}})
         sent = form(png, notify_email="ana@example.org", handlers=spec)
         job = await (await client.post("/v1/jobs", data=sent)).json()
-        assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
+        done = await wait_for_job(client, job["id"])
+        # The OCR succeeded; the checks did not: the job document says so in one place.
+        assert done["state"] == "succeeded"
+        assert done["verdict"] == {
+            "passed": False,
+            "failed": [{"rule": "says invoice", "reason": "the text: does not match invoice"}],
+        }
         async with asyncio.timeout(20):
             while not inbox.messages:
                 await asyncio.sleep(0.05)
     (message,) = inbox.messages
     assert message["To"] == "ana@example.org"
-    assert "letter.png succeeded" in message["Subject"]
+    assert message["Subject"] == "ocrflow: letter.png succeeded; failed 1 check"
     # What mail filters look for: a date, and an id of the message's own.
     assert parsedate_to_datetime(message["Date"]).tzinfo is not None
     assert message["Message-ID"].startswith("<") and job["id"] in message["Message-ID"]
@@ -75,9 +84,13 @@ async def test_an_email_arrives_when_the_job_is_done(
     assert f"https://ocr.example/v1/jobs/{job['id']}" in parts["text/plain"]
     assert "1 page read" in parts["text/plain"]
     assert f'href="https://ocr.example/v1/jobs/{job["id"]}/outputs/text"' in parts["text/html"]
-    # A handler's summary is in the message, and its outputs are among the links.
-    verdict = 'validate: succeeded: {"passed": true, "rules": 1, "failed": []}'
-    assert verdict in parts["text/plain"]
+    # The verdict first, each failed check in words; the handlers' runs; their outputs linked.
+    assert (
+        parts["text/plain"]
+        .replace("\r\n", "\n")
+        .startswith("It failed 1 check:\n- says invoice: the text: does not match invoice\n")
+    )
+    assert "validate: succeeded" in parts["text/plain"]
     assert "/outputs/report.html" in parts["text/html"]
 
 

@@ -70,6 +70,7 @@ async def test_handlers_asked_on_the_page_show_their_state_and_outputs(
     png = write_png(tmp_path / "invoice.png", ["Invoice number: 4417", "Total due: 12.50"])
     handlers = {
         "fields": {"fields": [{"name": "invoice", "label": "Invoice number"}]},
+        "validate": {"rules": [{"check": "range", "field": "invoice", "max": 1000}]},
         "raises": {},
     }
     async with async_playwright() as playwright, running_worker(own):
@@ -85,12 +86,17 @@ async def test_handlers_asked_on_the_page_show_their_state_and_outputs(
             await card.wait_for(timeout=60_000)
             steps = await card.locator(".steps li").all_inner_texts()
             assert steps[0] == 'fields: succeeded — {"found":1,"missing":[]}'
-            assert steps[1].startswith("raises: failed — handler_failed: ValueError: invoice.png")
-            # The job read its text, but a handler did not do its part: the card says so.
+            assert steps[2].startswith("raises: failed — handler_failed: ValueError: invoice.png")
+            # The job read its text, but a check failed and a handler did not do its part: the
+            # card says both, in words.
             ending = await card.locator(".reason").inner_text()
-            assert ending == "succeeded, but raises (handler_failed) did not finish"
+            assert ending == (
+                "succeeded, but failed 1 check: invoice: 4417 is more than 1000; and raises "
+                "(handler_failed) did not finish"
+            )
             names = await card.locator(".links a").all_inner_texts()
-            assert sorted(names) == ["fields.csv", "fields.json", "json", "pdf", "text"]
+            reports = ["report.csv", "report.html", "report.json"]
+            assert sorted(names) == ["fields.csv", "fields.json", "json", "pdf", *reports, "text"]
             recent = page.locator("#recent tr", has_text="invoice.png")
             await recent.locator(".steps li.failed", has_text="raises: failed").wait_for()
         finally:

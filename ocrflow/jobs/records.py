@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, computed_field, field_validator
 from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
 
@@ -95,6 +95,18 @@ class HandlerRun(BaseModel):
         return HandlerRun(params=self.params)
 
 
+class FailedRule(BaseModel):
+    rule: str
+    reason: str  # in words: `amount: 75000 is more than 50000`
+
+
+class Verdict(BaseModel):
+    """What the job's `validate` handler concluded: the OCR can succeed while checks fail."""
+
+    passed: bool
+    failed: list[FailedRule] = Field(default_factory=list)
+
+
 class Job(BaseModel):
     id: str
     owner: str = "anonymous"  # the caller that submitted it: only it can see the job
@@ -118,6 +130,21 @@ class Job(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Handlers run after recognition, in this order: name -> its request and its run.
     handlers: dict[str, HandlerRun] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> Verdict | None:
+        """When the job ran `validate`: passed, or failed with the failed rules in words. The
+        job's `state` stays what the OCR did."""
+        run = self.handlers.get("validate")
+        if run is None or run.state != "succeeded" or not isinstance(run.summary, dict):
+            return None
+        reasons = run.summary.get("reasons") or {}
+        failed = [
+            FailedRule(rule=str(rule), reason=str(reasons.get(rule, "")))
+            for rule in run.summary.get("failed") or []
+        ]
+        return Verdict(passed=bool(run.summary.get("passed")), failed=failed)
 
 
 _last_id = [0, 0]  # the millisecond and random part of this process's latest id
@@ -242,7 +269,7 @@ def _decode(job_id: str, raw: dict[bytes, bytes]) -> Job | None:
 
 def record_fields(job: Job) -> dict[str, str]:
     """A new job's record: each top-level field as JSON."""
-    return encode_fields(job.model_dump(mode="json"))
+    return encode_fields(job.model_dump(mode="json", exclude={"verdict"}))
 
 
 def encode_fields(document: dict[str, Any]) -> dict[str, str]:

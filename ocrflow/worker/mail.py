@@ -5,7 +5,7 @@ import html
 import json
 import logging
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
@@ -25,19 +25,23 @@ def message_for(job: Job, settings: Settings) -> EmailMessage:
     link = f"{base}/v1/jobs/{job.id}"
     pages = job.progress.pages_total or 0
     outcome = job.error.message if job.error else f"{pages} page{'' if pages == 1 else 's'} read"
+    checks, verdict = _verdict(job)
     message = EmailMessage()
-    message["Subject"] = f"ocrflow: {job.source.filename} {job.state}"
+    message["Subject"] = f"ocrflow: {job.source.filename} {job.state}" + (
+        f"; {checks}" if checks else ""
+    )
     message["From"] = settings.smtp_from
     message["To"] = str(job.notify_email)
     # Mail filters mark down a message without these; the id names the job, so a retried send
     # of the same ending is seen as the same message.
     message["Date"] = formatdate(usegmt=True)
     domain = settings.smtp_from.rpartition("@")[2] or "ocrflow.invalid"
-    message["Message-ID"] = make_msgid(idstring=f"{job.id}.{job.run}", domain=domain)
+    message["Message-ID"] = f"<{job.id}.{job.run}@{domain}>"  # job ids are unique
     steps = [(name, handler_line(run)) for name, run in job.handlers.items()]
     plain = "".join(f"{name}: {line}\n" for name, line in steps)
     message.set_content(
-        f"Job {job.id} ({job.source.filename}) {job.state}: {outcome}.\n\n"
+        (f"{verdict}\n\n" if verdict else "")
+        + f"Job {job.id} ({job.source.filename}) {job.state}: {outcome}.\n\n"
         + (plain + "\n" if plain else "")
         + f"{link}\n"
     )
@@ -46,13 +50,27 @@ def message_for(job: Job, settings: Settings) -> EmailMessage:
         for name in job.outputs
     )
     message.add_alternative(
-        f'<p>Job <a href="{html.escape(link)}">{job.id}</a> '
+        (f"<p><b>{html.escape(verdict)}</b></p>" if verdict else "")
+        + f'<p>Job <a href="{html.escape(link)}">{job.id}</a> '
         f"({html.escape(job.source.filename)}) <b>{job.state}</b>: {html.escape(outcome)}.</p>"
         + "".join(f"<p><b>{html.escape(name)}</b>: {html.escape(line)}</p>" for name, line in steps)
         + f"<ul>{links}</ul>",
         subtype="html",
     )
     return message
+
+
+def _verdict(job: Job) -> tuple[str, str]:
+    """The job's checks for a subject (`failed 2 checks`), and in words for the first lines."""
+    verdict = job.verdict
+    if verdict is None:
+        return "", ""
+    if verdict.passed:
+        return "checks passed", "Every check passed."
+    count = len(verdict.failed)
+    failed = f"failed {count} check{'' if count == 1 else 's'}"
+    reasons = "".join(f"\n- {item.rule}: {item.reason}" for item in verdict.failed)
+    return failed, f"It {failed}:{reasons}"
 
 
 def handler_line(run: HandlerRun) -> str:
