@@ -148,3 +148,28 @@ async def server_get(base: str, path: str, key: str) -> Any:
         response = await session.get(base + path)
         await response.read()
         return response
+
+
+async def test_a_packet_whose_checks_fail_says_which_with_an_exit_code_of_its_own(
+    aiohttp_server: Any, settings: Settings, worker: Worker, tmp_path: Path
+) -> None:
+    server: TestServer = await aiohttp_server(create_app(settings), host="127.0.0.1")
+    packet = tmp_path / "packet"
+    packet.mkdir()
+    write_png(packet / "a.png", ["Receipt one"])
+    write_png(packet / "b.png", ["Letter page"])
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"check": "pattern", "pattern": "Receipt"}]}))
+    base = str(server.make_url("/")).rstrip("/")
+    out = tmp_path / "out"
+    code, stdout, _ = await run_submit(
+        str(packet), "--server", base, "--out", str(out), "--handler", f"validate=@{rules}"
+    )
+    assert code == 4, stdout  # all read; some failed their checks
+    assert "2 files: succeeded 2; checks failed 1, passed 1;" in stdout
+    why = "text:pattern: the text: does not match Receipt"
+    assert f"failed its checks: {packet / 'b.png'}: {why}" in stdout
+    by_file = {Path(line["file"]).name: line for line in manifest_lines(out / "manifest.jsonl")}
+    assert by_file["a.png"]["verdict"] == "passed" and by_file["a.png"]["failed_rules"] == []
+    assert by_file["b.png"]["verdict"] == "failed"
+    assert by_file["b.png"]["failed_rules"] == [why]

@@ -15,7 +15,9 @@ SUBMIT_EXIT_CODES = """exit codes:
   0  every file (or URL) succeeded, or was submitted when not waiting
   1  some failed or were cancelled: the summary and the manifest name them
   2  nothing to submit, a path that does not exist, or options the server refuses
-  3  the server cannot be reached, or refuses the API key"""
+  3  the server cannot be reached, or refuses the API key
+  4  every file was read, and some failed their checks (the validate handler's verdict):
+     the summary and the manifest name the failed rules"""
 STATUS_EXIT_CODES = """exit codes:
   0  the overview was printed
   2  the server refused the key (401), or the caller is not an operator (403)

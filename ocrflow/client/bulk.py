@@ -18,7 +18,7 @@ import aiohttp
 from ocrflow.client.api import ApiFailure, OcrflowClient
 
 # Exit codes scripts can rely on (`ocrflow submit --help` lists them).
-ALL_DONE, SOME_FAILED, BAD_INPUT, UNREACHABLE = 0, 1, 2, 3
+ALL_DONE, SOME_FAILED, BAD_INPUT, UNREACHABLE, FAILED_CHECKS = 0, 1, 2, 3, 4
 # Refusals that would meet every file alike: the run stops at the first one.
 REFUSED_OPTIONS = frozenset(
     {"invalid_options", "unsupported_language", "unknown_handler", "invalid_handler_params"}
@@ -35,6 +35,8 @@ class Entry:
     error: str | None = None  # the stable code
     seconds: float | None = None
     message: str | None = None  # what went wrong, in words
+    verdict: str | None = None  # passed | failed, when the job ran `validate`
+    failed_rules: list[str] | None = None  # each failed rule in words
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Bulk:
     def __init__(self, plan: Plan, client: OcrflowClient) -> None:
         self.plan, self.client = plan, client
         self.counts: Counter[str] = Counter()
+        self.verdicts: Counter[str] = Counter()  # of the jobs that ran `validate`
         self.done = load_manifest(plan.manifest)
         plan.manifest.parent.mkdir(parents=True, exist_ok=True)
         self._manifest = plan.manifest.open("a")
@@ -165,6 +168,10 @@ class Bulk:
             entry.state = job["state"]
             error = job.get("error") or {}
             entry.error, entry.message = error.get("code"), error.get("message")
+            if verdict := job.get("verdict"):
+                entry.verdict = "passed" if verdict["passed"] else "failed"
+                entry.failed_rules = [f"{i['rule']}: {i['reason']}" for i in verdict["failed"]]
+                self.verdicts[entry.verdict] += 1
         return job
 
     async def _download(self, job: dict[str, Any], path: Path, root: Path) -> None:
@@ -221,7 +228,9 @@ async def submit_many(plan: Plan, paths: list[str], urls: list[str]) -> int:
             bulk.close()
     _summary(bulk, entries)
     failed = [e for e in entries if e.state in ("failed", "cancelled")]
-    return SOME_FAILED if failed else ALL_DONE
+    if failed:
+        return SOME_FAILED
+    return FAILED_CHECKS if any(entry.verdict == "failed" for entry in entries) else ALL_DONE
 
 
 async def _reach(client: OcrflowClient, plan: Plan) -> str | None:
@@ -271,7 +280,11 @@ async def _show(bulk: Bulk, total: int) -> None:
 
 def _summary(bulk: Bulk, entries: list[Entry]) -> None:
     line = ", ".join(f"{state} {n}" for state, n in sorted(bulk.counts.items()))
-    print(f"{len(entries)} files: {line}; manifest: {bulk.plan.manifest}")
+    checks = ", ".join(f"{verdict} {n}" for verdict, n in sorted(bulk.verdicts.items()))
+    checked = f"; checks {checks}" if checks else ""
+    print(f"{len(entries)} files: {line}{checked}; manifest: {bulk.plan.manifest}")
+    for entry in [e for e in entries if e.verdict == "failed"][:SUMMARY_FAILURES]:
+        print(f"  failed its checks: {entry.file}: {'; '.join(entry.failed_rules or [])}")
     failed = [e for e in entries if e.state in ("failed", "cancelled")]
     for entry in failed[:SUMMARY_FAILURES]:
         print(f"  {entry.state}: {entry.file}: {entry.error}: {entry.message or ''}".rstrip(": "))
