@@ -4,6 +4,7 @@ who is not an operator sees neither the dashboard nor anyone else's jobs."""
 
 import asyncio
 import io
+import json
 import shutil
 import time
 from pathlib import Path
@@ -252,7 +253,12 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
                 else write_png(tmp_path / f"{name}-{len(ids)}.png", [f"page of {name}"])
             )
             headers = as_alice if name == "alice" else as_bob
-            response = await client.post("/v1/jobs", data=form(document), headers=headers)
+            # Bob's job checks for a word its page does not hold: read, but its checks fail.
+            rule = {"check": "pattern", "pattern": "invoice"}
+            checks = (
+                {"handlers": json.dumps({"validate": {"rules": [rule]}})} if path is None else {}
+            )
+            response = await client.post("/v1/jobs", data=form(document, **checks), headers=headers)
             assert response.status == 202
             ids.append((await response.json())["id"])
         for job_id in [waiting, *ids]:
@@ -266,6 +272,12 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
     ]
     bobs = await (await client.get("/v1/admin/jobs?caller=key:bob", headers=as_ops)).json()
     assert [job["id"] for job in bobs["jobs"]] == [ids[2], waiting]
+    checked = await (await client.get("/v1/admin/jobs?verdict=failed", headers=as_ops)).json()
+    assert [job["id"] for job in checked["jobs"]] == [ids[2]]
+    assert checked["jobs"][0]["state"] == "succeeded"
+    passed = await (await client.get("/v1/admin/jobs?verdict=passed", headers=as_ops)).json()
+    assert passed["jobs"] == []
+    assert (await client.get("/v1/admin/jobs?verdict=maybe", headers=as_ops)).status == 400
     first = await (await client.get("/v1/admin/jobs?limit=2", headers=as_ops)).json()
     rest = await (
         await client.get(f"/v1/admin/jobs?before={first['next_cursor']}", headers=as_ops)

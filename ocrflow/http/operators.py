@@ -23,6 +23,7 @@ routes = web.RouteTableDef()
 OVERVIEW_INTERVAL = 2.0  # seconds between the feed's snapshots of workers, queue and throughput
 PING_INTERVAL = 15.0
 LIST_LIMIT = 200
+VERDICTS = ("passed", "failed")  # what validate concluded, to filter the listing by
 SCAN_BUDGET = 1000  # recent jobs one listing looks at
 
 
@@ -73,6 +74,11 @@ async def recent_jobs(request: web.Request) -> web.Response:
     if state is not None and state not in set(JobState):
         raise OcrflowError(ErrorCode.MALFORMED_REQUEST, f"no state {state[:40]!r}")
     owner = request.query.get("caller") or None
+    verdict = request.query.get("verdict") or None
+    if verdict is not None and verdict not in VERDICTS:
+        raise OcrflowError(
+            ErrorCode.MALFORMED_REQUEST, f"a verdict is one of {', '.join(VERDICTS)}"
+        )
     limit = int_query(request, "limit", 50, 1, LIST_LIMIT)
     before = request.query.get("before") or None  # empty: no cursor, as absent
     if before is not None and not JOB_ID.fullmatch(before):
@@ -83,6 +89,8 @@ async def recent_jobs(request: web.Request) -> web.Response:
     for job in await services.jobs.get_many(ids):
         looked += 1
         if job is None or (state and job.state != state) or (owner and job.owner != owner):
+            continue
+        if verdict and (job.verdict is None or job.verdict.passed != (verdict == "passed")):
             continue
         found.append(job)
         if len(found) == limit:

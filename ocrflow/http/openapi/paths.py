@@ -209,6 +209,12 @@ def operations(handlers: list[str]) -> dict[str, Any]:
                     },
                     {"name": "caller", "in": "query", "schema": {"type": "string"}},
                     {
+                        "name": "verdict",
+                        "in": "query",
+                        "description": "the jobs whose validate handler concluded so",
+                        "schema": {"type": "string", "enum": ["passed", "failed"]},
+                    },
+                    {
                         "name": "limit",
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200},
