@@ -278,6 +278,12 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
     passed = await (await client.get("/v1/admin/jobs?verdict=passed", headers=as_ops)).json()
     assert passed["jobs"] == []
     assert (await client.get("/v1/admin/jobs?verdict=maybe", headers=as_ops)).status == 400
+    # Counted: since the start, and in this minute's figures (the dashboard's last hour).
+    overview = await (await client.get("/v1/admin/overview", headers=as_ops)).json()
+    assert overview["checks"] == {"failed": 1}
+    assert sum(minute.get("checks_failed", 0) for minute in overview["throughput"]) == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ocrflow_checks_total{verdict="failed"} 1' in metrics
     first = await (await client.get("/v1/admin/jobs?limit=2", headers=as_ops)).json()
     rest = await (
         await client.get(f"/v1/admin/jobs?before={first['next_cursor']}", headers=as_ops)
@@ -297,7 +303,11 @@ async def test_operators_see_every_callers_jobs_and_the_last_hour(
     base = str(client.make_url("/")).rstrip("/")
     code, out, err = await run_ocrflow("status", "--server", base, "--api-key", ops_key)
     assert code == 0, err
-    assert "jobs since the counters began: 4 accepted, 3 succeeded, 1 failed, 0 cancelled" in out
+    assert (
+        "jobs since the counters began: 4 accepted, 3 succeeded, 1 failed, 0 cancelled; "
+        "checks 0 passed, 1 failed"
+    ) in out
+    assert "1 failed their checks" in out
     assert "queue: 0 high, 0 normal, 0 low waiting; 0 running; oldest wait -" in out
     code, out, err = await run_ocrflow("status", "--server", base, "--api-key", alice_key)
     assert code == 2 and "answered 403 (forbidden: key:alice is not an operator" in err

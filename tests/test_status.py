@@ -54,7 +54,7 @@ async def test_status_and_metrics_count_real_work(
     # Every metric says what it is.
     kinds = {line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE")}
     helped = {line.split()[2] for line in metrics.splitlines() if line.startswith("# HELP")}
-    assert kinds == helped and len(kinds) == 9
+    assert kinds == helped and len(kinds) == 10
     assert "ocrflow_units_queued 0" in metrics and "ocrflow_units_running 0" in metrics
 
 

@@ -77,14 +77,18 @@ def describe(overview: dict[str, Any]) -> str:
         f"{jobs.get(state, 0)} {state}"
         for state in ("accepted", "succeeded", "failed", "cancelled")
     )
-    lines.append(f"jobs since the counters began: {counts}")
+    checks = overview.get("checks") or {}
+    verdicts = f"; checks {checks.get('passed', 0)} passed, {checks.get('failed', 0)} failed"
+    lines.append(f"jobs since the counters began: {counts}" + (verdicts if checks else ""))
     recent = overview.get("throughput", [])[-5:]
     ended = sum(m.get(s, 0) for m in recent for s in ("succeeded", "failed", "cancelled"))
     failed = sum(m.get("failed", 0) for m in recent)
+    failed_checks = sum(m.get("checks_failed", 0) for m in recent)
     pages = sum(m.get("pages", 0) for m in recent)
     minutes = max(1, len(recent))
     lines.append(
         f"last {minutes} min: {ended / minutes:.1f} jobs/min ({failed} failed), "
         f"{pages / minutes:.1f} pages/min"
+        + (f"; {failed_checks} failed their checks" if failed_checks else "")
     )
     return "\n".join(lines)

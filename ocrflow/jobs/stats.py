@@ -36,6 +36,17 @@ async def count_pages(redis: Redis, pages: Sequence[PageResult]) -> None:
         await pipe.execute()
 
 
+async def count_checks(redis: Redis, passed: bool) -> None:
+    """A job's `validate` verdict: counted since the start, and in this minute's figures."""
+    verdict = "passed" if passed else "failed"
+    async with redis.pipeline(transaction=False) as pipe:
+        minute = redis_keys.throughput_key(int(time.time() // 60))
+        pipe.hincrby(redis_keys.STATS, f"checks:{verdict}", 1)
+        pipe.hincrby(minute, f"checks_{verdict}", 1)
+        pipe.expire(minute, redis_keys.THROUGHPUT_KEEP)
+        await pipe.execute()
+
+
 async def workers(redis: Redis) -> list[dict[str, Any]]:
     names = [
         name async for name in redis.scan_iter(match=redis_keys.WORKER_PREFIX + "*", count=100)
@@ -92,6 +103,7 @@ async def snapshot(redis: Redis, queue_name: str) -> dict[str, Any]:
         "units": {"queued": sum(queue.values()), "running": running},
         "jobs": _group(counters, "jobs:"),
         "pages": _group(counters, "pages:"),
+        "checks": _group(counters, "checks:"),  # validate's verdicts: passed, failed
         "page_seconds": page_seconds(counters),
     }
 
@@ -145,6 +157,15 @@ def prometheus(status: dict[str, Any], sse_clients: int) -> str:
             "counter",
             "Jobs by state reached (accepted, or accepted again by a retry; then an ending).",
             (f'ocrflow_jobs_total{{state="{s}"}} {n}' for s, n in sorted(jobs.items())),
+        ),
+        *metric(
+            "ocrflow_checks_total",
+            "counter",
+            "Jobs whose validate handler passed or failed them.",
+            (
+                f'ocrflow_checks_total{{verdict="{v}"}} {n}'
+                for v, n in sorted(status["checks"].items())
+            ),
         ),
         *metric(
             "ocrflow_pages_total",

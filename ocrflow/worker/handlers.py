@@ -15,6 +15,7 @@ from typing import Any
 
 from ocrflow.errors import ErrorCode
 from ocrflow.handlers.api import HandlerFailed, check_output_name
+from ocrflow.jobs import stats
 from ocrflow.jobs.events import EventKind
 from ocrflow.jobs.records import HandlerRun, Job, JobError, JobState
 from ocrflow.jobs.services import Services
@@ -44,10 +45,14 @@ async def run_handlers(
     out_dir.mkdir()
     runs = {name: run.fresh() for name, run in job.handlers.items()}
     try:
-        return await _run_all(services, job, runs, result, out_dir, deadline)
+        stored = await _run_all(services, job, runs, result, out_dir, deadline)
     except (JobStopped, asyncio.CancelledError):
         await asyncio.shield(_cancelled(services, job.id, runs))
         raise
+    verdict = job.model_copy(update={"handlers": runs}).verdict
+    if verdict is not None:
+        await stats.count_checks(services.redis, verdict.passed)
+    return stored
 
 
 async def _cancelled(services: Services, job_id: str, runs: dict[str, HandlerRun]) -> None:
