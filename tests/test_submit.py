@@ -72,6 +72,12 @@ async def test_bulk_submission_with_manifest_and_resume(
     (named,) = manifest_lines(out / "manifest.jsonl")[len(lines) :]
     assert named["state"] == "failed" and named["error"] == "unsupported_media_type"
     assert named["job_id"] is None
+    # It failed for good: a rerun leaves it alone, unless told to try it again.
+    again = ["--server", base, "--out", str(out)]
+    code, stdout, _ = await run_submit(str(inbox / "notes.txt"), *again)
+    assert "skipped 1" in stdout and len(manifest_lines(out / "manifest.jsonl")) == len(lines) + 1
+    code, stdout, _ = await run_submit(str(inbox / "notes.txt"), *again, "--retry-failed")
+    assert code == 1 and len(manifest_lines(out / "manifest.jsonl")) == len(lines) + 2
 
 
 async def test_bulk_submission_waits_out_rate_limits_and_authenticates(

@@ -44,6 +44,7 @@ def run_submit(args: argparse.Namespace) -> int:
         out=args.out,
         fields=fields,
         manifest=manifest,
+        retry_failed=args.retry_failed,
     )
     return asyncio.run(submit_many(plan, args.paths, urls))
 

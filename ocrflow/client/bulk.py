@@ -24,6 +24,25 @@ REFUSED_OPTIONS = frozenset(
     {"invalid_options", "unsupported_language", "unknown_handler", "invalid_handler_params"}
 )
 SUMMARY_FAILURES = 20
+# Failures that another try may mend (the service, the network, a crash); any other code says
+# the document itself cannot be read, and a rerun leaves it alone unless told to retry it.
+PASSING_FAULTS = frozenset(
+    {
+        "unreachable",
+        "internal_error",
+        "service_unavailable",
+        "storage_unavailable",
+        "ocr_engine_error",
+        "url_unreachable",
+        "timeout",
+        "too_many_attempts",
+        "rate_limited",
+        "too_many_active_jobs",
+        "backlog_full",
+        "insufficient_storage",
+        "request_timeout",
+    }
+)
 
 
 @dataclass
@@ -48,6 +67,7 @@ class Plan:
     out: Path | None
     fields: dict[str, str]
     manifest: Path
+    retry_failed: bool = False  # send again the documents that failed for good last time
 
 
 class OptionsRefused(Exception):
@@ -120,7 +140,7 @@ class Bulk:
     async def file(self, path: Path, root: Path) -> Entry:
         entry = Entry(file=str(path), sha256=await asyncio.to_thread(_sha256, path))
         earlier = self.done.get(entry.file)
-        if earlier and earlier.state == "succeeded" and earlier.sha256 == entry.sha256:
+        if earlier and earlier.sha256 == entry.sha256 and self._settled(earlier):
             self.counts["skipped"] += 1
             return earlier
 
@@ -131,9 +151,17 @@ class Bulk:
 
         return await self._attempt(entry, run)
 
+    def _settled(self, earlier: Entry) -> bool:
+        """Whether a rerun leaves this file alone: read, or failed for good (the same bytes
+        would fail the same way) unless told to retry those."""
+        if earlier.state == "succeeded":
+            return True
+        failed_for_good = earlier.state == "failed" and earlier.error not in PASSING_FAULTS
+        return failed_for_good and not self.plan.retry_failed
+
     async def url(self, url: str) -> Entry:
         earlier = self.done.get(url)
-        if earlier and earlier.state == "succeeded":
+        if earlier and self._settled(earlier):
             self.counts["skipped"] += 1
             return earlier
         entry = Entry(file=url)
