@@ -51,7 +51,12 @@ async def test_a_signed_callback_arrives_on_the_third_try(
     async with running_worker(own):
         url = str(server.make_url("/hook"))
         png = write_png(tmp_path / "p.png", ["call me back"])
-        spec = '{"fields": {"fields": [{"name": "who", "pattern": "call (\\\\w+)"}]}}'
+        spec = json.dumps(
+            {
+                "fields": {"fields": [{"name": "who", "pattern": "call (\\w+)"}]},
+                "validate": {"rules": [{"check": "one_of", "field": "who", "values": ["you"]}]},
+            }
+        )
         sent = form(png, callback_url=url, handlers=spec)
         job = await (await client.post("/v1/jobs", data=sent)).json()
         assert (await wait_for_job(client, job["id"]))["state"] == "succeeded"
@@ -72,6 +77,11 @@ async def test_a_signed_callback_arrives_on_the_third_try(
     # The handlers' summaries come with it, and their outputs' links.
     assert document["handlers"]["fields"]["summary"] == {"found": 1, "missing": []}
     assert document["outputs"]["fields.json"].endswith(f"/v1/jobs/{job['id']}/outputs/fields.json")
+    # And the verdict: read, but its check failed, in words.
+    assert document["verdict"] == {
+        "passed": False,
+        "failed": [{"rule": "who:one_of", "reason": "who: 'me' is not one of you"}],
+    }
     assert [a["error"] for a in final["callbacks"]] == ["HTTP 500", "HTTP 500", None]
 
 
