@@ -1,6 +1,7 @@
 """`ocrflow submit` against a running service: a directory of good and bad files, a manifest,
 the exit code, outputs mirrored, and a rerun that resubmits nothing finished."""
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,25 @@ async def test_a_packet_whose_checks_fail_says_which_with_an_exit_code_of_its_ow
     assert by_file["a.png"]["verdict"] == "passed" and by_file["a.png"]["failed_rules"] == []
     assert by_file["b.png"]["verdict"] == "failed"
     assert by_file["b.png"]["failed_rules"] == [why]
+
+    # The packet as one report: a row a document, its verdict, failed rules and fields' values.
+    spec = tmp_path / "fields.json"
+    spec.write_text(json.dumps({"fields": [{"name": "kind", "label": "Receipt"}]}))
+    report = tmp_path / "packet-report.csv"
+    code, stdout, _ = await run_submit(
+        str(packet),
+        "--server",
+        base,
+        "--report",
+        str(report),
+        "--retry-failed",
+        *("--handler", f"fields=@{spec}", "--handler", f"validate=@{rules}"),
+        *("--out", str(tmp_path / "out2")),
+    )
+    assert code == 4, stdout
+    rows = list(csv.reader(report.read_text().splitlines()))
+    assert rows[0] == ["file", "state", "verdict", "failed rules", "error", "kind"]
+    assert rows[1] == [str(packet / "a.png"), "succeeded", "passed", "", "", "one"]
+    assert rows[2] == [str(packet / "b.png"), "succeeded", "failed", why, "", ""]
+    page = report.with_suffix(".html").read_text()
+    assert "2 documents; 1 failed their checks." in page and '<tr class="failed">' in page

@@ -159,6 +159,12 @@ def _add_submit_parser(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait for every job to end")
     submit.add_argument("--out", type=Path, help="download outputs here (implies --wait)")
     submit.add_argument(
+        "--report",
+        type=Path,
+        help="write the run as one CSV (and an HTML page beside it): a row per document with its "
+        "state, verdict, failed rules and every field's value (implies --wait)",
+    )
+    submit.add_argument(
         "--retry-failed",
         action="store_true",
         help="send again the files that failed for good last time (a damaged or encrypted PDF, "

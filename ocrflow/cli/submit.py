@@ -40,11 +40,12 @@ def run_submit(args: argparse.Namespace) -> int:
         server=args.server,
         api_key=args.api_key or settings.api_key,
         concurrency=max(1, args.concurrency),
-        wait=args.wait or args.out is not None,
+        wait=args.wait or args.out is not None or args.report is not None,
         out=args.out,
         fields=fields,
         manifest=manifest,
         retry_failed=args.retry_failed,
+        report=args.report,
     )
     return asyncio.run(submit_many(plan, args.paths, urls))
 

@@ -134,6 +134,13 @@ class OcrflowClient:
             await asyncio.sleep(poll_interval)
         return job
 
+    async def output_json(self, job: dict[str, Any], name: str) -> Any:
+        """A JSON output of the job (`fields.json`, `report.json`), read."""
+        async with self.session.get(job["outputs"][name]) as response:
+            if response.status != 200:
+                await _json_or_raise(response)
+            return await response.json(content_type=None)
+
     async def download(self, job: dict[str, Any], name: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")

@@ -2,8 +2,10 @@
 outputs mirrored into a directory."""
 
 import asyncio
+import csv
 import glob
 import hashlib
+import html
 import json
 import sys
 import time
@@ -56,6 +58,7 @@ class Entry:
     message: str | None = None  # what went wrong, in words
     verdict: str | None = None  # passed | failed, when the job ran `validate`
     failed_rules: list[str] | None = None  # each failed rule in words
+    fields: dict[str, str | None] | None = None  # what the `fields` handler read, by name
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Plan:
     fields: dict[str, str]
     manifest: Path
     retry_failed: bool = False  # send again the documents that failed for good last time
+    report: Path | None = None  # one CSV (and an HTML page beside it) for the whole run
 
 
 class OptionsRefused(Exception):
@@ -200,6 +204,9 @@ class Bulk:
                 entry.verdict = "passed" if verdict["passed"] else "failed"
                 entry.failed_rules = [f"{i['rule']}: {i['reason']}" for i in verdict["failed"]]
                 self.verdicts[entry.verdict] += 1
+            if "fields.json" in job.get("outputs", {}):
+                found = (await self.client.output_json(job, "fields.json"))["fields"]
+                entry.fields = {name: (item or {}).get("value") for name, item in found.items()}
         return job
 
     async def _download(self, job: dict[str, Any], path: Path, root: Path) -> None:
@@ -255,6 +262,8 @@ async def submit_many(plan: Plan, paths: list[str], urls: list[str]) -> int:
         finally:
             bulk.close()
     _summary(bulk, entries)
+    if plan.report is not None:
+        write_report(plan.report, entries)
     failed = [e for e in entries if e.state in ("failed", "cancelled")]
     if failed:
         return SOME_FAILED
@@ -318,3 +327,49 @@ def _summary(bulk: Bulk, entries: list[Entry]) -> None:
         print(f"  {entry.state}: {entry.file}: {entry.error}: {entry.message or ''}".rstrip(": "))
     if len(failed) > SUMMARY_FAILURES:
         print(f"  … and {len(failed) - SUMMARY_FAILURES} more in the manifest")
+
+
+def write_report(path: Path, entries: list[Entry]) -> None:
+    """The run as one table: a row per document with its state, verdict, failed rules and every
+    field's value; as CSV at `path` and as a page beside it (`.html`)."""
+    names = sorted({name for entry in entries for name in (entry.fields or {})})
+    header = ["file", "state", "verdict", "failed rules", "error", *names]
+    rows = [
+        [
+            entry.file,
+            entry.state,
+            entry.verdict or "",
+            "; ".join(entry.failed_rules or []),
+            entry.error or "",
+            *((entry.fields or {}).get(name) or "" for name in names),
+        ]
+        for entry in entries
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([_cell(value) for value in row] for row in [header, *rows])
+    path.with_suffix(".html").write_text(_report_page(header, rows), encoding="utf-8")
+
+
+def _cell(value: str) -> str:
+    """A spreadsheet never runs what a page said (OWASP: a leading quote before =, +, -, @)."""
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
+
+
+def _report_page(header: list[str], rows: list[list[str]]) -> str:
+    def row(cells: list[str], tag: str = "td") -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>"
+
+    failed = sum(1 for cells in rows if cells[2] == "failed")
+    body = "\n".join(
+        row(cells).replace("<tr>", '<tr class="failed">', 1) if cells[2] == "failed" else row(cells)
+        for cells in rows
+    )
+    return (
+        '<!doctype html><meta charset="utf-8"><title>ocrflow report</title>'
+        "<style>body{font:14px system-ui,sans-serif}td,th{padding:.2rem .5rem;text-align:left;"
+        "border-bottom:1px solid #ddd}tr.failed{color:#b3261e}</style>"
+        f"<h1>ocrflow report</h1><p>{len(rows)} documents; {failed} failed their checks.</p>"
+        f"<table><thead>{row(header, 'th')}</thead><tbody>{body}</tbody></table>\n"
+    )
