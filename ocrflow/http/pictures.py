@@ -124,12 +124,14 @@ async def _run_drawing(args: list[str], number: int) -> bytes:
     try:
         async with asyncio.timeout(DRAW_TIMEOUT + 5):
             png, why = await process.communicate()
-    except (TimeoutError, asyncio.CancelledError):
-        process.kill()
-        await process.wait()
+    except TimeoutError:
         raise OcrflowError(
             ErrorCode.NOT_FOUND, f"page {number} took longer than {DRAW_TIMEOUT:g} s to draw"
         ) from None
+    finally:
+        if process.returncode is None:  # timed out, or the caller left: the drawing stops too
+            process.kill()
+            await asyncio.shield(process.wait())
     if process.returncode != 0 or not png:
         reason = why.decode(errors="replace").strip().splitlines()[-1:] or ["it could not be drawn"]
         if process.returncode != 3:
