@@ -72,10 +72,16 @@ def preview_path(workdir: Path, number: int) -> Path:
     return workdir / f"preview-{number:05d}.jpg"
 
 
+def kept_previews(workdir: Path) -> list[tuple[int, Path]]:
+    """The pictures `save_preview` kept in `workdir`, by page number."""
+    return [(int(path.stem.split("-")[1]), path) for path in sorted(workdir.glob("preview-*.jpg"))]
+
+
 def save_preview(image: Image.Image, path: Path) -> None:
     """The page as it came (before it is turned or levelled), `PREVIEW_WIDTH` wide at most."""
-    small = image.copy()
-    small.thumbnail((PREVIEW_WIDTH, PREVIEW_WIDTH * 4), Image.Resampling.BILINEAR)
+    scale = min(1.0, PREVIEW_WIDTH / image.width, PREVIEW_WIDTH * 4 / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.resize(size, Image.Resampling.BILINEAR) if scale < 1 else image
     small.convert("L").save(path, "JPEG", quality=PREVIEW_QUALITY)
 
 

@@ -43,7 +43,7 @@ from ocrflow.worker.outcomes import (
 from ocrflow.worker.progress import run_reporter
 from ocrflow.worker.recognition import recognize, triage
 from ocrflow.worker.retries import retry_or_fail, uncancel
-from ocrflow.worker.scratch import fetch_source, scratch
+from ocrflow.worker.scratch import fetch_source, scratch, source_path
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ async def _ocr(
     """Fetch the source, read every page, store the outputs; returns output keys and pages."""
     settings = services.settings
     async with scratch(services, job.id) as workdir:
-        source = workdir / "source"
+        source = source_path(workdir)
         job = await _get_source(services, job, workdir)
         media_type = MediaType(str(job.source.media_type))
         report = run_reporter(services, job.id)
@@ -149,12 +149,12 @@ async def _ocr(
 
 
 async def _get_source(services: Services, job: Job, workdir: Path) -> Job:
-    """The job's document into `workdir/source`: from storage, or (a URL's first run) from the
-    web, then kept in storage so a rerun reads the same bytes."""
+    """The job's document into `source_path(workdir)`: from storage, or (a URL's first run) from
+    the web, then kept in storage so a rerun reads the same bytes."""
     if job.source.media_type is not None:
         await fetch_source(services, job.id, workdir)
         return job
-    settings, dest = services.settings, workdir / "source"
+    settings, dest = services.settings, source_path(workdir)
     fetched = await fetch_url(
         str(job.source.url),
         dest,

@@ -1,6 +1,7 @@
 """How a run (or a unit of one) ends: the outputs stored, and the job's success or failure
 recorded; and the signal that a job left the running state while its pages were being read."""
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -8,11 +9,13 @@ from ocrflow.jobs.records import JobError, JobState, Progress, now
 from ocrflow.jobs.services import Services
 from ocrflow.pipeline.options import Output
 from ocrflow.pipeline.outputs import MEDIA_TYPES
+from ocrflow.pipeline.page import kept_previews
 from ocrflow.storage import layout
 
 log = logging.getLogger(__name__)
 
 RUNNING_ONLY = frozenset({JobState.RUNNING})
+PREVIEWS_AT_ONCE = 8
 
 
 class JobStopped(Exception):
@@ -34,11 +37,18 @@ async def store_outputs(
 async def store_previews(services: Services, job_id: str, workdir: Path) -> None:
     """The pictures the pool kept of the pages it read, beside the job's outputs: a page picture
     is then a file served, never a page drawn by the ingress."""
-    pictures = sorted(workdir.glob("preview-*.jpg"))
-    for picture in pictures:
-        number = int(picture.stem.removeprefix("preview-"))
-        key = layout.preview_key(job_id, number)
-        await services.storage.put_file(key, picture, content_type="image/jpeg", move=True)
+    pictures = kept_previews(workdir)
+    store = services.storage
+    # A few at once: to S3, a long document's pictures one by one would add seconds to the run.
+    for first in range(0, len(pictures), PREVIEWS_AT_ONCE):
+        await asyncio.gather(
+            *(
+                store.put_file(
+                    layout.preview_key(job_id, n), path, content_type="image/jpeg", move=True
+                )
+                for n, path in pictures[first : first + PREVIEWS_AT_ONCE]
+            )
+        )
 
 
 async def succeed(services: Services, job_id: str, outputs: dict[str, str], pages: int) -> None:

@@ -25,8 +25,13 @@ async def scratch(services: Services, job_id: str, name: str = "run") -> AsyncIt
             await asyncio.to_thread(shutil.rmtree, path, True)
 
 
+def source_path(workdir: Path) -> Path:
+    """Where a run keeps the job's document in its scratch space."""
+    return workdir / "source"
+
+
 async def fetch_source(services: Services, job_id: str, workdir: Path) -> Path:
-    """The job's stored document, as `workdir/source`."""
-    source = workdir / "source"
+    """The job's stored document, as `source_path(workdir)`."""
+    source = source_path(workdir)
     await services.storage.fetch(layout.source_key(job_id), source)
     return source
